@@ -1,0 +1,72 @@
+"""Reading any OpenCV-readable image into the one format the engine works on: 8-bit BGR."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inspector.errors import SourceError
+
+
+def normalise(image: np.ndarray, *, name: str = "image") -> np.ndarray:
+    """Gray, BGRA, 16-bit or float images to (H, W, 3) uint8 BGR."""
+    if image is None or image.size == 0:
+        raise SourceError(f"{name}: empty image")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)  # keep the top 8 bits, as viewers show it
+    elif image.dtype in (np.float32, np.float64):
+        scale = 255.0 if float(np.nanmax(image)) <= 1.0 else 1.0
+        image = np.clip(np.nan_to_num(image) * scale, 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise SourceError(f"{name}: unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image)
+    raise SourceError(f"{name}: unsupported image shape {image.shape}")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 BGR.
+
+    Raises:
+        SourceError: the file is missing, unreadable, empty or not a decodable image;
+            the message names the file.
+    """
+    path = Path(path)
+    try:
+        # imdecode from bytes: cv2.imread cannot open non-ASCII paths on every platform.
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise SourceError(f"{path}: empty file (0 bytes)")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise SourceError(f"{path}: not a readable image (corrupt, truncated or not an image format)")
+    return normalise(image, name=str(path))
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an image; the format follows the extension. Works on non-ASCII paths."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise SourceError(f"{path}: cannot encode an image with extension {path.suffix!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        encoded.tofile(path)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path

@@ -1,0 +1,232 @@
+"""FastSAM "segment everything" through ultralytics, behind a small protocol.
+
+The network is loaded lazily, once, on first use (and warmed up); each call runs three
+separately timed stages in the manner of ultralytics' predictor (preprocess, inference,
+postprocess), but returns masks at prototype resolution only: full-resolution masks are
+built later, per reported instance (:meth:`Segmentation.full_mask`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Literal, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from inspector.engine.types import ModelIdentity, Segmentation
+from inspector.engine.weights import resolve_weights
+from inspector.errors import EngineError
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+_STRIDE = 32
+_PROTO_STRIDE = 4  # YOLOv8-seg prototypes are a quarter of the input size
+_PAD_VALUE = 114  # the letterbox gray ultralytics trains with
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """Anything that segments every instance in a BGR image."""
+
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    def segment(
+        self, image: np.ndarray, *, imgsz: int | None = None, conf: float | None = None, iou: float | None = None
+    ) -> Segmentation: ...
+
+
+def _pick_device(requested: Device):
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise EngineError("device 'cuda' was asked for, but no CUDA GPU is available")
+    return torch.device(requested)
+
+
+class FastSAMSegmenter:
+    """FastSAM (or the embedded model of the same family) run through ultralytics.
+
+    Args:
+        weights: embedded model name, path, or file name in the model folder (see
+            :func:`inspector.engine.weights.resolve_weights`).
+        device: ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
+        imgsz, conf, iou: defaults for :meth:`segment`.
+        max_det: most instances kept per image.
+        expected_sha256: refuse weights whose hash differs.
+        allow_download: let ultralytics fetch a FastSAM release that is not on disk.
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        *,
+        device: Device = "auto",
+        imgsz: int = 640,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 200,
+        expected_sha256: str | None = None,
+        allow_download: bool = False,
+    ) -> None:
+        # Resolving (and hashing) is cheap and fails fast; the network loads on first use.
+        self._weights = resolve_weights(weights, expected_sha256=expected_sha256, allow_download=allow_download)
+        self._device_request = device
+        self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
+        self._model = None
+        self._device = None
+        self._half = False
+        self._load_lock = threading.Lock()
+        # One forward at a time: torch on the CPU already uses every core.
+        self._run_lock = threading.Lock()
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._weights.identity
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load and warm up the network now instead of on the first image."""
+        with self._load_lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("YOLO_OFFLINE", "1")  # no update checks or telemetry
+            os.environ.setdefault("YOLO_AUTOINSTALL", "0")  # never pip-install at run time
+            from ultralytics import FastSAM
+
+            device = _pick_device(self._device_request)
+            try:
+                model = FastSAM(str(self._weights.path)).model
+            except Exception as exc:  # a corrupt or foreign file: say which
+                raise EngineError(f"cannot load {self._weights.path} as a FastSAM model: {exc}") from exc
+            model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+            model = model.to(device).eval()
+            self._half = device.type == "cuda"
+            if self._half:
+                model = model.half()
+            self._device = device
+            self._model = model
+        # Warm up every stage (first calls pay for kernel selection and lazy imports).
+        self.segment(np.full((_STRIDE * 2, _STRIDE * 2, 3), _PAD_VALUE, np.uint8))
+
+    # -- stages ------------------------------------------------------------------------
+
+    def _preprocess(self, image: np.ndarray, imgsz: int):
+        """Resize to fit ``imgsz``, pad bottom/right to the stride, to an RGB tensor."""
+        import torch
+
+        h, w = image.shape[:2]
+        ratio = min(imgsz / h, imgsz / w)
+        new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
+        resized = image
+        if (new_w, new_h) != (w, h):
+            resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        pad_w, pad_h = -new_w % _STRIDE, -new_h % _STRIDE
+        # Padding only at the bottom and right keeps the image at the origin of the
+        # prototype grid, so image -> mask coordinates is a single scale factor.
+        padded = cv2.copyMakeBorder(resized, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(_PAD_VALUE,) * 3)
+        tensor = torch.from_numpy(np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))).to(self._device)
+        tensor = (tensor.half() if self._half else tensor.float()) / 255.0
+        return tensor[None], ratio, (new_w, new_h)
+
+    def _postprocess(self, raw, ratio: float, valid: tuple[int, int], image_size, conf: float, iou: float):
+        import torch
+        from torchvision.ops import nms
+
+        (pred, proto) = raw[0] if isinstance(raw[0], tuple) else raw
+        pred = pred[0].float().T  # (anchors, 4 + classes + 32)
+        proto = proto[0].float()  # (32, hp, wp)
+        n_coef = proto.shape[0]
+        scores, _ = pred[:, 4:-n_coef].max(dim=1)
+        keep = scores > conf
+        pred, scores = pred[keep], scores[keep]
+        xy, wh = pred[:, :2], pred[:, 2:4]
+        boxes = torch.cat([xy - wh / 2, xy + wh / 2], dim=1)
+        order = nms(boxes, scores, iou)[: self.max_det]
+        boxes, scores, coefs = boxes[order], scores[order], pred[order, -n_coef:]
+
+        # Masks on the prototype grid, cut to the image area (bottom/right padding off).
+        hv = int(np.ceil(valid[1] / _PROTO_STRIDE))
+        wv = int(np.ceil(valid[0] / _PROTO_STRIDE))
+        protos = proto[:, :hv, :wv].reshape(n_coef, -1)
+        probs = (coefs @ protos).sigmoid().reshape(-1, hv, wv)
+        # Like ultralytics, a mask lives inside its box.
+        lb = boxes / _PROTO_STRIDE
+        cols = torch.arange(wv, device=probs.device, dtype=probs.dtype)[None, None, :] + 0.5
+        rows = torch.arange(hv, device=probs.device, dtype=probs.dtype)[None, :, None] + 0.5
+        inside = (
+            (cols >= lb[:, 0, None, None])
+            & (cols <= lb[:, 2, None, None])
+            & (rows >= lb[:, 1, None, None])
+            & (rows <= lb[:, 3, None, None])
+        )
+        probs = probs * inside
+        masks = probs > 0.5
+        nonempty = masks.flatten(1).any(dim=1)
+        width, height = image_size
+        boxes = boxes[nonempty] / ratio
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clamp(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clamp(0, height)
+        return (
+            boxes.cpu().numpy().astype(np.float32),
+            scores[nonempty].cpu().numpy().astype(np.float32),
+            masks[nonempty].cpu().numpy(),
+            probs[nonempty].cpu().numpy().astype(np.float16),
+        )
+
+    def segment(
+        self, image: np.ndarray, *, imgsz: int | None = None, conf: float | None = None, iou: float | None = None
+    ) -> Segmentation:
+        """Segment every instance of a BGR uint8 image.
+
+        Args:
+            image: (H, W, 3) uint8 BGR.
+            imgsz: longest side of the network input (a multiple of 32 works best).
+            conf: minimum instance confidence.
+            iou: NMS overlap threshold.
+        """
+        import torch
+
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise EngineError(f"segment() needs an (H, W, 3) uint8 BGR image, got {image.dtype} {image.shape}")
+        imgsz = int(imgsz or self.imgsz)
+        if imgsz < _STRIDE:
+            raise EngineError(f"imgsz {imgsz} is too small; use at least {_STRIDE}")
+        conf = self.conf if conf is None else conf
+        iou = self.iou if iou is None else iou
+        if self._model is None:
+            self.load()
+        h, w = image.shape[:2]
+        with self._run_lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            tensor, ratio, valid = self._preprocess(image, imgsz)
+            t1 = time.perf_counter()
+            raw = self._model(tensor)
+            t2 = time.perf_counter()
+            boxes, scores, masks, probs = self._postprocess(raw, ratio, valid, (w, h), conf, iou)
+            t3 = time.perf_counter()
+        scale = ratio / _PROTO_STRIDE
+        return Segmentation(
+            image_size=(w, h),
+            scale=scale,
+            boxes=boxes,
+            scores=scores,
+            masks=masks,
+            probabilities=probs,
+            timings={
+                "preprocess": (t1 - t0) * 1e3,
+                "inference": (t2 - t1) * 1e3,
+                "postprocess": (t3 - t2) * 1e3,
+            },
+        )

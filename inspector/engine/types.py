@@ -1,0 +1,110 @@
+"""Values that leave the engine: frozen, numpy only, no torch.
+
+A :class:`Segmentation` holds every instance FastSAM found in one image at prototype
+resolution (a quarter of the network input). Prompts are applied there; a mask at the
+image's own resolution is built only for the instances that are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which weights produced a result: a display name and the file's SHA-256."""
+
+    name: str
+    path: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Every instance segmented in one image.
+
+    Attributes:
+        image_size: (width, height) of the image that was segmented.
+        scale: low-resolution pixels per image pixel (the same on both axes).
+        boxes: (N, 4) float32 x1, y1, x2, y2 in image pixels.
+        scores: (N,) float32 confidence.
+        masks: (N, h, w) bool at prototype resolution, covering the image exactly.
+        probabilities: (N, h, w) float16 mask probabilities behind ``masks``, used to
+            build smooth full-resolution masks.
+        timings: milliseconds per stage (preprocess, inference, postprocess).
+    """
+
+    image_size: tuple[int, int]
+    scale: float
+    boxes: np.ndarray
+    scores: np.ndarray
+    masks: np.ndarray
+    probabilities: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def lowres_size(self) -> tuple[int, int]:
+        """(width, height) of the low-resolution masks."""
+        return self.masks.shape[2], self.masks.shape[1]
+
+    def to_lowres(self, xy: np.ndarray) -> np.ndarray:
+        """Map image pixel coordinates (points (K, 2) or boxes (M, 4)) onto the masks."""
+        return np.asarray(xy, np.float64) * self.scale
+
+    def lowres_points(self, points: np.ndarray) -> np.ndarray:
+        """Image points mapped onto mask pixels, clipped inside the low-resolution grid."""
+        w, h = self.lowres_size
+        pts = self.to_lowres(np.asarray(points, np.float64).reshape(-1, 2))
+        return np.clip(pts, 0, [w - 1e-3, h - 1e-3])
+
+    def lowres_boxes(self, boxes: np.ndarray) -> np.ndarray:
+        """Image boxes mapped onto mask pixels, kept at least one mask pixel wide."""
+        w, h = self.lowres_size
+        b = self.to_lowres(np.asarray(boxes, np.float64).reshape(-1, 4))
+        b[:, [0, 1]] = np.floor(b[:, [0, 1]])
+        b[:, [2, 3]] = np.maximum(np.ceil(b[:, [2, 3]]), b[:, [0, 1]] + 1)
+        return np.clip(b, 0, [w, h, w, h])
+
+    def full_mask(self, index: int) -> np.ndarray:
+        """The (H, W) bool mask of one instance at image resolution.
+
+        Only the instance's box is resampled from the probabilities, so the cost
+        follows the instance's size, not the image's.
+        """
+        width, height = self.image_size
+        out = np.zeros((height, width), bool)
+        x1, y1, x2, y2 = self.boxes[index]
+        x0, y0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+        x3, y3 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
+        if x3 <= x0 or y3 <= y0:
+            return out
+        # Pixel centres of the box, expressed in low-resolution pixel coordinates.
+        xs = ((np.arange(x0, x3) + 0.5) * self.scale - 0.5).astype(np.float32)
+        ys = ((np.arange(y0, y3) + 0.5) * self.scale - 0.5).astype(np.float32)
+        map_x, map_y = np.meshgrid(xs, ys)
+        prob = self.probabilities[index].astype(np.float32)
+        patch = cv2.remap(prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[y0:y3, x0:x3] = patch > 0.5
+        return out
+
+    def full_region(self, selection) -> np.ndarray:
+        """A :class:`~inspector.engine.prompts.Selection` rebuilt at image resolution."""
+        width, height = self.image_size
+        return selection.replay(self.full_mask, (height, width))
+
+    def polygon(self, index: int) -> np.ndarray:
+        """Outer outline of one instance in image pixels ((K, 2) float), from the low-res mask."""
+        contours, _ = cv2.findContours(self.masks[index].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
+            return np.zeros((0, 2), np.float32)
+        largest = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float32)
+        return (largest + 0.5) / self.scale

@@ -1,0 +1,51 @@
+"""Reading every kind of image file into 8-bit BGR, and clear errors for the rest."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.engine.image import read_image, write_image
+from inspector.errors import SourceError
+
+
+@pytest.mark.parametrize(
+    ("name", "pixels"),
+    [
+        ("gray.bmp", np.full((20, 30), 200, np.uint8)),
+        ("rgba.png", np.dstack([np.full((20, 30, 3), 90, np.uint8), np.full((20, 30), 255, np.uint8)])),
+        ("deep.tif", np.full((20, 30, 3), 40000, np.uint16)),
+        ("tiny.png", np.full((1, 1, 3), 7, np.uint8)),
+    ],
+)
+def test_formats_are_normalised_to_8bit_bgr(tmp_path, name, pixels):
+    path = tmp_path / name
+    assert cv2.imwrite(str(path), pixels)
+    image = read_image(path)
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert image.shape[:2] == pixels.shape[:2]
+    if pixels.dtype == np.uint16:
+        assert image[0, 0, 0] == 40000 >> 8
+
+
+def test_non_ascii_paths_round_trip(tmp_path):
+    path = tmp_path / "prüfteil_测试.png"
+    write_image(path, np.full((8, 8, 3), 120, np.uint8))
+    assert read_image(path)[0, 0].tolist() == [120, 120, 120]
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("not an image at all"), "not a readable image"),
+        (lambda p: None, "no such file"),
+    ],
+)
+def test_bad_files_raise_errors_naming_the_file(tmp_path, setup, fragment):
+    path = tmp_path / "broken.png"
+    setup(path)
+    with pytest.raises(SourceError, match=fragment) as err:
+        read_image(path)
+    assert "broken.png" in str(err.value)

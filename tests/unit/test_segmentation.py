@@ -1,0 +1,53 @@
+"""Low-resolution masks and the full-resolution masks built from them on demand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inspector.engine.prompts import select_segments
+from inspector.engine.types import Segmentation
+
+
+def square_segmentation() -> Segmentation:
+    """A 400x200 image seen at a quarter scale: a big block and a small one inside it."""
+    probs = np.zeros((2, 50, 100), np.float32)
+    probs[0, 10:40, 10:60] = 1.0
+    probs[1, 20:30, 20:30] = 1.0
+    return Segmentation(
+        image_size=(400, 200),
+        scale=0.25,
+        boxes=np.array([[40, 40, 240, 160], [80, 80, 120, 120]], np.float32),
+        scores=np.array([0.9, 0.8], np.float32),
+        masks=probs > 0.5,
+        probabilities=probs.astype(np.float16),
+    )
+
+
+def test_full_mask_is_at_image_resolution_and_inside_the_box():
+    seg = square_segmentation()
+    mask = seg.full_mask(1)
+    assert mask.shape == (200, 400)
+    ys, xs = np.nonzero(mask)
+    assert xs.min() >= 78 and xs.max() <= 121 and ys.min() >= 78 and ys.max() <= 121
+    assert abs(int(mask.sum()) - 40 * 40) < 200
+
+
+def test_image_prompts_select_on_the_low_resolution_masks():
+    seg = square_segmentation()
+    inner = select_segments(seg, points=[[100, 100]], labels=[1], mode="instances")
+    assert inner.indices.tolist() == [0, 1]
+    merged = select_segments(seg, points=[[60, 60], [100, 100]], labels=[1, 0], mode="instances")
+    assert merged.indices.tolist() == []
+    box = select_segments(seg, boxes=[[40, 40, 240, 160]])
+    assert box.indices.tolist() == [0]
+    region = seg.full_region(box)
+    assert region.shape == (200, 400) and abs(int(region.sum()) - 200 * 120) < 1500
+
+
+def test_prompts_outside_the_image_are_errors_not_clipped():
+    seg = square_segmentation()
+    with pytest.raises(ValueError, match=r"point \(400, 10\)"):
+        select_segments(seg, points=[[400, 10]])
+    with pytest.raises(ValueError, match="box"):
+        select_segments(seg, boxes=[[0, 0, 500, 100]])

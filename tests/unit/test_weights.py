@@ -1,0 +1,51 @@
+"""Weights resolution: embedded model, model folder, pins, and the offline message."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inspector import settings
+from inspector.engine import weights
+from inspector.engine.weights import BUILTIN_NAME, resolve_weights
+from inspector.errors import EngineError
+
+
+def test_embedded_model_resolves_by_default_with_its_hash():
+    resolved = resolve_weights(None)
+    assert resolved.identity.name == BUILTIN_NAME
+    assert resolved.path.stat().st_size < 15_000_000
+    assert len(resolved.identity.sha256) == 64
+
+
+def test_missing_fastsam_offline_fails_fast_and_says_where_to_put_it(monkeypatch):
+    monkeypatch.setattr(weights, "_DOWNLOAD_HOST", "no-such-host.invalid")
+    started = time.perf_counter()
+    with pytest.raises(EngineError) as err:
+        resolve_weights("FastSAM-s.pt", allow_download=True)
+    assert time.perf_counter() - started < 2.0
+    assert str(settings.model_dir()) in str(err.value)
+    assert "FastSAM-s.pt" in str(err.value)
+
+
+def test_missing_weights_without_download_name_the_folder():
+    with pytest.raises(EngineError, match=r"FastSAM-x\.pt") as err:
+        resolve_weights("FastSAM-x.pt")
+    assert str(settings.model_dir()) in str(err.value)
+
+
+def test_weights_are_found_in_the_model_folder_and_pinned(tmp_path):
+    folder = settings.model_dir()
+    folder.mkdir(parents=True)
+    (folder / "custom.pt").write_bytes(b"weights")
+    resolved = resolve_weights("custom.pt")
+    assert resolved.path == folder / "custom.pt"
+    assert resolve_weights("custom.pt", expected_sha256=resolved.identity.sha256).path == resolved.path
+    with pytest.raises(EngineError, match="pinned"):
+        resolve_weights("custom.pt", expected_sha256="0" * 64)
+
+
+def test_an_explicit_missing_path_is_named(tmp_path):
+    with pytest.raises(EngineError, match=r"nowhere\.pt"):
+        resolve_weights(tmp_path / "nowhere.pt")
