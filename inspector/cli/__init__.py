@@ -1,0 +1,41 @@
+"""The ``inspector`` command line: one module per command, registered here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from inspector import __version__
+from inspector.cli import demo, segment
+from inspector.errors import InspectorError
+
+# Each command module provides add_parser(subparsers) and run(args) -> exit status.
+COMMANDS = (demo, segment)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inspector",
+        description="Inspector: visual defect inspection with FastSAM.",
+    )
+    parser.add_argument("--version", action="version", version=f"inspector {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; domain errors become a one-line message and exit status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except InspectorError as exc:
+        print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"inspector {args.command}: interrupted", file=sys.stderr)
+        return 130

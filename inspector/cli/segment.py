@@ -1,0 +1,133 @@
+"""``inspector segment IMAGE``: segment everything, or what the prompts select."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from inspector.engine.image import read_image, write_image
+from inspector.engine.overlay import draw_prompts, draw_regions
+from inspector.engine.prompts import POINT_MODES, select_segments
+from inspector.errors import InspectorError
+
+
+def _point(text: str) -> tuple[float, float, int]:
+    parts = text.split(",")
+    try:
+        if len(parts) == 2:
+            return float(parts[0]), float(parts[1]), 1
+        if len(parts) == 3 and parts[2].strip() in ("0", "1"):
+            return float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"point {text!r} must be X,Y or X,Y,LABEL with LABEL 1 (foreground) or 0")
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"box {text!r} must be X1,Y1,X2,Y2")
+    return values
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "segment",
+        help="segment an image (everything, or what points and boxes select)",
+        description="Segment every object in IMAGE with FastSAM; with prompts, keep what they select.",
+    )
+    p.add_argument("image", help="image file")
+    p.add_argument(
+        "--point",
+        type=_point,
+        action="append",
+        default=[],
+        metavar="X,Y[,LABEL]",
+        help="point prompt in pixels; LABEL 1 foreground (default) or 0 background; repeatable",
+    )
+    p.add_argument(
+        "--box", type=_box, action="append", default=[], metavar="X1,Y1,X2,Y2", help="box prompt in pixels; repeatable"
+    )
+    p.add_argument("--mode", choices=POINT_MODES, default="merge", help="point semantics (default: merge)")
+    p.add_argument("--weights", default=None, help="FastSAM weights: path or file name (default: embedded model)")
+    p.add_argument("--download", action="store_true", help="download FastSAM-s.pt / FastSAM-x.pt if not on disk")
+    p.add_argument("--imgsz", type=int, default=640, help="network input size (default: 640)")
+    p.add_argument("--conf", type=float, default=0.25, help="minimum confidence (default: 0.25)")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default: 0.7)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--out", help="write the selected region as a 0/255 PNG mask")
+    p.add_argument("--overlay", help="write the image with the selection (or every segment) drawn on it")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.engine.segmenter import FastSAMSegmenter  # torch loads only for this command
+
+    image = read_image(args.image)
+    segmenter = FastSAMSegmenter(
+        args.weights, device=args.device, imgsz=args.imgsz, conf=args.conf, iou=args.iou, allow_download=args.download
+    )
+    segmentation = segmenter.segment(image)
+
+    points = np.array([p[:2] for p in args.point]) if args.point else None
+    labels = np.array([p[2] for p in args.point]) if args.point else None
+    boxes = np.array(args.box) if args.box else None
+    prompted = points is not None or boxes is not None
+    try:
+        selection = (
+            select_segments(segmentation, points=points, labels=labels, boxes=boxes, mode=args.mode)
+            if prompted
+            else None
+        )
+    except ValueError as exc:
+        raise InspectorError(f"{args.image}: {exc}") from None
+    chosen = selection.indices if selection is not None else np.arange(len(segmentation))
+
+    h, w = image.shape[:2]
+    region = segmentation.full_region(selection) if selection is not None else None
+    if args.out:
+        if region is None:  # no prompt: the mask of everything
+            region = np.zeros((h, w), bool)
+            for i in chosen:
+                region |= segmentation.full_mask(int(i))
+        write_image(args.out, region.astype(np.uint8) * 255)
+    if args.overlay:
+        layers = [region] if region is not None else [segmentation.full_mask(int(i)) for i in chosen]
+        picture = draw_regions(image, layers)
+        write_image(args.overlay, draw_prompts(picture, points=points, labels=labels, boxes=boxes))
+
+    report = {
+        "image": args.image,
+        "size": [w, h],
+        "model": segmenter.identity.to_dict(),
+        "instances": len(segmentation),
+        "selected": [
+            {
+                "index": int(i),
+                "score": round(float(segmentation.scores[i]), 4),
+                "box": [round(float(v), 1) for v in segmentation.boxes[i]],
+            }
+            for i in chosen
+        ],
+        "selected_area_px": int(region.sum()) if region is not None else None,
+        "timings_ms": {k: round(v, 2) for k, v in segmentation.timings.items()},
+    }
+    if args.json:
+        json.dump(report, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(
+            f"{args.image}: {len(segmentation)} segments, {len(chosen)} selected"
+            + (f", region {report['selected_area_px']} px" if region is not None else "")
+        )
+        for item in report["selected"]:
+            print(f"  #{item['index']:<3} score {item['score']:.2f}  box {item['box']}")
+        print("  " + ", ".join(f"{k} {v:.1f} ms" for k, v in report["timings_ms"].items()))
+    return 0
