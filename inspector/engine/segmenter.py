@@ -101,8 +101,10 @@ class FastSAMSegmenter:
         with self._load_lock:
             if self._model is not None:
                 return
-            os.environ.setdefault("YOLO_OFFLINE", "1")  # no update checks or telemetry
-            os.environ.setdefault("YOLO_AUTOINSTALL", "0")  # never pip-install at run time
+            # Before ultralytics is first imported: no update checks or telemetry, and
+            # never a pip install at run time, whatever the environment says.
+            os.environ.setdefault("YOLO_OFFLINE", "1")
+            os.environ["YOLO_AUTOINSTALL"] = "0"
             from ultralytics import FastSAM
 
             device = _pick_device(self._device_request)

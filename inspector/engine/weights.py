@@ -86,14 +86,23 @@ def _download(name: str, target_dir: Path) -> Path:
         raise EngineError(
             f"cannot download {name}: no network. Copy {name} into {target_dir} or pass its path with --weights"
         )
-    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    os.environ["YOLO_AUTOINSTALL"] = "0"
     from ultralytics.utils.downloads import attempt_download_asset
 
     target_dir.mkdir(parents=True, exist_ok=True)
+    offline = os.environ.get("YOLO_OFFLINE")
+    os.environ["YOLO_OFFLINE"] = "0"  # the user asked for this download
     try:
         fetched = Path(attempt_download_asset(name))
     except Exception as exc:  # ultralytics raises many kinds; the user needs one message
         raise EngineError(f"download of {name} failed ({exc}); copy it into {target_dir}") from exc
+    finally:
+        if offline is None:
+            os.environ.pop("YOLO_OFFLINE", None)
+        else:
+            os.environ["YOLO_OFFLINE"] = offline
+    if not fetched.is_file():
+        raise EngineError(f"download of {name} did not produce a file; copy it into {target_dir}")
     final = target_dir / name
     if fetched.resolve() != final.resolve():
         shutil.move(str(fetched), final)
