@@ -1,0 +1,306 @@
+"""Recipe files: YAML load / save with validation that names the file and the field.
+
+Every problem in a file is collected and reported at once, as
+``recipes/demo.yaml: defects.min_area: must be >= 0, got -5``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inspector.errors import RecipeError
+from inspector.recipe.model import (
+    SCHEMA_VERSION,
+    AlignmentSettings,
+    DefectRules,
+    ModelSettings,
+    PartPrompts,
+    Recipe,
+)
+
+_SECTIONS = {"schema_version", "product", "model", "alignment", "part", "normal", "ignore", "defects"}
+
+
+class _Checker:
+    """Collects validation problems with the dotted path of the field they concern."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def section(self, data: Any, where: str, allowed: set[str]) -> dict:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.fail(where, f"must be a mapping, got {type(data).__name__}")
+            return {}
+        for key in data:
+            if key not in allowed:
+                self.fail(
+                    f"{where}.{key}" if where else str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})"
+                )
+        return data
+
+    def number(self, data: dict, key: str, where: str, default, *, low=None, high=None, integer=False):
+        value = data.get(key, default)
+        path = f"{where}.{key}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(path, f"must be a number, got {value!r}")
+            return default
+        if integer and int(value) != value:
+            self.fail(path, f"must be a whole number, got {value!r}")
+            return default
+        if low is not None and value < low:
+            self.fail(path, f"must be >= {low}, got {value!r}")
+        if high is not None and value > high:
+            self.fail(path, f"must be <= {high}, got {value!r}")
+        return int(value) if integer else float(value)
+
+    def text(self, data: dict, key: str, where: str, default=None, *, required=False, choices=None):
+        path = f"{where}.{key}" if where else key
+        if key not in data or data[key] is None:
+            if required:
+                self.fail(path, "missing (required)")
+            return default
+        value = data[key]
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(path, f"must be a non-empty string, got {value!r}")
+            return default
+        if choices and value not in choices:
+            self.fail(path, f"must be one of {', '.join(choices)}, got {value!r}")
+            return default
+        return value
+
+    def flag(self, data: dict, key: str, where: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"{where}.{key}", f"must be true or false, got {value!r}")
+            return default
+        return value
+
+    def tuples(self, data: dict, key: str, where: str, sizes: tuple[int, ...]) -> tuple:
+        value = data.get(key) or []
+        path = f"{where}.{key}"
+        if not isinstance(value, list):
+            self.fail(path, f"must be a list, got {type(value).__name__}")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            ok = isinstance(item, list) and len(item) in sizes
+            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
+            if not ok:
+                shape = " or ".join(str(s) for s in sizes)
+                self.fail(f"{path}[{i}]", f"must be a list of {shape} numbers, got {item!r}")
+                continue
+            out.append(tuple(float(v) for v in item))
+        return tuple(out)
+
+
+def _parse(raw: Any, origin: str) -> Recipe:
+    check = _Checker()
+    top = check.section(raw, "", _SECTIONS)
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{origin}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+    version = top.get("schema_version")
+    if version is None:
+        check.fail("schema_version", "missing (required)")
+    elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        check.fail("schema_version", f"must be a positive whole number, got {version!r}")
+    elif version > SCHEMA_VERSION:
+        raise RecipeError(
+            f"{origin}: schema_version {version} is newer than this Inspector supports ({SCHEMA_VERSION}); "
+            "upgrade Inspector to use this recipe"
+        )
+
+    product = check.section(top.get("product"), "product", {"name", "description", "reference_image"})
+    if "product" not in top:
+        check.fail("product", "missing (required)")
+    name = check.text(product, "name", "product", required=True)
+    reference = check.text(product, "reference_image", "product", required=True)
+    description = check.text(product, "description", "product", "")
+
+    m = check.section(top.get("model"), "model", {"weights", "sha256", "imgsz", "conf", "iou", "point_mode"})
+    model = ModelSettings(
+        weights=check.text(m, "weights", "model", ModelSettings.weights),
+        sha256=check.text(m, "sha256", "model", None),
+        imgsz=check.number(m, "imgsz", "model", 640, low=32, high=4096, integer=True),
+        conf=check.number(m, "conf", "model", 0.25, low=0.0, high=1.0),
+        iou=check.number(m, "iou", "model", 0.7, low=0.0, high=1.0),
+        point_mode=check.text(m, "point_mode", "model", "merge", choices=("merge", "instances")),
+    )
+    a = check.section(top.get("alignment"), "alignment", {"method", "max_features", "min_inliers"})
+    alignment = AlignmentSettings(
+        method=check.text(a, "method", "alignment", "none", choices=("none", "orb")),
+        max_features=check.number(a, "max_features", "alignment", 1500, low=50, integer=True),
+        min_inliers=check.number(a, "min_inliers", "alignment", 12, low=4, integer=True),
+    )
+    p = check.section(top.get("part"), "part", {"boxes", "points"})
+    points = []
+    for i, pt in enumerate(check.tuples(p, "points", "part", (2, 3))):
+        label = pt[2] if len(pt) == 3 else 1  # a bare x, y is a foreground point
+        if label not in (0, 1):
+            check.fail(f"part.points[{i}]", f"label must be 1 (foreground) or 0 (background), got {label:g}")
+        points.append((pt[0], pt[1], int(label)))
+    part = PartPrompts(boxes=check.tuples(p, "boxes", "part", (4,)), points=tuple(points))
+    normal = check.section(top.get("normal"), "normal", {"points"})
+    ignore = check.section(top.get("ignore"), "ignore", {"boxes"})
+    d = check.section(
+        top.get("defects"),
+        "defects",
+        {
+            "min_area",
+            "max_area",
+            "allowed",
+            "inside_fraction",
+            "match_reference",
+            "match_iou",
+            "missing_features",
+            "classes",
+            "exemplars",
+        },
+    )
+    classes = d.get("classes") or []
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c.strip() for c in classes):
+        check.fail("defects.classes", f"must be a list of non-empty strings, got {classes!r}")
+        classes = []
+    defects = DefectRules(
+        min_area=check.number(d, "min_area", "defects", 30.0, low=0.0),
+        max_area=check.number(d, "max_area", "defects", 50_000.0, low=0.0),
+        allowed=check.number(d, "allowed", "defects", 0, low=0, integer=True),
+        inside_fraction=check.number(d, "inside_fraction", "defects", 0.8, low=0.0, high=1.0),
+        match_reference=check.flag(d, "match_reference", "defects", True),
+        match_iou=check.number(d, "match_iou", "defects", 0.5, low=0.0, high=1.0),
+        missing_features=check.flag(d, "missing_features", "defects", True),
+        classes=tuple(classes),
+        exemplars=check.tuples(d, "exemplars", "defects", (2,)),
+    )
+    if defects.min_area > defects.max_area:
+        check.fail("defects.min_area", f"{defects.min_area:g} is larger than defects.max_area {defects.max_area:g}")
+    for path, boxes in (("part.boxes", part.boxes), ("ignore.boxes", check.tuples(ignore, "boxes", "ignore", (4,)))):
+        for i, (x1, y1, x2, y2) in enumerate(boxes):
+            if x2 <= x1 or y2 <= y1:
+                check.fail(f"{path}[{i}]", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) is empty: need x1 < x2 and y1 < y2")
+    if check.problems:
+        raise RecipeError(f"{origin}: " + f"\n{origin}: ".join(check.problems))
+    return Recipe(
+        name=name,
+        reference_image=reference,
+        description=description or "",
+        model=model,
+        alignment=alignment,
+        part=part,
+        normal_points=check.tuples(normal, "points", "normal", (2,)),
+        ignore_boxes=check.tuples(ignore, "boxes", "ignore", (4,)),
+        defects=defects,
+        schema_version=SCHEMA_VERSION,
+    )
+
+
+def parse_recipe(text: str, *, source: Path | None = None) -> Recipe:
+    """Parse and validate recipe YAML text (no file checks)."""
+    origin = str(source) if source is not None else "recipe"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise RecipeError(f"{origin}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return replace(_parse(raw, origin), source=source)
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and validate a recipe file.
+
+    Raises:
+        RecipeError: the file is missing or unreadable, is not YAML, or has invalid
+            fields; the message names the file and every bad field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read ({exc})") from None
+    return parse_recipe(text, source=path.resolve())
+
+
+class _Row(list):
+    """A point or box: written on one line, [x, y] style."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Row, lambda dumper, row: dumper.represent_sequence("tag:yaml.org,2002:seq", row, flow_style=True)
+)
+
+
+def _plain(values) -> list:
+    """Numbers as YAML shows them best: whole numbers without a trailing .0."""
+    return [_Row(int(v) if float(v).is_integer() else round(float(v), 3) for v in item) for item in values]
+
+
+def recipe_to_dict(recipe: Recipe) -> dict:
+    d = recipe.defects
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "product": {"name": recipe.name, "description": recipe.description, "reference_image": recipe.reference_image},
+        "model": {
+            "weights": recipe.model.weights,
+            "sha256": recipe.model.sha256,
+            "imgsz": recipe.model.imgsz,
+            "conf": recipe.model.conf,
+            "iou": recipe.model.iou,
+            "point_mode": recipe.model.point_mode,
+        },
+        "alignment": {
+            "method": recipe.alignment.method,
+            "max_features": recipe.alignment.max_features,
+            "min_inliers": recipe.alignment.min_inliers,
+        },
+        "part": {"boxes": _plain(recipe.part.boxes), "points": _plain(recipe.part.points)},
+        "normal": {"points": _plain(recipe.normal_points)},
+        "ignore": {"boxes": _plain(recipe.ignore_boxes)},
+        "defects": {
+            "min_area": d.min_area,
+            "max_area": d.max_area,
+            "allowed": d.allowed,
+            "inside_fraction": d.inside_fraction,
+            "match_reference": d.match_reference,
+            "match_iou": d.match_iou,
+            "missing_features": d.missing_features,
+            "classes": list(d.classes),
+            "exemplars": _plain(d.exemplars),
+        },
+    }
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """Canonical YAML text of a recipe (the content hash is taken over it)."""
+    return yaml.dump(
+        recipe_to_dict(recipe), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    )
+
+
+def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Recipe:
+    """Write a recipe atomically; returns it with ``source`` set to the new file."""
+    path = Path(path)
+    parse_recipe(dump_recipe(recipe))  # never write a file that would not load back
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(dump_recipe(recipe), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot write ({exc})") from None
+    return replace(recipe, source=path.resolve())

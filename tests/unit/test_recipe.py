@@ -1,0 +1,127 @@
+"""Recipe files: round trip, hashing, and errors that name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.cli import main
+from inspector.engine.image import write_image
+from inspector.errors import RecipeError
+from inspector.recipe import SCHEMA_VERSION, Recipe, dump_recipe, load_recipe, save_recipe
+from inspector.recipe.model import DefectRules, PartPrompts
+from inspector.recipe.validate import validate_recipe
+
+GOOD = """\
+schema_version: 1
+product:
+  name: Washer
+  reference_image: ref.png
+part:
+  boxes:
+  - [10, 10, 90, 70]
+  points:
+  - [50, 40]
+  - [5, 5, 0]
+defects:
+  min_area: 20
+  allowed: 1
+"""
+
+
+@pytest.fixture
+def recipe_dir(tmp_path) -> Path:
+    write_image(tmp_path / "ref.png", np.full((80, 100, 3), 128, np.uint8))
+    return tmp_path
+
+
+def write(folder: Path, text: str, name: str = "r.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_round_trip_keeps_every_field_and_the_hash(recipe_dir):
+    recipe = load_recipe(write(recipe_dir, GOOD))
+    assert recipe.part.points == ((50.0, 40.0, 1), (5.0, 5.0, 0))
+    assert recipe.defects.allowed == 1 and recipe.defects.min_area == 20
+    assert recipe.reference_path == recipe_dir / "ref.png"
+    again = save_recipe(recipe, recipe_dir / "copy.yaml")
+    reloaded = load_recipe(again.source)
+    assert reloaded == recipe
+    assert reloaded.content_hash == recipe.content_hash
+    assert dump_recipe(reloaded) == dump_recipe(recipe)
+
+
+def test_hash_changes_with_content(recipe_dir):
+    recipe = load_recipe(write(recipe_dir, GOOD))
+    other = Recipe(**{**recipe.__dict__, "defects": DefectRules(allowed=2)})
+    assert other.content_hash != recipe.content_hash
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        (GOOD.replace("  name: Washer\n", ""), ["product.name", "missing"]),
+        (GOOD + "colour: red\n", ["colour", "unknown key"]),
+        (GOOD.replace("  allowed: 1", "  allowed: 1\n  severity: 3"), ["defects.severity", "unknown key"]),
+        (GOOD.replace("min_area: 20", "min_area: -5"), ["defects.min_area", "must be >= 0", "-5"]),
+        (GOOD.replace("schema_version: 1", f"schema_version: {SCHEMA_VERSION + 1}"), ["newer", "upgrade"]),
+        (GOOD.replace("schema_version: 1\n", ""), ["schema_version", "missing"]),
+        ("product: [unclosed\n", ["not valid YAML", "line"]),
+        ("- just\n- a list\n", ["must be a YAML mapping"]),
+        (GOOD.replace("[10, 10, 90, 70]", "[90, 10, 10, 70]"), ["part.boxes[0]", "empty"]),
+        (GOOD.replace("[5, 5, 0]", "[5, 5, 3]"), ["part.points[1]", "label"]),
+    ],
+)
+def test_invalid_recipes_name_file_and_field(recipe_dir, text, fragments):
+    path = write(recipe_dir, text)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    message = str(err.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_validation_checks_the_reference_image_and_prompts(recipe_dir):
+    outside = load_recipe(write(recipe_dir, GOOD.replace("[10, 10, 90, 70]", "[10, 10, 190, 70]")))
+    with pytest.raises(RecipeError, match=r"part.boxes\[0\].*outside the 100x80 reference image"):
+        validate_recipe(outside)
+    missing = load_recipe(write(recipe_dir, GOOD.replace("ref.png", "gone.png")))
+    with pytest.raises(RecipeError, match=r"gone\.png"):
+        validate_recipe(missing)
+    validate_recipe(load_recipe(write(recipe_dir, GOOD)))
+
+
+def test_text_classes_without_clip_fail_validation_with_a_reason(recipe_dir):
+    recipe = load_recipe(write(recipe_dir, GOOD.replace("  allowed: 1", "  allowed: 1\n  classes: [scratch]")))
+    with pytest.raises(RecipeError, match=r"defects\.classes.*CLIP"):
+        validate_recipe(recipe)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(RecipeError, match=r"nothing\.yaml"):
+        load_recipe(tmp_path / "nothing.yaml")
+
+
+def test_recipe_new_and_validate_commands(recipe_dir, capsys):
+    out = recipe_dir / "recipes" / "washer.yaml"
+    assert (
+        main(["recipe", "new", "--reference", str(recipe_dir / "ref.png"), "--name", "Washer", "--out", str(out)]) == 0
+    )
+    recipe = load_recipe(out)
+    assert recipe.name == "Washer" and recipe.reference_path.resolve() == (recipe_dir / "ref.png").resolve()
+    assert recipe.part == PartPrompts()
+    assert main(["recipe", "validate", str(out)]) == 0
+    assert "ok" in capsys.readouterr().out
+    broken = write(recipe_dir, GOOD.replace("min_area: 20", "min_area: -1"), "broken.yaml")
+    assert main(["recipe", "validate", str(out), str(broken)]) == 2
+    captured = capsys.readouterr()
+    assert "broken.yaml" in captured.out and "defects.min_area" in captured.out
+    assert (
+        main(["recipe", "new", "--reference", str(recipe_dir / "ref.png"), "--name", "Washer", "--out", str(out)]) == 2
+    )
+    assert "already exists" in capsys.readouterr().err
