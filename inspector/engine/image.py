@@ -33,29 +33,50 @@ def normalise(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     raise SourceError(f"{name}: unsupported image shape {image.shape}")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 BGR.
+def _truncated_jpeg(data: np.ndarray) -> bool:
+    """A JPEG whose end-of-image marker is missing was cut off while being written."""
+    if data.size < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return False
+    tail = data[-64:].tobytes().rstrip(b"\x00")
+    return not tail.endswith(b"\xff\xd9")
 
-    Raises:
-        SourceError: the file is missing, unreadable, empty or not a decodable image;
-            the message names the file.
-    """
+
+def decode_image(data: bytes | np.ndarray, *, name: str = "image") -> np.ndarray:
+    """Decode encoded image bytes to (H, W, 3) uint8 BGR, or raise SourceError naming ``name``."""
+    buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if buffer.size == 0:
+        raise SourceError(f"{name}: empty file (0 bytes)")
+    if _truncated_jpeg(buffer):
+        raise SourceError(f"{name}: truncated JPEG (the file ends before the image does)")
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise SourceError(f"{name}: not a readable image (corrupt, truncated or not an image format)")
+    return normalise(image, name=name)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a file, or a SourceError that says why not."""
     path = Path(path)
     try:
-        # imdecode from bytes: cv2.imread cannot open non-ASCII paths on every platform.
-        data = np.fromfile(path, dtype=np.uint8)
+        return path.read_bytes()
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SourceError(f"{path}: is a folder, not an image") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if data.size == 0:
-        raise SourceError(f"{path}: empty file (0 bytes)")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise SourceError(f"{path}: not a readable image (corrupt, truncated or not an image format)")
-    return normalise(image, name=str(path))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 BGR.
+
+    Bytes are decoded in memory, so non-ASCII paths work on every platform.
+
+    Raises:
+        SourceError: the file is missing, unreadable, empty or not a decodable image;
+            the message names the file.
+    """
+    return decode_image(read_bytes(path), name=str(path))
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -55,3 +55,21 @@ def draw_prompts(image: np.ndarray, *, points=None, labels=None, boxes=None) -> 
             cv2.circle(out, (int(x), int(y)), 6, (255, 255, 255), -1, lineType=cv2.LINE_AA)
             cv2.circle(out, (int(x), int(y)), 4, color, -1, lineType=cv2.LINE_AA)
     return out
+
+
+def draw_findings(image: np.ndarray, findings, *, color: tuple[int, int, int] = (40, 40, 230)) -> np.ndarray:
+    """A copy of ``image`` with each defect outlined and labelled."""
+    out = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for finding in findings:
+        if len(finding.outline) >= 2:
+            pts = np.round(finding.outline).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], True, color, thickness + 1, lineType=cv2.LINE_AA)
+        x1, y1, _, _ = (int(v) for v in finding.box)
+        text = f"{finding.label} {finding.score:.2f}"
+        scale = 0.4 * thickness
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        y = max(th + 4, y1 - 4)
+        cv2.rectangle(out, (x1, y - th - 3), (x1 + tw + 4, y + 2), color, -1)
+        cv2.putText(out, text, (x1 + 2, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

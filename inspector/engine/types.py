@@ -7,7 +7,7 @@ image's own resolution is built only for the instances that are reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -108,3 +108,67 @@ class Segmentation:
             return np.zeros((0, 2), np.float32)
         largest = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float32)
         return (largest + 0.5) / self.scale
+
+
+Verdict = str  # "PASS", "FAIL" or "ERROR"
+PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reported defect, in the pixels of the inspected image.
+
+    Attributes:
+        label: "defect", "missing feature", or a text class.
+        score: confidence in [0, 1].
+        area: pixels.
+        box: (x1, y1, x2, y2).
+        outline: (K, 2) float32 polygon.
+    """
+
+    label: str
+    score: float
+    area: float
+    box: tuple[float, float, float, float]
+    outline: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "score": round(self.score, 4),
+            "area": round(self.area, 1),
+            "box": [round(v, 1) for v in self.box],
+            "outline": np.round(self.outline, 1).tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class InspectionResult:
+    """The outcome of one image: verdict, defects, timings and what produced it."""
+
+    verdict: Verdict
+    findings: tuple[Finding, ...]
+    image_size: tuple[int, int] | None
+    timings: dict[str, float]
+    recipe_hash: str
+    model: ModelIdentity
+    error: str | None = None
+
+    def with_timing(self, stage: str, ms: float) -> InspectionResult:
+        """The same result with one more stage timed before the others (e.g. reading)."""
+        return replace(self, timings={stage: ms, **self.timings})
+
+    @property
+    def total_ms(self) -> float:
+        return float(sum(self.timings.values()))
+
+    def to_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "error": self.error,
+            "defects": [f.to_dict() for f in self.findings],
+            "image_size": list(self.image_size) if self.image_size else None,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings.items()},
+            "recipe_sha256": self.recipe_hash,
+            "model": self.model.to_dict(),
+        }

@@ -1,0 +1,142 @@
+"""From segments to defects and a verdict, on low-resolution masks only.
+
+A candidate defect is a segment that lies mostly on the part, is not the part, not a
+normal surface, not ignored, within the area limits, and not a segment the golden
+reference part also has. A reference feature (a print, a component) that the image
+lacks is a defect too. Counting them against the allowed number gives the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from inspector.recipe.model import DefectRules
+
+SEGMENT_LABEL = "defect"
+MISSING_LABEL = "missing feature"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A defect found on the low-resolution grid.
+
+    ``index`` is the segment's index in the image's segmentation, or, for a missing
+    feature, in the reference segmentation.
+    """
+
+    index: int
+    label: str
+    score: float
+    area: float  # image pixels
+    missing: bool = False
+
+
+def _areas(masks: np.ndarray) -> np.ndarray:
+    return masks.reshape(len(masks), -1).sum(axis=1).astype(np.float64)
+
+
+def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) IoU of two stacks of low-resolution bool masks."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    fa = a.reshape(len(a), -1).astype(np.float32)
+    fb = b.reshape(len(b), -1).astype(np.float32)
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return inter / np.maximum(union, 1.0)
+
+
+def on_grid(masks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resample (N, h, w) masks onto another low-resolution grid (nearest)."""
+    if masks.shape[1:] == shape:
+        return masks
+    return (
+        np.stack(
+            [cv2.resize(m.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
+        )
+        if len(masks)
+        else np.zeros((0, *shape), bool)
+    )
+
+
+def expected_features(
+    masks: np.ndarray, *, part_region: np.ndarray, part_indices: set[int], rules: DefectRules, pixel_area: float
+) -> np.ndarray:
+    """Indices of reference segments that are features of a good part (prints, components)."""
+    if len(masks) == 0:
+        return np.zeros(0, np.int64)
+    areas = _areas(masks)
+    inside = (masks & part_region).reshape(len(masks), -1).sum(1) / np.maximum(areas, 1)
+    area_px = areas * pixel_area
+    keep = (inside >= rules.inside_fraction) & (area_px >= rules.min_area) & (area_px <= rules.max_area)
+    keep[list(part_indices)] = False
+    return np.flatnonzero(keep)
+
+
+def _suppress_duplicates(candidates: list[Candidate], masks: np.ndarray) -> list[Candidate]:
+    """One defect, one report: drop candidates mostly covered by a better-scoring one."""
+    kept: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: -c.score):
+        m = masks[c.index]
+        area = max(int(m.sum()), 1)
+        if all((m & masks[k.index]).sum() < 0.6 * min(area, masks[k.index].sum()) for k in kept):
+            kept.append(c)
+    return kept
+
+
+def find_defects(
+    masks: np.ndarray,
+    scores: np.ndarray,
+    *,
+    pixel_area: float,
+    part_region: np.ndarray,
+    excluded: set[int],
+    ignore_region: np.ndarray,
+    rules: DefectRules,
+    reference_masks: np.ndarray | None = None,
+    reference_features: np.ndarray | None = None,
+) -> list[Candidate]:
+    """Candidate defects of one image.
+
+    Args:
+        masks: (N, h, w) bool segments of the image, in the reference frame.
+        scores: (N,) segment confidences.
+        pixel_area: image pixels per low-resolution pixel.
+        part_region: (h, w) bool, where the part is (everything when the recipe has no
+            part prompts).
+        excluded: indices of the part and normal segments.
+        ignore_region: (h, w) bool don't-care area.
+        rules: the recipe's defect rules.
+        reference_masks: the reference image's segments on the same grid, for matching.
+        reference_features: indices into ``reference_masks`` that a good part must show.
+    """
+    found: list[Candidate] = []
+    if len(masks):
+        areas = _areas(masks)
+        inside = (masks & part_region).reshape(len(masks), -1).sum(1) / np.maximum(areas, 1)
+        ignored = (masks & ignore_region).reshape(len(masks), -1).sum(1) / np.maximum(areas, 1)
+        part_area = max(float(part_region.sum()), 1.0)
+        area_px = areas * pixel_area
+        ok = (inside >= rules.inside_fraction) & (ignored < 0.5)
+        ok &= (area_px >= rules.min_area) & (area_px <= rules.max_area)
+        ok &= areas < 0.5 * part_area  # the part itself, seen twice, is not a defect on it
+        ok[list(excluded)] = False
+        candidates = np.flatnonzero(ok)
+        if rules.match_reference and reference_masks is not None and len(candidates) and len(reference_masks):
+            best = pairwise_iou(masks[candidates], reference_masks).max(axis=1)
+            candidates = candidates[best < rules.match_iou]
+        found = [Candidate(int(i), SEGMENT_LABEL, float(scores[i]), float(area_px[i])) for i in candidates]
+        found = _suppress_duplicates(found, masks)
+
+    if rules.missing_features and reference_masks is not None and reference_features is not None:
+        features = reference_masks[reference_features]
+        # Half the match IoU: a feature seen a little off is present, not missing.
+        best = pairwise_iou(features, masks).max(axis=1) if len(masks) else np.zeros(len(features))
+        for k in np.flatnonzero(best < rules.match_iou / 2):
+            ref_index = int(reference_features[k])
+            area = float(reference_masks[ref_index].sum()) * pixel_area
+            found.append(Candidate(ref_index, MISSING_LABEL, float(1.0 - best[k]), area, missing=True))
+    return found

@@ -1,0 +1,54 @@
+"""Test doubles and data makers shared by several test modules."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+
+from inspector.engine.types import ModelIdentity, Segmentation
+from inspector.synthetic.scene import Scene
+
+SCALE = 0.25
+
+
+def segmentation_of(masks: list[np.ndarray], image_size: tuple[int, int]) -> Segmentation:
+    """A Segmentation whose segments are exactly the given full-resolution masks."""
+    w, h = image_size
+    lw, lh = int(np.ceil(w * SCALE)), int(np.ceil(h * SCALE))
+    low, boxes = [], []
+    for m in masks:
+        small = cv2.resize(m.astype(np.float32), (lw, lh), interpolation=cv2.INTER_AREA)
+        low.append(small)
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    probs = np.array(low, np.float32).reshape(-1, lh, lw)
+    return Segmentation(
+        image_size=(w, h),
+        scale=SCALE,
+        boxes=np.array(boxes, np.float32).reshape(-1, 4),
+        scores=np.full(len(masks), 0.9, np.float32),
+        masks=probs > 0.5,
+        probabilities=probs.astype(np.float16),
+    )
+
+
+class TruthSegmenter:
+    """Segments an image by looking up the scene it was rendered from: a perfect model.
+
+    Lets pipeline tests check the rules around the model without depending on how well
+    the model segments.
+    """
+
+    identity = ModelIdentity(name="truth", path="<test>", sha256="0" * 64)
+
+    def __init__(self, scenes: list[Scene]) -> None:
+        self._scenes = {hashlib.sha256(s.image.tobytes()).hexdigest(): s for s in scenes}
+        self.calls = 0
+
+    def segment(self, image, *, imgsz=None, conf=None, iou=None) -> Segmentation:
+        self.calls += 1
+        scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
+        masks = [i.mask for i in scene.instances if i.visible]
+        return segmentation_of(masks, (image.shape[1], image.shape[0]))

@@ -1,0 +1,124 @@
+"""The inspection rules around the model, with a perfect stand-in segmenter."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from inspector.engine.image import write_image
+from inspector.engine.pipeline import InspectionPipeline
+from inspector.recipe.io import save_recipe
+from inspector.recipe.model import DefectRules, PartPrompts, Recipe
+from inspector.synthetic.demo_product import demo_background, demo_design
+from inspector.synthetic.scene import generate_scene
+from tests.helpers import TruthSegmenter
+
+SIZE = (640, 480)
+
+
+def fixtured(seed: int, *, kinds=("stain",), defective=True):
+    """A demo part exactly in the fixture: same pose as the reference."""
+    return generate_scene(
+        np.random.default_rng(seed),
+        size=SIZE,
+        designs=[demo_design()],
+        background=demo_background(),
+        defect_probability=1.0 if defective else 0.0,
+        defect_kinds=kinds,
+        max_defects=1,
+        center_jitter=0.0,
+        max_angle=0.0,
+    )
+
+
+@pytest.fixture
+def setup(tmp_path):
+    reference = fixtured(0, defective=False)
+    write_image(tmp_path / "ref.png", reference.image)
+    ys, xs = np.nonzero(reference.parts[0].mask)
+    box = (float(xs.min() - 4), float(ys.min() - 4), float(xs.max() + 5), float(ys.max() + 5))
+    recipe = save_recipe(
+        Recipe(
+            name="Label", reference_image="ref.png", part=PartPrompts(boxes=(box,)), defects=DefectRules(min_area=40)
+        ),
+        tmp_path / "label.yaml",
+    )
+    return recipe, reference
+
+
+def pipeline_for(recipe, reference, *scenes):
+    return InspectionPipeline(recipe, segmenter=TruthSegmenter([reference, *scenes]))
+
+
+def test_good_part_passes_and_defective_part_fails_with_its_outline(setup):
+    recipe, reference = setup
+    good, bad = fixtured(1, defective=False), fixtured(2)
+    pipeline = pipeline_for(recipe, reference, good, bad)
+    assert pipeline.inspect(good.image).verdict == "PASS"
+    result = pipeline.inspect(bad.image)
+    assert result.verdict == "FAIL"
+    (finding,) = result.findings
+    truth = bad.defects[0].mask
+    ys, xs = np.nonzero(truth)
+    x1, _, _, y2 = finding.box
+    assert abs(x1 - xs.min()) < 6 and abs(y2 - ys.max()) < 6
+    assert 0.6 < finding.area / truth.sum() < 1.6
+    assert finding.label == "defect" and len(finding.outline) >= 3
+    assert set(result.timings) >= {"align", "select", "rules", "outline"}
+
+
+def test_missing_print_is_found_by_comparison_with_the_reference(setup):
+    recipe, reference = setup
+    bad = fixtured(3, kinds=("missing_print",))
+    result = pipeline_for(recipe, reference, bad).inspect(bad.image)
+    assert result.verdict == "FAIL"
+    assert [f.label for f in result.findings] == ["missing feature"]
+
+
+def test_ignore_boxes_allowed_count_and_normal_points(setup):
+    recipe, reference = setup
+    bad = fixtured(2)
+    ys, xs = np.nonzero(bad.defects[0].mask)
+    around = (float(xs.min() - 3), float(ys.min() - 3), float(xs.max() + 4), float(ys.max() + 4))
+    ignored = replace(recipe, ignore_boxes=(around,))
+    assert pipeline_for(ignored, reference, bad).inspect(bad.image).verdict == "PASS"
+    tolerant = replace(recipe, defects=replace(recipe.defects, allowed=1))
+    result = pipeline_for(tolerant, reference, bad).inspect(bad.image)
+    assert result.verdict == "PASS" and len(result.findings) == 1
+    normal = replace(recipe, normal_points=((float(xs[len(xs) // 2]), float(ys[len(ys) // 2])),))
+    assert pipeline_for(normal, reference, bad).inspect(bad.image).verdict == "PASS"
+
+
+def test_area_limits_drop_small_candidates(setup):
+    recipe, reference = setup
+    bad = fixtured(2)
+    area = bad.defects[0].mask.sum()
+    strict = replace(recipe, defects=replace(recipe.defects, min_area=float(area) * 2))
+    assert pipeline_for(strict, reference, bad).inspect(bad.image).verdict == "PASS"
+
+
+def test_reference_is_segmented_once(setup):
+    recipe, reference = setup
+    scenes = [fixtured(s, defective=False) for s in (4, 5, 6)]
+    segmenter = TruthSegmenter([reference, *scenes])
+    pipeline = InspectionPipeline(recipe, segmenter=segmenter)
+    for scene in scenes:
+        pipeline.inspect(scene.image)
+    assert segmenter.calls == 1 + len(scenes)
+
+
+def test_wrong_image_size_without_alignment_is_an_error_result(setup):
+    recipe, reference = setup
+    pipeline = pipeline_for(recipe, reference)
+    result = pipeline.inspect(np.zeros((100, 120, 3), np.uint8))
+    assert result.verdict == "ERROR" and "120x100" in result.error and "640x480" in result.error
+
+
+def test_unreadable_file_is_an_error_result_not_an_exception(setup, tmp_path):
+    recipe, reference = setup
+    (tmp_path / "bad.png").write_text("no pixels here")
+    result = pipeline_for(recipe, reference).inspect_file(tmp_path / "bad.png")
+    assert result.verdict == "ERROR" and "bad.png" in result.error
+    assert result.recipe_hash == recipe.content_hash
