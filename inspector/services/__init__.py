@@ -1,0 +1,1 @@
+"""The inspection loop and its writer thread: source -> pipeline -> store."""

@@ -1,0 +1,144 @@
+"""The inspection loop: frames from a source, through the pipeline, into the store.
+
+Frames stream one at a time; results go to a writer thread so storing never stalls
+inference. Images already inspected with the same recipe and model (by content hash)
+are skipped unless forced, which is also how a killed run resumes without duplicates.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from inspector.engine.pipeline import InspectionPipeline
+from inspector.engine.types import InspectionResult
+from inspector.errors import InspectorError
+from inspector.services.writer import Pending, ResultWriter
+from inspector.sources.frame import Frame
+from inspector.store.database import Store
+from inspector.store.repository import finish_run, inspected_images, recipe_snapshot, start_run
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    counts: Counter = field(default_factory=Counter)  # PASS / FAIL / ERROR
+    skipped: int = 0
+    elapsed_s: float = 0.0
+    status: str = "running"
+
+    @property
+    def inspected(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def yield_percent(self) -> float | None:
+        judged = self.counts["PASS"] + self.counts["FAIL"]
+        return 100.0 * self.counts["PASS"] / judged if judged else None
+
+    def to_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "inspected": self.inspected,
+            "pass": self.counts["PASS"],
+            "fail": self.counts["FAIL"],
+            "error": self.counts["ERROR"],
+            "skipped": self.skipped,
+            "yield_percent": None if self.yield_percent is None else round(self.yield_percent, 2),
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+
+ResultCallback = Callable[[Frame, InspectionResult], None]
+
+
+def run_inspection(
+    pipeline: InspectionPipeline,
+    store: Store,
+    frames: Iterable[Frame],
+    *,
+    source: str,
+    station: str | None = None,
+    force: bool = False,
+    save_overlays: bool = True,
+    on_result: ResultCallback | None = None,
+    on_skip: Callable[[Frame], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> RunSummary:
+    """Inspect every frame once and store the results.
+
+    Args:
+        pipeline: the recipe's pipeline (its model is loaded on first use).
+        store: the open results database.
+        frames: the source's frames, consumed lazily.
+        source: a description of the source for the run row.
+        station: the station name (the host name by default).
+        force: inspect images again even if this recipe and model already have.
+        save_overlays: write overlay pictures and defect crops of FAIL images.
+        on_result: called on the inspection thread after each result.
+        on_skip: called for each frame skipped as already inspected.
+        cancel: set it to stop after the current frame.
+    """
+    recipe, model = pipeline.recipe, pipeline.model
+    with store.session() as session, session.begin():
+        recipe_id = recipe_snapshot(session, recipe)
+        run_id = start_run(
+            session,
+            recipe_id=recipe_id,
+            model=model,
+            station=station or socket.gethostname(),
+            source=source,
+            settings={"force": force, "save_overlays": save_overlays},
+        )
+        done = (
+            set() if force else inspected_images(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
+        )
+    summary = RunSummary(run_id=run_id)
+    writer = ResultWriter(store, store.images_dir, save_overlays=save_overlays)
+    started = time.perf_counter()
+    try:
+        for frame in frames:
+            if cancel is not None and cancel.is_set():
+                summary.status = "stopped"
+                break
+            if frame.sha256 is not None and frame.sha256 in done:
+                summary.skipped += 1
+                if on_skip:
+                    on_skip(frame)
+                continue
+            image = None
+            t0 = time.perf_counter()
+            try:
+                image = frame.image()
+            except InspectorError as exc:
+                result = pipeline.error_result(str(exc), {"read": (time.perf_counter() - t0) * 1e3})
+            else:
+                read_ms = (time.perf_counter() - t0) * 1e3
+                result = pipeline.inspect(image).with_timing("read", read_ms)
+            if frame.sha256 is not None:
+                done.add(frame.sha256)  # the same content twice in one run is inspected once
+            writer.submit(Pending(run_id, recipe_id, recipe.name, frame.name, frame.sha256, result, image))
+            summary.counts[result.verdict] += 1
+            if on_result:
+                on_result(frame, result)
+        else:
+            summary.status = "finished"
+    except KeyboardInterrupt:
+        summary.status = "stopped"
+        raise
+    except BaseException:
+        summary.status = "failed"
+        raise
+    finally:
+        summary.elapsed_s = time.perf_counter() - started
+        try:
+            writer.close()
+        finally:
+            with store.session() as session, session.begin():
+                finish_run(session, run_id, summary.status)
+    return summary

@@ -1,0 +1,168 @@
+"""A writer thread: overlays, defect crops and database rows, off the inference thread.
+
+Results are committed in small batches (a few images or half a second, whichever comes
+first), so a killed run loses at most the batch in flight and never half a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inspector.engine.image import write_image
+from inspector.engine.overlay import draw_findings
+from inspector.engine.types import FAIL, InspectionResult
+from inspector.errors import StoreError
+from inspector.store.database import Store
+from inspector.store.repository import InspectionRecord, add_inspections
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 16
+BATCH_SECONDS = 0.5
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A result waiting to be written, with the pixels its pictures are made from."""
+
+    run_id: int
+    recipe_id: int
+    product: str
+    name: str
+    image_sha256: str | None
+    result: InspectionResult
+    image: np.ndarray | None
+
+
+def _safe_stem(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", Path(name).stem)[:60] or "image"
+
+
+class ResultWriter:
+    """Consumes results from a bounded queue; call :meth:`close` to flush and stop.
+
+    Args:
+        store: the open database.
+        images_dir: folder for overlays (FAIL images) and defect crops.
+        save_overlays: write overlay and crop pictures for FAIL results.
+    """
+
+    def __init__(self, store: Store, images_dir: Path, *, save_overlays: bool = True) -> None:
+        self.store = store
+        self.images_dir = images_dir
+        self.save_overlays = save_overlays
+        # Bounded: if the disk or database falls behind, inference waits instead of
+        # piling images up in memory.
+        self._queue: queue.Queue = queue.Queue(maxsize=64)
+        self._error: BaseException | None = None
+        self.written = 0
+        self._thread = threading.Thread(target=self._loop, name="inspector-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Pending) -> None:
+        self._put(item)
+
+    def close(self) -> None:
+        """Write everything submitted, then stop the thread; re-raises a write failure."""
+        if self._thread.is_alive():
+            self._put(_STOP, check=False)
+            self._thread.join()
+        self._raise_if_failed()
+
+    def _put(self, item, *, check: bool = True) -> None:
+        while True:
+            if check:
+                self._raise_if_failed()
+            if not self._thread.is_alive():
+                return
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise StoreError(f"results could not be written: {self._error}") from self._error
+
+    def _pictures(self, item: Pending) -> tuple[str | None, tuple[str | None, ...]]:
+        result = item.result
+        if not (self.save_overlays and result.verdict == FAIL and item.image is not None):
+            return None, ()
+        folder = self.images_dir / f"run_{item.run_id:05d}"
+        stem = f"{_safe_stem(item.name)}_{(item.image_sha256 or 'x')[:10]}"
+        overlay = write_image(folder / f"{stem}_overlay.jpg", draw_findings(item.image, result.findings))
+        crops = []
+        h, w = item.image.shape[:2]
+        for k, finding in enumerate(result.findings):
+            x1, y1, x2, y2 = finding.box
+            pad = max(8.0, 0.25 * max(x2 - x1, y2 - y1))
+            x0, y0 = int(max(0, x1 - pad)), int(max(0, y1 - pad))
+            x3, y3 = int(min(w, x2 + pad + 1)), int(min(h, y2 + pad + 1))
+            if x3 <= x0 or y3 <= y0:
+                crops.append(None)
+                continue
+            crops.append(str(write_image(folder / f"{stem}_defect{k}.png", item.image[y0:y3, x0:x3])))
+        return str(overlay), tuple(crops)
+
+    def _flush(self, batch: list[Pending]) -> None:
+        records = []
+        for item in batch:
+            overlay, crops = self._pictures(item)
+            records.append(
+                InspectionRecord(
+                    item.run_id, item.recipe_id, item.product, item.name, item.image_sha256, item.result, overlay, crops
+                )
+            )
+        for attempt in range(3):
+            try:
+                with self.store.session() as session, session.begin():
+                    add_inspections(session, records)
+                self.written += len(records)
+                return
+            except Exception as exc:  # a locked database: wait and try again, then give up loudly
+                if attempt == 2:
+                    raise
+                log.warning("database write failed (%s); retrying", exc)
+                time.sleep(1.0 + attempt)
+
+    def _loop(self) -> None:
+        batch: list[Pending] = []
+        deadline = None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is not None and item is not _STOP:
+                batch.append(item)
+                deadline = deadline or time.monotonic() + BATCH_SECONDS
+            if batch and (item is None or item is _STOP or len(batch) >= BATCH_SIZE):
+                try:
+                    self._flush(batch)
+                except BaseException as exc:  # reported to the producer on its next submit
+                    self._error = exc
+                    self._drain()
+                    return
+                batch, deadline = [], None
+            if item is _STOP:
+                return
+
+    def _drain(self) -> None:
+        """Unblock a producer waiting on a full queue after a failure."""
+        while True:
+            try:
+                if self._queue.get_nowait() is _STOP:
+                    return
+            except queue.Empty:
+                return

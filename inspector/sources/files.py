@@ -1,0 +1,70 @@
+"""Image files and folders (optionally recursive), read lazily, one frame at a time."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from inspector.engine.image import read_bytes
+from inspector.errors import SourceError
+from inspector.sources.frame import Frame
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".exr", ".hdr"}
+)
+
+
+def _folder_files(folder: Path, *, recursive: bool) -> Iterator[Path]:
+    """Image files of a folder in name order; a folder that vanishes ends its listing."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise SourceError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive:
+                    yield from _folder_files(Path(entry.path), recursive=True)
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                yield Path(entry.path)
+        except OSError:
+            continue  # removed while we looked at it
+
+
+class FileSource:
+    """Frames from files and folders given on the command line.
+
+    A missing file or a folder that cannot be listed becomes an ERROR frame that names
+    it; a folder that disappears mid-run yields what it still had.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], *, recursive: bool = False) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.recursive = recursive
+
+    def describe(self) -> str:
+        return ", ".join(str(p) for p in self.paths)
+
+    def _files(self) -> Iterator[Path | Frame]:
+        for path in self.paths:
+            if path.is_dir():
+                try:
+                    yield from _folder_files(path, recursive=self.recursive)
+                except SourceError as exc:
+                    yield Frame(name=str(path), path=path, error=str(exc))
+            else:
+                yield path
+
+    def frames(self) -> Iterator[Frame]:
+        for item in self._files():
+            if isinstance(item, Frame):
+                yield item
+                continue
+            try:
+                data = read_bytes(item)
+            except SourceError as exc:
+                yield Frame(name=str(item), path=item, error=str(exc))
+                continue
+            yield Frame(name=str(item), path=item, data=data, sha256=hashlib.sha256(data).hexdigest())

@@ -1,0 +1,55 @@
+"""The one frame type every source yields, so the pipeline never cares where it came from."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from inspector.engine.image import decode_image
+from inspector.errors import SourceError
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image to inspect.
+
+    Attributes:
+        name: what the user knows it by (a path, or camera and frame number).
+        sha256: content hash of the encoded file or raw pixels; None when unreadable.
+        path: the file, when the frame is one.
+        data: encoded bytes (files); decoded on demand.
+        pixels: decoded BGR pixels (cameras, video).
+        error: why the source could not deliver this frame.
+        timestamp: seconds since the epoch when the frame was taken or found.
+    """
+
+    name: str
+    sha256: str | None = None
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    error: str | None = None
+    timestamp: float = field(default_factory=time.time)
+
+    def image(self) -> np.ndarray:
+        """The frame as (H, W, 3) uint8 BGR; SourceError when it cannot be had."""
+        if self.error is not None:
+            raise SourceError(self.error)
+        if self.pixels is not None:
+            return self.pixels
+        if self.data is None:
+            raise SourceError(f"{self.name}: no image data")
+        return decode_image(self.data, name=self.name)
+
+
+class FrameSource(Protocol):
+    """Anything that yields frames: files, folders, hot folders, cameras, videos."""
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def describe(self) -> str: ...

@@ -1,0 +1,1 @@
+"""The results database: SQLAlchemy models, opening and migrating, repository functions."""

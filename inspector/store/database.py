@@ -1,0 +1,134 @@
+"""Opening the results database: SQLite by default (WAL, busy timeout), any SQLAlchemy URL.
+
+A new database is created by running the Alembic migrations in ``db/``; an older one is
+upgraded on open; a newer one is refused rather than written with the wrong schema.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from inspector import settings
+from inspector.errors import StoreError
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "db"
+BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
+
+
+@dataclass
+class Store:
+    """An open results database and the folder its images are written to."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    url: str
+    images_dir: Path
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def default_url() -> str:
+    return f"sqlite:///{settings.data_dir() / 'inspector.db'}"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed row
+    cursor.close()
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    if not (MIGRATIONS / "env.py").exists():
+        raise StoreError(f"database migrations are missing from the installation ({MIGRATIONS})")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _migrate(engine: Engine, url: str) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    with engine.begin() as connection:
+        config = _alembic_config(connection)
+        head = ScriptDirectory.from_config(config).get_current_head()
+        current = None
+        if inspect(connection).has_table("alembic_version"):
+            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
+        if current is not None and current not in known:
+            raise StoreError(
+                f"{url}: the database schema ({current}) is newer than this Inspector knows ({head}); upgrade Inspector"
+            )
+        if current != head:
+            command.upgrade(config, "head")
+
+
+def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None = None) -> Store:
+    """Open (creating or upgrading) the results database.
+
+    Args:
+        url: SQLAlchemy URL or a path to a SQLite file; the default database in the
+            data directory when None.
+        images_dir: where overlays and defect crops go; beside the SQLite file by default.
+
+    Raises:
+        StoreError: the URL is malformed, the file cannot be created or written, the
+            database stays locked, or its schema is newer than this version.
+    """
+    url = url or default_url()
+    if "://" not in url:  # a plain path
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"{url}: not a database URL ({exc})") from None
+    sqlite_path = None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        sqlite_path = Path(parsed.database)
+        try:
+            sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{sqlite_path.parent}: cannot create the database folder ({exc.strerror})") from None
+        if sqlite_path.exists() and not os.access(sqlite_path, os.W_OK):
+            raise StoreError(f"{sqlite_path}: the database file is read-only")
+        if not os.access(sqlite_path.parent, os.W_OK):
+            raise StoreError(f"{sqlite_path.parent}: the database folder is read-only")
+    try:
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if sqlite_path else {})
+    except (SQLAlchemyError, ImportError) as exc:  # unknown dialect or a driver that is not installed
+        raise StoreError(f"{url}: cannot use this database URL ({exc})") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        _migrate(engine, url)
+    except StoreError:
+        engine.dispose()
+        raise
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        engine.dispose()
+        reason = "the database is locked by another program" if "locked" in str(exc) else str(exc.__cause__ or exc)
+        raise StoreError(f"{url}: cannot open the database: {reason}") from None
+    if images_dir is None:
+        images_dir = (sqlite_path.parent if sqlite_path else settings.data_dir()) / "images"
+    return Store(
+        engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), url=url, images_dir=Path(images_dir)
+    )

@@ -1,0 +1,108 @@
+"""The results database schema (SQLAlchemy 2.0). Changes go through Alembic in ``db/``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RecipeSnapshot(Base):
+    """The exact recipe text an inspection used, stored once per content hash."""
+
+    __tablename__ = "recipe_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    product: Mapped[str] = mapped_column(String(200), index=True)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Run(Base):
+    """One invocation of the inspection loop over some sources."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe_id: Mapped[int] = mapped_column(ForeignKey("recipe_snapshots.id"))
+    station: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running, finished, stopped, failed
+
+    recipe: Mapped[RecipeSnapshot] = relationship()
+
+
+class Inspection(Base):
+    """One image's result: exactly one row per inspected image."""
+
+    __tablename__ = "inspections"
+    __table_args__ = (Index("ix_inspections_identity", "image_sha256", "recipe_sha256", "model_sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    recipe_id: Mapped[int] = mapped_column(ForeignKey("recipe_snapshots.id"))
+    recipe_sha256: Mapped[str] = mapped_column(String(64))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(200), index=True)
+    image_path: Mapped[str] = mapped_column(Text)
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(5), index=True)  # PASS, FAIL, ERROR
+    error: Mapped[str | None] = mapped_column(Text)
+    defect_count: Mapped[int] = mapped_column(Integer, default=0)
+    timings: Mapped[dict] = mapped_column(JSON, default=dict)
+    total_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    overlay_path: Mapped[str | None] = mapped_column(Text)
+    inspected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+    defects: Mapped[list[Defect]] = relationship(back_populates="inspection", cascade="all, delete-orphan")
+    run: Mapped[Run] = relationship()
+
+
+class Defect(Base):
+    __tablename__ = "defects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    area: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    outline: Mapped[list] = mapped_column(JSON, default=list)
+    crop_path: Mapped[str | None] = mapped_column(Text)
+
+    inspection: Mapped[Inspection] = relationship(back_populates="defects")
+
+
+class Review(Base):
+    """An operator's decision on a flagged part or one of its defects."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
+    defect_id: Mapped[int | None] = mapped_column(ForeignKey("defects.id", ondelete="CASCADE"))
+    decision: Mapped[str] = mapped_column(String(20))  # confirmed, false_alarm
+    operator: Mapped[str] = mapped_column(String(100), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

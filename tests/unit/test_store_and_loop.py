@@ -1,0 +1,132 @@
+"""The inspection loop into a real SQLite database, with a perfect stand-in segmenter."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import numpy as np
+import pytest
+
+from inspector.engine.image import write_image
+from inspector.engine.pipeline import InspectionPipeline
+from inspector.errors import StoreError
+from inspector.recipe.io import save_recipe
+from inspector.recipe.model import DefectRules, PartPrompts, Recipe
+from inspector.services.inspection_loop import run_inspection
+from inspector.sources.files import FileSource
+from inspector.store.database import open_store
+from inspector.store.repository import add_review
+from tests.helpers import TruthSegmenter
+from tests.unit.test_pipeline import fixtured
+
+
+@pytest.fixture
+def line(tmp_path):
+    """A reference, a recipe and a folder of 3 good and 3 defective parts."""
+    reference = fixtured(0, defective=False)
+    write_image(tmp_path / "ref.png", reference.image)
+    ys, xs = np.nonzero(reference.parts[0].mask)
+    box = (float(xs.min() - 4), float(ys.min() - 4), float(xs.max() + 5), float(ys.max() + 5))
+    recipe = save_recipe(
+        Recipe(
+            name="Label", reference_image="ref.png", part=PartPrompts(boxes=(box,)), defects=DefectRules(min_area=40)
+        ),
+        tmp_path / "label.yaml",
+    )
+    scenes = [fixtured(10 + k, defective=k % 2 == 1) for k in range(6)]
+    folder = tmp_path / "parts"
+    for k, scene in enumerate(scenes):
+        write_image(folder / f"p{k}.png", scene.image)
+    pipeline = InspectionPipeline(recipe, segmenter=TruthSegmenter([reference, *scenes]))
+    return pipeline, folder, tmp_path
+
+
+def rows(db, sql):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_every_image_gets_one_row_and_fail_images_get_pictures(line):
+    pipeline, folder, tmp = line
+    (folder / "zero.png").write_bytes(b"")
+    (folder / "text.png").write_text("hello")
+    store = open_store(str(tmp / "r.db"))
+    summary = run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    store.close()
+    assert summary.status == "finished"
+    assert (summary.counts["PASS"], summary.counts["FAIL"], summary.counts["ERROR"]) == (3, 3, 2)
+    found = rows(tmp / "r.db", "SELECT image_path, verdict, error, overlay_path, defect_count FROM inspections")
+    assert len(found) == 8
+    by_name = {path.rsplit("/", 1)[-1]: rest for path, *rest in found}
+    assert by_name["zero.png"][0] == "ERROR" and "empty file" in by_name["zero.png"][1]
+    for name in ("p1.png", "p3.png", "p5.png"):
+        verdict, _, overlay, count = by_name[name]
+        assert verdict == "FAIL" and count >= 1 and overlay and (tmp / "images").exists()
+    crops = rows(tmp / "r.db", "SELECT crop_path FROM defects")
+    assert crops and all(c and c.endswith(".png") for (c,) in crops)
+    (status,) = rows(tmp / "r.db", "SELECT status FROM runs")
+    assert status == ("finished",)
+
+
+def test_rerun_skips_what_is_done_and_force_redoes_it(line):
+    pipeline, folder, tmp = line
+    store = open_store(str(tmp / "r.db"))
+    first = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x")
+    second = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x")
+    third = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x", force=True)
+    store.close()
+    assert first.inspected == 6 and second.inspected == 0 and second.skipped == 6 and third.inspected == 6
+    assert rows(tmp / "r.db", "SELECT COUNT(*) FROM inspections") == [(12,)]
+
+
+def test_cancel_stops_within_one_image_and_keeps_what_was_done(line):
+    pipeline, folder, tmp = line
+    cancel = threading.Event()
+    store = open_store(str(tmp / "r.db"))
+    summary = run_inspection(
+        pipeline,
+        store,
+        FileSource([folder]).frames(),
+        source="x",
+        cancel=cancel,
+        on_result=lambda frame, result: cancel.set(),
+    )
+    store.close()
+    assert summary.status == "stopped" and summary.inspected == 1
+    assert rows(tmp / "r.db", "SELECT COUNT(*) FROM inspections") == [(1,)]
+
+
+def test_reviews_are_stored_against_inspections(line):
+    pipeline, folder, tmp = line
+    store = open_store(str(tmp / "r.db"))
+    run_inspection(pipeline, store, FileSource([folder / "p1.png"]).frames(), source="x")
+    with store.session() as session, session.begin():
+        add_review(session, inspection_id=1, decision="false_alarm", operator="ana")
+        with pytest.raises(ValueError, match="maybe"):
+            add_review(session, inspection_id=1, decision="maybe")
+    store.close()
+    assert rows(tmp / "r.db", "SELECT decision, operator FROM reviews") == [("false_alarm", "ana")]
+
+
+def test_new_database_is_migrated_and_reopened_without_change(tmp_path):
+    open_store(str(tmp_path / "a.db")).close()
+    version = rows(tmp_path / "a.db", "SELECT version_num FROM alembic_version")
+    open_store(str(tmp_path / "a.db")).close()
+    assert rows(tmp_path / "a.db", "SELECT version_num FROM alembic_version") == version == [("0001",)]
+    assert rows(tmp_path / "a.db", "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_a_newer_database_schema_is_refused(tmp_path):
+    open_store(str(tmp_path / "a.db")).close()
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StoreError, match="newer"):
+        open_store(str(tmp_path / "a.db"))
+
+
+def test_unwritable_database_locations_are_clear_errors(tmp_path):
+    with pytest.raises(StoreError, match="cannot create the database folder"):
+        open_store("/proc/inspector-test/results.db")
+    with pytest.raises(StoreError, match="cannot use this database URL"):
+        open_store("nosuchdriver+://x")
