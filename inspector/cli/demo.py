@@ -1,102 +1,148 @@
-"""``inspector demo``: fresh photographs of the demo product, segmented by the embedded model.
+"""``inspector demo``: the whole product on a fresh set of demo parts.
 
-Each run draws a new set of good and defective parts (ground truth kept beside the
-images), segments them, writes overlays and prints how many parts and defects the model
-outlined. Nothing here is precomputed: the numbers are this run's.
+Each run draws new photographs of the demo product (good and defective parts, ground
+truth kept beside them), inspects them with the demo recipe on the embedded model into
+a database, and scores the verdicts and defect outlines against the ground truth.
+Nothing is precomputed: the numbers are this run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from inspector.engine.image import write_image
-from inspector.engine.overlay import draw_regions
-from inspector.synthetic.demo_product import demo_scene
-from inspector.synthetic.evaluation import match_scene, summarise
+from inspector.cli.progress import Progress
+from inspector.engine.image import read_image, write_image
+from inspector.recipe.io import load_recipe
+from inspector.recipe.validate import validate_recipe
+from inspector.sources.files import FileSource
+from inspector.synthetic.demo_product import demo_background, demo_scene, write_demo_recipe
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="segment freshly generated demo images with the embedded model",
-        description="Generate good and defective demo parts, segment them and compare with the ground truth.",
+        help="inspect a fresh set of demo parts and score the results",
+        description="Generate good and defective demo parts, inspect them with the demo recipe on the embedded "
+        "model, store the results and compare them with the ground truth.",
     )
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: ./demo-output)")
-    p.add_argument("--count", type=int, default=24, help="number of images (default: 24, half defective)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the image set (default: a new one each run)")
-    p.add_argument("--weights", default=None, help="segmenter weights (default: embedded model)")
+    p.add_argument("--count", type=int, default=100, help="number of parts (default: 100, half defective)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the part set (default: a new one each run)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=run)
 
 
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        width = 30
-        filled = width * done // total
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+def _generate(out: Path, count: int, seed: int) -> dict[str, list[str]]:
+    """Write the parts and a truth mask per defective part; returns defect kinds per image."""
+    rng = np.random.default_rng(seed)
+    background = demo_background()
+    kinds = {}
+    for k in range(count):
+        scene = demo_scene(rng, defective=k % 2 == 1, background=background)
+        name = f"part_{k:04d}.png"
+        write_image(out / "images" / name, scene.image)
+        truth = np.zeros(scene.image.shape[:2], np.uint8)
+        for j, defect in enumerate(scene.defects, start=1):
+            truth[defect.mask] = j
+        write_image(out / "truth" / name, truth)
+        kinds[name] = [d.label for d in scene.defects]
+    return kinds
+
+
+def _score(out: Path, kinds: dict[str, list[str]], results: dict[str, dict]) -> dict:
+    defective = [n for n, k in kinds.items() if k]
+    good = [n for n, k in kinds.items() if not k]
+    caught = sum(results[n]["verdict"] == "FAIL" for n in defective)
+    false_rejects = sum(results[n]["verdict"] == "FAIL" for n in good)
+    errors = sum(r["verdict"] == "ERROR" for r in results.values())
+    found, total = 0, 0
+    for name in defective:
+        truth = read_image(out / "truth" / name)[..., 0]
+        reported = np.zeros(truth.shape, np.uint8)
+        for defect in results[name]["defects"]:
+            outline = np.round(np.array(defect["outline"])).astype(np.int32)
+            if len(outline) >= 3:
+                cv2.fillPoly(reported, [outline], 1)
+            else:  # a defect too small to outline still counts by its box
+                x1, y1, x2, y2 = (round(v) for v in defect["box"])
+                reported[y1 : y2 + 1, x1 : x2 + 1] = 1
+        for j in range(1, int(truth.max()) + 1):
+            total += 1
+            found += bool((reported[truth == j]).any())
+    return {
+        "parts": len(kinds),
+        "defective_parts": len(defective),
+        "recall_defective_parts": caught / max(len(defective), 1),
+        "false_reject_rate": false_rejects / max(len(good), 1),
+        "errors": errors,
+        "true_defects": total,
+        "defects_localised": found / max(total, 1),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.engine.segmenter import FastSAMSegmenter
+    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.services.inspection_loop import run_inspection
+    from inspector.store.database import open_store
 
-    if args.count < 1:
-        raise SystemExit("inspector demo: --count must be at least 1")
+    if args.count < 2:
+        raise SystemExit("inspector demo: --count must be at least 2")
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
-    rng = np.random.default_rng(seed)
-    images_dir, overlays_dir = args.out / "images", args.out / "overlays"
-    segmenter = FastSAMSegmenter(args.weights)
-    print(f"demo set seed {seed}: {args.count} images of the demo product -> {args.out}")
-    segmenter.load()
+    out = args.out
+    started = time.perf_counter()
+    print(f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}")
+    kinds = _generate(out, args.count, seed)
+    recipe = load_recipe(write_demo_recipe(out / "recipe"))
+    validate_recipe(recipe)
+    pipeline = InspectionPipeline(recipe, device=args.device)
+    store = open_store(str(out / "inspector.db"), images_dir=out / "results")
+    results: dict[str, dict] = {}
+    progress = Progress(enabled=not args.json, total=args.count)
 
-    matches, truth, forward_ms = [], {}, []
-    for k in range(args.count):
-        defective = k % 2 == 1
-        scene = demo_scene(rng, defective=defective)
-        name = f"part_{k:04d}.png"
-        write_image(images_dir / name, scene.image)
-        segmentation = segmenter.segment(scene.image)
-        forward_ms.append(segmentation.timings["inference"])
-        matches += match_scene(segmentation, scene)
-        masks = [segmentation.full_mask(i) for i in range(len(segmentation))]
-        write_image(overlays_dir / name, draw_regions(scene.image, masks))
-        truth[name] = [{"kind": d.label, "area_px": int(d.mask.sum()), "box": _box(d.mask)} for d in scene.defects]
-        _progress(k + 1, args.count)
-    (args.out / "ground_truth.json").write_text(json.dumps({"seed": seed, "defects": truth}, indent=2))
+    def on_result(frame, result) -> None:
+        results[Path(frame.name).name] = result.to_dict()
+        progress.step(f"{result.verdict:<5} {Path(frame.name).name}")
 
-    summary = summarise(matches)
-    result = {
+    source = FileSource([out / "images"])
+    try:
+        summary = run_inspection(
+            pipeline, store, source.frames(), source=source.describe(), force=True, on_result=on_result
+        )
+    finally:
+        progress.done()
+        store.close()
+    scores = _score(out, kinds, results)
+    report = {
         "seed": seed,
-        "images": args.count,
-        "model": segmenter.identity.to_dict(),
-        "median_forward_ms": float(np.median(forward_ms)),
-        "instances": summary,
-        "output": str(args.out),
+        **summary.to_dict(),
+        **scores,
+        "database": store.url,
+        "recipe": str(recipe.source),
+        "model": pipeline.model.to_dict(),
+        "total_s": round(time.perf_counter() - started, 1),
     }
+    (out / "summary.json").write_text(json.dumps(report, indent=2))
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(report))
         return 0
     print(
-        f"model {segmenter.identity.name} ({segmenter.identity.sha256[:12]}), "
-        f"median forward {result['median_forward_ms']:.0f} ms per image"
+        f"inspected {summary.inspected}: {summary.counts['PASS']} PASS, {summary.counts['FAIL']} FAIL, "
+        f"{summary.counts['ERROR']} ERROR in {report['total_s']:.0f} s"
     )
-    for name, s in summary.items():
-        print(
-            f"  {name:<22} {s['count']:>4} instances   outlined (IoU >= 0.5): {s['recall@0.5']:6.1%}"
-            f"   mean IoU {s['mean_iou']:.2f}"
-        )
-    print(f"images, overlays and ground truth in {args.out}")
+    print(
+        f"  defective parts caught (recall): {scores['recall_defective_parts']:6.1%}   of {scores['defective_parts']}"
+    )
+    print(
+        f"  good parts rejected:             {scores['false_reject_rate']:6.1%}"
+        f"   of {scores['parts'] - scores['defective_parts']}"
+    )
+    print(f"  true defects localised:          {scores['defects_localised']:6.1%}   of {scores['true_defects']}")
+    print(f"database {store.url}; overlays of rejects in {store.images_dir}")
     return 0
-
-
-def _box(mask: np.ndarray) -> list[int]:
-    ys, xs = np.nonzero(mask)
-    return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]

@@ -45,7 +45,7 @@ class Scene:
         return tuple(i for i in self.instances if i.role == "part")
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def random_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     base = rng.uniform(20, 200, size=3)
     if rng.random() < 0.5:  # mostly gray conveyors, sometimes coloured trays
         base[:] = base.mean()
@@ -100,6 +100,7 @@ def generate_scene(
     max_defects: int = 3,
     center_jitter: float | None = None,
     max_angle: float = 180.0,
+    background: np.ndarray | None = None,
 ) -> Scene:
     """Render one image with its instance masks.
 
@@ -114,9 +115,10 @@ def generate_scene(
         center_jitter: place parts within this many pixels of the image centre (a
             fixtured line) instead of anywhere.
         max_angle: parts are rotated by up to this many degrees either way.
+        background: a fixed (H, W, 3) background (a line's conveyor); random when None.
     """
     width, height = size
-    image = _background(rng, height, width)
+    image = background.copy() if background is not None else random_background(rng, height, width)
     if designs is None:
         designs = [random_design(rng) for _ in range(n_parts or int(rng.integers(1, 4)))]
     taken = np.zeros((height, width), bool)

@@ -92,3 +92,19 @@ def test_demo_product_is_one_fixtured_design():
     assert not good.defects and bad.defects
     area_good, area_bad = good.parts[0].mask.sum(), bad.parts[0].mask.sum()
     assert abs(int(area_good) - int(area_bad)) < 0.03 * area_good
+
+
+def test_committed_demo_recipe_is_what_the_demo_writes(tmp_path):
+    from pathlib import Path
+
+    from inspector.recipe import load_recipe
+    from inspector.synthetic.demo_product import write_demo_recipe
+
+    committed = Path(__file__).resolve().parents[2] / "recipes" / "demo-label.yaml"
+    fresh = write_demo_recipe(tmp_path)
+    assert fresh.read_text() == committed.read_text()
+    np.testing.assert_array_equal(
+        cv2.imread(str(tmp_path / "demo-label-reference.png")),
+        cv2.imread(str(committed.parent / "demo-label-reference.png")),
+    )
+    assert load_recipe(committed).content_hash == load_recipe(fresh).content_hash
