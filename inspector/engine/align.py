@@ -13,6 +13,7 @@ import numpy as np
 from inspector.errors import EngineError
 
 _WORK_SIDE = 800  # features are found on images scaled to at most this side
+_MIN_SIDE = 32  # below this, ORB finds nothing to match
 
 
 class AlignmentFailed(EngineError):
@@ -63,6 +64,8 @@ class ReferenceAligner:
 
     def homography(self, image: np.ndarray) -> np.ndarray:
         """3x3 matrix mapping image pixels to reference pixels."""
+        if min(image.shape[:2]) < _MIN_SIDE:
+            raise AlignmentFailed(f"alignment failed: a {image.shape[1]}x{image.shape[0]} image is too small to align")
         gray, scale = _gray_scaled(image)
         kp, desc = self._orb.detectAndCompute(gray, None)
         if desc is None or len(kp) < self.min_inliers:

@@ -7,6 +7,7 @@ are skipped unless forced, which is also how a killed run resumes without duplic
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -21,6 +22,8 @@ from inspector.services.writer import Pending, ResultWriter
 from inspector.sources.frame import Frame
 from inspector.store.database import Store
 from inspector.store.repository import finish_run, inspected_images, recipe_snapshot, start_run
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,7 +122,15 @@ def run_inspection(
                 result = pipeline.error_result(str(exc), {"read": (time.perf_counter() - t0) * 1e3})
             else:
                 read_ms = (time.perf_counter() - t0) * 1e3
-                result = pipeline.inspect(image).with_timing("read", read_ms)
+                try:
+                    result = pipeline.inspect(image).with_timing("read", read_ms)
+                except InspectorError as exc:
+                    result = pipeline.error_result(str(exc), {"read": read_ms})
+                except Exception as exc:  # a bug must not stop the line: log it, record it, go on
+                    log.exception("inspecting %s failed", frame.name)
+                    result = pipeline.error_result(
+                        f"internal error while inspecting {frame.name}: {exc!r}", {"read": read_ms}
+                    )
             if frame.sha256 is not None:
                 done.add(frame.sha256)  # the same content twice in one run is inspected once
             writer.submit(Pending(run_id, recipe_id, recipe.name, frame.name, frame.sha256, result, image))
