@@ -130,3 +130,25 @@ def test_unwritable_database_locations_are_clear_errors(tmp_path):
         open_store("/proc/inspector-test/results.db")
     with pytest.raises(StoreError, match="cannot use this database URL"):
         open_store("nosuchdriver+://x")
+
+
+def test_a_folder_that_disappears_mid_run_becomes_errors_and_the_run_goes_on(line):
+    import shutil
+
+    pipeline, folder, tmp = line
+    later = tmp / "later"
+    shutil.copytree(folder, later)
+    store = open_store(str(tmp / "r.db"))
+    seen = []
+
+    def vanish(frame, result):
+        seen.append(frame.name)
+        if len(seen) == 2:
+            shutil.rmtree(later)  # the second folder goes away while the first is inspected
+
+    summary = run_inspection(pipeline, store, FileSource([folder, later]).frames(), source="x", on_result=vanish)
+    store.close()
+    assert summary.status == "finished"
+    assert summary.counts["PASS"] + summary.counts["FAIL"] == 6
+    errors = rows(tmp / "r.db", "SELECT image_path, error FROM inspections WHERE verdict = 'ERROR'")
+    assert errors and all("later" in path and error for path, error in errors)
