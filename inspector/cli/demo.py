@@ -118,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.done()
         store.close()
+    from inspector.report import ReportFilter, export_report
+
+    store = open_store(str(out / "inspector.db"), images_dir=out / "results")
+    try:
+        (report_path,) = export_report(store, ReportFilter(run_id=summary.run_id), "html", out / "report.html")
+    finally:
+        store.close()
     scores = _score(out, kinds, results)
     report = {
         "seed": seed,
@@ -145,4 +152,5 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  true defects localised:          {scores['defects_localised']:6.1%}   of {scores['true_defects']}")
     print(f"database {store.url}; overlays of rejects in {store.images_dir}")
+    print(f"report {report_path}")
     return 0

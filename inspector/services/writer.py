@@ -11,7 +11,8 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from inspector.engine.overlay import draw_findings
 from inspector.engine.types import FAIL, InspectionResult
 from inspector.errors import StoreError
 from inspector.store.database import Store
+from inspector.store.models import utcnow
 from inspector.store.repository import InspectionRecord, add_inspections
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Pending:
     image_sha256: str | None
     result: InspectionResult
     image: np.ndarray | None
+    inspected_at: datetime = field(default_factory=utcnow)
 
 
 def _safe_stem(name: str) -> str:
@@ -120,7 +123,15 @@ class ResultWriter:
             overlay, crops = self._pictures(item)
             records.append(
                 InspectionRecord(
-                    item.run_id, item.recipe_id, item.product, item.name, item.image_sha256, item.result, overlay, crops
+                    item.run_id,
+                    item.recipe_id,
+                    item.product,
+                    item.name,
+                    item.image_sha256,
+                    item.result,
+                    item.inspected_at,
+                    overlay,
+                    crops,
                 )
             )
         for attempt in range(3):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ class InspectionRecord:
     image_path: str
     image_sha256: str | None
     result: InspectionResult
+    inspected_at: datetime
     overlay_path: str | None = None
     crop_paths: tuple[str | None, ...] = ()
 
@@ -96,6 +98,7 @@ def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> No
             timings={k: round(v, 3) for k, v in result.timings.items()},
             total_ms=result.total_ms,
             overlay_path=record.overlay_path,
+            inspected_at=record.inspected_at,
         )
         crops = record.crop_paths or (None,) * len(result.findings)
         for finding, crop in zip(result.findings, crops, strict=True):

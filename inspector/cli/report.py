@@ -1,0 +1,59 @@
+"""``inspector report``: CSV, HTML or PDF reports from the results database."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+
+from inspector.errors import InspectorError
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or time (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+        ) from None
+    # Times are stored in UTC; a time without a zone is read as local time.
+    return (value if value.tzinfo else value.astimezone()).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def add_parser(sub) -> None:
+    from inspector.report import FORMATS
+
+    p = sub.add_parser(
+        "report",
+        help="export a CSV, HTML or PDF report",
+        description="Export a report of stored inspections (KPIs, defects by class, fail rate "
+        "over time, rejects with overlay thumbnails).",
+    )
+    p.add_argument("--db", default=None, help="database URL or SQLite file (default: the data directory's)")
+    p.add_argument("--format", choices=FORMATS, default="html")
+    p.add_argument("--out", type=Path, required=True, help="output file (CSV: a second -defects file beside it)")
+    p.add_argument("--product", help="only this product")
+    p.add_argument("--since", type=_when, help="from this date/time (inclusive)")
+    p.add_argument("--until", type=_when, help="until this date/time (exclusive)")
+    p.add_argument("--verdict", choices=("PASS", "FAIL", "ERROR"))
+    p.add_argument("--run", type=int, dest="run_id", help="only this run")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.report import ReportFilter, export_report
+    from inspector.store.database import open_store
+
+    if args.since and args.until and args.since >= args.until:
+        raise InspectorError(f"--since {args.since} is not before --until {args.until}")
+    store = open_store(args.db)
+    try:
+        flt = ReportFilter(
+            product=args.product, since=args.since, until=args.until, verdict=args.verdict, run_id=args.run_id
+        )
+        written = export_report(store, flt, args.format, args.out)
+    finally:
+        store.close()
+    for path in written:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,42 @@
+"""Inspection reports: CSV, self-contained HTML and PDF from the results database."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+from inspector.report.query import ReportFilter, gather
+from inspector.store.database import Store
+
+ReportFormat = Literal["csv", "html", "pdf"]
+FORMATS: tuple[ReportFormat, ...] = ("csv", "html", "pdf")
+
+
+def export_report(store: Store, flt: ReportFilter, fmt: ReportFormat, out: Path) -> list[Path]:
+    """Write a report of the inspections matching ``flt``; returns the files written."""
+    with store.session() as session:
+        if fmt == "csv":
+            from inspector.report.csv_export import write_csv
+
+            return list(write_csv(session, flt, out))
+        data = gather(session, flt)
+        sections = []
+        if len(data.recipes) > 1:  # one section per recipe when several were used
+            for use in data.recipes:
+                narrowed = replace(flt, recipe_sha256=use.recipe_sha256)
+                sections.append(
+                    (f"{use.product} - recipe {use.recipe_sha256[:12]}", gather(session, narrowed, rejects_cap=0))
+                )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "html":
+        from inspector.report.html import render_html
+
+        out.write_text(render_html(data, per_recipe=sections), encoding="utf-8")
+        return [out]
+    from inspector.report.pdf import write_pdf
+
+    return [write_pdf(data, out)]
+
+
+__all__ = ["FORMATS", "ReportFilter", "export_report"]

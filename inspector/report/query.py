@@ -1,0 +1,283 @@
+"""What a report shows, gathered with aggregate queries: nothing loads every row.
+
+KPIs, defects by class, the fail rate over time and the recipes used are GROUP BY
+queries; only the rejects table fetches rows, and it is capped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from inspector.store.models import Defect, Inspection, RecipeSnapshot, Review, Run
+
+REJECTS_CAP = 200
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    product: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    verdict: str | None = None
+    run_id: int | None = None
+    recipe_sha256: str | None = None
+
+    def apply(self, query: Select) -> Select:
+        if self.product:
+            query = query.where(Inspection.product == self.product)
+        if self.since:
+            query = query.where(Inspection.inspected_at >= self.since)
+        if self.until:
+            query = query.where(Inspection.inspected_at < self.until)
+        if self.verdict:
+            query = query.where(Inspection.verdict == self.verdict)
+        if self.run_id is not None:
+            query = query.where(Inspection.run_id == self.run_id)
+        if self.recipe_sha256:
+            query = query.where(Inspection.recipe_sha256 == self.recipe_sha256)
+        return query
+
+    def describe(self) -> str:
+        parts = []
+        if self.product:
+            parts.append(f"product {self.product}")
+        if self.since or self.until:
+            since = self.since.strftime("%Y-%m-%d %H:%M") if self.since else "start"
+            until = self.until.strftime("%Y-%m-%d %H:%M") if self.until else "now"
+            parts.append(f"{since} to {until}")
+        if self.verdict:
+            parts.append(f"verdict {self.verdict}")
+        if self.run_id is not None:
+            parts.append(f"run {self.run_id}")
+        return ", ".join(parts) or "all inspections"
+
+
+@dataclass(frozen=True)
+class Kpis:
+    inspected: int
+    passed: int
+    failed: int
+    errors: int
+    confirmed: int
+    false_alarms: int
+    first: datetime | None
+    last: datetime | None
+
+    @property
+    def yield_percent(self) -> float | None:
+        judged = self.passed + self.failed
+        return 100.0 * self.passed / judged if judged else None
+
+
+@dataclass(frozen=True)
+class RecipeUse:
+    product: str
+    recipe_sha256: str
+    model_names: tuple[str, ...]
+    model_sha256s: tuple[str, ...]
+    stations: tuple[str, ...]
+    inspected: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Reject:
+    inspection_id: int
+    inspected_at: datetime
+    product: str
+    image_path: str
+    overlay_path: str | None
+    labels: tuple[str, ...]
+    areas: tuple[float, ...]
+    review: str  # "confirmed", "false alarm" or "not reviewed"
+
+
+@dataclass
+class ReportData:
+    filter: ReportFilter
+    generated_at: datetime
+    kpis: Kpis
+    recipes: list[RecipeUse] = field(default_factory=list)
+    defects_by_class: list[tuple[str, int]] = field(default_factory=list)
+    rate_over_time: list[tuple[datetime, int, int]] = field(default_factory=list)  # bucket, inspected, failed
+    bucket: str = "day"
+    rejects: list[Reject] = field(default_factory=list)
+    rejects_left_out: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return self.kpis.inspected == 0
+
+
+def _kpis(session: Session, flt: ReportFilter) -> Kpis:
+    row = session.execute(
+        flt.apply(
+            select(
+                func.count(Inspection.id),
+                func.sum(case((Inspection.verdict == "PASS", 1), else_=0)),
+                func.sum(case((Inspection.verdict == "FAIL", 1), else_=0)),
+                func.sum(case((Inspection.verdict == "ERROR", 1), else_=0)),
+                func.min(Inspection.inspected_at),
+                func.max(Inspection.inspected_at),
+            )
+        )
+    ).one()
+    reviews = dict(
+        session.execute(
+            flt.apply(
+                select(Review.decision, func.count(func.distinct(Review.inspection_id))).join(
+                    Inspection, Review.inspection_id == Inspection.id
+                )
+            ).group_by(Review.decision)
+        ).all()
+    )
+    return Kpis(
+        row[0] or 0,
+        row[1] or 0,
+        row[2] or 0,
+        row[3] or 0,
+        reviews.get("confirmed", 0),
+        reviews.get("false_alarm", 0),
+        row[4],
+        row[5],
+    )
+
+
+def _recipes(session: Session, flt: ReportFilter) -> list[RecipeUse]:
+    rows = session.execute(
+        flt.apply(
+            select(
+                RecipeSnapshot.product,
+                RecipeSnapshot.sha256,
+                Run.model_name,
+                Run.model_sha256,
+                Run.station,
+                func.count(Inspection.id),
+                func.sum(case((Inspection.verdict == "FAIL", 1), else_=0)),
+            )
+            .join(Run, Inspection.run_id == Run.id)
+            .join(RecipeSnapshot, Inspection.recipe_id == RecipeSnapshot.id)
+            .group_by(RecipeSnapshot.product, RecipeSnapshot.sha256, Run.model_name, Run.model_sha256, Run.station)
+        )
+    ).all()
+    merged: dict[tuple[str, str], dict] = {}
+    for product, sha, model, model_sha, station, count, failed in rows:
+        entry = merged.setdefault((product, sha), {"models": [], "shas": [], "stations": [], "n": 0, "f": 0})
+        for key, value in (("models", model), ("shas", model_sha), ("stations", station)):
+            if value not in entry[key]:
+                entry[key].append(value)
+        entry["n"] += count
+        entry["f"] += failed or 0
+    return [
+        RecipeUse(p, s, tuple(e["models"]), tuple(e["shas"]), tuple(e["stations"]), e["n"], e["f"])
+        for (p, s), e in sorted(merged.items())
+    ]
+
+
+def _defects_by_class(session: Session, flt: ReportFilter) -> list[tuple[str, int]]:
+    rows = session.execute(
+        flt.apply(
+            select(Defect.label, func.count(Defect.id))
+            .join(Inspection, Defect.inspection_id == Inspection.id)
+            .group_by(Defect.label)
+            .order_by(func.count(Defect.id).desc())
+        )
+    ).all()
+    return [(label, count) for label, count in rows]
+
+
+def _bucket_for(first: datetime | None, last: datetime | None) -> str:
+    if first is None or last is None:
+        return "day"
+    span = last - first
+    return "hour" if span <= timedelta(days=2) else ("day" if span <= timedelta(days=120) else "month")
+
+
+def _rate_over_time(session: Session, flt: ReportFilter, bucket: str) -> list[tuple[datetime, int, int]]:
+    fmt = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}[bucket]
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        key = func.strftime(fmt, Inspection.inspected_at)
+    else:  # PostgreSQL and friends
+        key = func.to_char(
+            Inspection.inspected_at, {"hour": "YYYY-MM-DD HH24:00", "day": "YYYY-MM-DD", "month": "YYYY-MM"}[bucket]
+        )
+    rows = session.execute(
+        flt.apply(
+            select(key, func.count(Inspection.id), func.sum(case((Inspection.verdict == "FAIL", 1), else_=0)))
+            .group_by(key)
+            .order_by(key)
+        )
+    ).all()
+    parse = {"hour": "%Y-%m-%d %H:%M", "day": "%Y-%m-%d", "month": "%Y-%m"}[bucket]
+    return [(datetime.strptime(k, parse), n, f or 0) for k, n, f in rows if k]
+
+
+def _rejects(session: Session, flt: ReportFilter, cap: int) -> tuple[list[Reject], int]:
+    base = flt.apply(select(Inspection.id).where(Inspection.verdict == "FAIL"))
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    decided = (
+        select(Review.inspection_id, func.max(Review.decision).label("decision"))
+        .group_by(Review.inspection_id)
+        .subquery()
+    )
+    rows = session.execute(
+        flt.apply(
+            select(
+                Inspection.id,
+                Inspection.inspected_at,
+                Inspection.product,
+                Inspection.image_path,
+                Inspection.overlay_path,
+                decided.c.decision,
+            )
+            .outerjoin(decided, decided.c.inspection_id == Inspection.id)
+            .where(Inspection.verdict == "FAIL")
+            .order_by(Inspection.inspected_at.desc())
+            .limit(cap)
+        )
+    ).all()
+    ids = [r[0] for r in rows]
+    labels: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}
+    if ids:
+        for inspection_id, label, area in session.execute(
+            select(Defect.inspection_id, Defect.label, Defect.area).where(Defect.inspection_id.in_(ids))
+        ):
+            labels[inspection_id].append((label, area))
+    names = {"confirmed": "confirmed", "false_alarm": "false alarm", None: "not reviewed"}
+    rejects = [
+        Reject(
+            i,
+            at,
+            product,
+            path,
+            overlay,
+            tuple(lb for lb, _ in labels[i]),
+            tuple(a for _, a in labels[i]),
+            names.get(decision, decision),
+        )
+        for i, at, product, path, overlay, decision in rows
+    ]
+    return rejects, max(0, total - len(rejects))
+
+
+def gather(session: Session, flt: ReportFilter, *, rejects_cap: int = REJECTS_CAP) -> ReportData:
+    """Everything a report shows for the inspections that match ``flt``."""
+    kpis = _kpis(session, flt)
+    bucket = _bucket_for(kpis.first, kpis.last)
+    rejects, left_out = _rejects(session, flt, rejects_cap)
+    return ReportData(
+        filter=flt,
+        generated_at=datetime.now(timezone.utc),
+        kpis=kpis,
+        recipes=_recipes(session, flt),
+        defects_by_class=_defects_by_class(session, flt),
+        rate_over_time=_rate_over_time(session, flt, bucket),
+        bucket=bucket,
+        rejects=rejects,
+        rejects_left_out=left_out,
+    )

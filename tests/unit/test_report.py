@@ -1,0 +1,144 @@
+"""Reports from a database filled by a real run of the inspection loop."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from datetime import datetime, timedelta
+from html.parser import HTMLParser
+
+import pymupdf
+import pytest
+
+from inspector.cli import main
+from inspector.report import ReportFilter, export_report
+from inspector.services.inspection_loop import run_inspection
+from inspector.sources.files import FileSource
+from inspector.store.database import open_store
+from inspector.store.repository import add_review
+from tests.unit.test_store_and_loop import line  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def filled(line):  # noqa: F811
+    pipeline, folder, tmp = line
+    (folder / "broken.png").write_text("not an image")
+    store = open_store(str(tmp / "r.db"))
+    run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    with store.session() as session, session.begin():
+        add_review(session, inspection_id=2, decision="confirmed")
+        add_review(session, inspection_id=4, decision="false_alarm")
+    yield store, tmp
+    store.close()
+
+
+def sql(db, query):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(query).fetchall()
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.text, self.images = [], []
+
+    def handle_data(self, data):
+        self.text.append(data.strip())
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+
+def test_csv_rows_match_the_database(filled):
+    store, tmp = filled
+    written = export_report(store, ReportFilter(), "csv", tmp / "out" / "report.csv")
+    with written[0].open() as f:
+        rows = list(csv.DictReader(f))
+    with written[1].open() as f:
+        defects = list(csv.DictReader(f))
+    assert [int(r["inspection_id"]) for r in rows] == [i for (i,) in sql(tmp / "r.db", "SELECT id FROM inspections")]
+    db_verdicts = dict(sql(tmp / "r.db", "SELECT id, verdict FROM inspections"))
+    assert {int(r["inspection_id"]): r["verdict"] for r in rows} == db_verdicts
+    assert len(defects) == sql(tmp / "r.db", "SELECT COUNT(*) FROM defects")[0][0]
+    reviewed = {int(r["inspection_id"]): r["review"] for r in rows if r["review"]}
+    assert reviewed == {2: "confirmed", 4: "false_alarm"}
+
+
+def test_html_is_self_contained_with_kpis_charts_and_reject_thumbnails(filled):
+    store, tmp = filled
+    (path,) = export_report(store, ReportFilter(), "html", tmp / "report.html")
+    html = path.read_text()
+    parsed = _Collect()
+    parsed.feed(html)
+    text = " ".join(t for t in parsed.text if t)
+    passed, failed, errors = (
+        sql(tmp / "r.db", f"SELECT COUNT(*) FROM inspections WHERE verdict = '{v}'")[0][0]
+        for v in ("PASS", "FAIL", "ERROR")
+    )
+    assert f"{passed} Pass" in text and f"{failed} Fail" in text and f"{errors} Error" in text
+    assert f"{100 * passed / (passed + failed):.1f} % Yield" in text
+    assert "1 Confirmed defects" in text and "1 False alarms" in text
+    assert len(parsed.images) == failed and all(src.startswith("data:image/jpeg;base64,") for src in parsed.images)
+    assert "<svg" in html and "http" not in html.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_pdf_renders_with_every_section(filled):
+    store, tmp = filled
+    (path,) = export_report(store, ReportFilter(), "pdf", tmp / "report.pdf")
+    doc = pymupdf.open(path)
+    assert doc.page_count >= 3
+    text = "".join(page.get_text() for page in doc)
+    for words in ("Inspection report", "Key figures", "Defects by class", "Rejects", "Label"):
+        assert words in text
+    pixmap = doc[0].get_pixmap(dpi=50)
+    assert pixmap.width > 300  # it rasterises
+
+
+def test_filters_and_an_empty_period(filled):
+    store, tmp = filled
+    future = datetime.now() + timedelta(days=365)
+    (path,) = export_report(store, ReportFilter(since=future), "html", tmp / "empty.html")
+    assert "No inspections" in path.read_text()
+    (pdf,) = export_report(store, ReportFilter(since=future), "pdf", tmp / "empty.pdf")
+    assert "No inspection matches" in pymupdf.open(pdf)[0].get_text()
+    export_report(store, ReportFilter(verdict="FAIL"), "csv", tmp / "fails.csv")
+    with (tmp / "fails.csv").open() as f:
+        assert {r["verdict"] for r in csv.DictReader(f)} == {"FAIL"}
+
+
+def test_report_command(filled, capsys):
+    _, tmp = filled
+    status = main(
+        [
+            "report",
+            "--db",
+            str(tmp / "r.db"),
+            "--format",
+            "html",
+            "--out",
+            str(tmp / "cli.html"),
+            "--product",
+            "Label",
+            "--verdict",
+            "FAIL",
+        ]
+    )
+    assert status == 0 and (tmp / "cli.html").exists()
+    assert (
+        main(
+            [
+                "report",
+                "--db",
+                str(tmp / "r.db"),
+                "--out",
+                str(tmp / "x.html"),
+                "--since",
+                "2030-01-02",
+                "--until",
+                "2030-01-01",
+            ]
+        )
+        == 2
+    )
+    assert "--since" in capsys.readouterr().err
