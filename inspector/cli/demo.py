@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, dict] = {}
     progress = Progress(enabled=not args.json, total=args.count)
 
-    def on_result(frame, result) -> None:
+    def on_result(frame, result, image) -> None:
         results[Path(frame.name).name] = result.to_dict()
         progress.step(f"{result.verdict:<5} {Path(frame.name).name}")
 

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     source = FileSource(args.sources, recursive=args.recursive)
     progress = Progress(enabled=not args.json)
 
-    def on_result(frame, result) -> None:
+    def on_result(frame, result, image) -> None:
         if args.json:
             sys.stdout.write(json.dumps({"image": frame.name, "sha256": frame.sha256, **result.to_dict()}) + "\n")
             sys.stdout.flush()

@@ -38,6 +38,47 @@ class PartNotFound(EngineError):
     """The part prompts selected nothing in an image."""
 
 
+@dataclass(frozen=True)
+class Regions:
+    """What a recipe's prompts select in one segmentation, on its low-resolution grid."""
+
+    part_indices: frozenset[int]
+    part_region: np.ndarray  # bool; everything when the recipe has no part prompts
+    normal_indices: frozenset[int]
+    ignore_region: np.ndarray  # bool
+
+
+def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
+    """Apply the recipe's part, normal and ignore prompts (recipe pixels = image pixels).
+
+    Raises:
+        PartNotFound: the recipe has part prompts and they select nothing.
+    """
+    prompts = recipe.part
+    w, h = segmentation.lowres_size
+    if prompts.boxes or prompts.points:
+        points = np.array([p[:2] for p in prompts.points]) if prompts.points else None
+        labels = np.array([p[2] for p in prompts.points]) if prompts.points else None
+        boxes = np.array(prompts.boxes) if prompts.boxes else None
+        selection = select_segments(
+            segmentation, points=points, labels=labels, boxes=boxes, mode=recipe.model.point_mode
+        )
+        if not selection.mask.any():
+            raise PartNotFound("part not found: the recipe's part prompts select no segment in this image")
+        part_indices, part_region = frozenset(int(i) for i in selection.indices), selection.mask
+    else:
+        part_indices, part_region = frozenset(), np.ones((h, w), bool)
+    normal: frozenset[int] = frozenset()
+    if recipe.normal_points:
+        points = segmentation.lowres_points(np.array(recipe.normal_points) + 0.5)
+        normal = frozenset(int(i) for i in select_masks(segmentation.masks, points=points, mode="instances").indices)
+    ignore = np.zeros((h, w), bool)
+    if recipe.ignore_boxes:
+        for x1, y1, x2, y2 in segmentation.lowres_boxes(np.array(recipe.ignore_boxes)).astype(int):
+            ignore[y1:y2, x1:x2] = True
+    return Regions(part_indices, part_region, normal, ignore)
+
+
 def outline_of(mask: np.ndarray) -> np.ndarray:
     """Largest outer contour of a bool mask, simplified to about a pixel, as (K, 2) float32."""
     ys, xs = np.nonzero(mask)
@@ -88,21 +129,6 @@ class InspectionPipeline:
         m = self.recipe.model
         return self.segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou)
 
-    def _part(self, segmentation: Segmentation) -> tuple[frozenset[int], np.ndarray]:
-        prompts = self.recipe.part
-        w, h = segmentation.lowres_size
-        if not prompts.boxes and not prompts.points:
-            return frozenset(), np.ones((h, w), bool)
-        points = np.array([p[:2] for p in prompts.points]) if prompts.points else None
-        labels = np.array([p[2] for p in prompts.points]) if prompts.points else None
-        boxes = np.array(prompts.boxes) if prompts.boxes else None
-        selection = select_segments(
-            segmentation, points=points, labels=labels, boxes=boxes, mode=self.recipe.model.point_mode
-        )
-        if not selection.mask.any():
-            raise PartNotFound("part not found: the recipe's part prompts select no segment in this image")
-        return frozenset(int(i) for i in selection.indices), selection.mask
-
     def prepare(self) -> None:
         """Segment the reference image now (otherwise done with the first image)."""
         with self._lock:
@@ -110,7 +136,8 @@ class InspectionPipeline:
                 return
             segmentation = self._segment(self.reference_image)
             try:
-                part_indices, part_region = self._part(segmentation)
+                regions = select_regions(segmentation, self.recipe)
+                part_indices, part_region = regions.part_indices, regions.part_region
             except PartNotFound:
                 raise EngineError(
                     f"{self.recipe.source or 'recipe'}: the part prompts select nothing on the reference image"
@@ -197,14 +224,10 @@ class InspectionPipeline:
 
         t = time.perf_counter()
         try:
-            part_indices, part_region = self._part(segmentation)
+            regions = select_regions(segmentation, self.recipe)
         except PartNotFound as exc:
             timings["select"] = (time.perf_counter() - t) * 1e3
             return self.error_result(str(exc), timings, size)
-        excluded = set(part_indices) | self._normal_indices(segmentation)
-        ignore = np.zeros_like(part_region)
-        for x1, y1, x2, y2 in segmentation.lowres_boxes(np.array(self.recipe.ignore_boxes).reshape(-1, 4)).astype(int):
-            ignore[y1:y2, x1:x2] = True
         timings["select"] = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()
@@ -213,9 +236,9 @@ class InspectionPipeline:
             segmentation.masks,
             segmentation.scores,
             pixel_area=1.0 / segmentation.scale**2,
-            part_region=part_region,
-            excluded=excluded,
-            ignore_region=ignore,
+            part_region=regions.part_region,
+            excluded=set(regions.part_indices | regions.normal_indices),
+            ignore_region=regions.ignore_region,
             rules=self.recipe.defects,
             reference_masks=on_grid(ref.segmentation.masks, grid),
             reference_features=ref.features,
@@ -227,12 +250,6 @@ class InspectionPipeline:
         findings = tuple(self._finding(c, segmentation, ref, matrix) for c in candidates)
         timings["outline"] = (time.perf_counter() - t) * 1e3
         return InspectionResult(verdict, findings, size, timings, self.recipe_hash, self.model)
-
-    def _normal_indices(self, segmentation: Segmentation) -> set[int]:
-        if not self.recipe.normal_points:
-            return set()
-        points = segmentation.lowres_points(np.array(self.recipe.normal_points) + 0.5)
-        return {int(i) for i in select_masks(segmentation.masks, points=points, mode="instances").indices}
 
     def _finding(self, candidate, segmentation: Segmentation, ref: _Reference, matrix) -> Finding:
         # Full resolution only for what is reported, and only inside the segment's box.

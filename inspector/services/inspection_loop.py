@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.engine.types import InspectionResult
 from inspector.errors import InspectorError
@@ -57,7 +59,8 @@ class RunSummary:
         }
 
 
-ResultCallback = Callable[[Frame, InspectionResult], None]
+# (frame, result, decoded image or None when it could not be read)
+ResultCallback = Callable[[Frame, InspectionResult, np.ndarray | None], None]
 
 
 def run_inspection(
@@ -83,7 +86,7 @@ def run_inspection(
         station: the station name (the host name by default).
         force: inspect images again even if this recipe and model already have.
         save_overlays: write overlay pictures and defect crops of FAIL images.
-        on_result: called on the inspection thread after each result.
+        on_result: called on the inspection thread after each result, with the decoded image.
         on_skip: called for each frame skipped as already inspected.
         cancel: set it to stop after the current frame.
     """
@@ -136,7 +139,7 @@ def run_inspection(
             writer.submit(Pending(run_id, recipe_id, recipe.name, frame.name, frame.sha256, result, image))
             summary.counts[result.verdict] += 1
             if on_result:
-                on_result(frame, result)
+                on_result(frame, result, image)
         else:
             summary.status = "finished"
     except KeyboardInterrupt:

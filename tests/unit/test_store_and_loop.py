@@ -90,7 +90,7 @@ def test_cancel_stops_within_one_image_and_keeps_what_was_done(line):
         FileSource([folder]).frames(),
         source="x",
         cancel=cancel,
-        on_result=lambda frame, result: cancel.set(),
+        on_result=lambda frame, result, image: cancel.set(),
     )
     store.close()
     assert summary.status == "stopped" and summary.inspected == 1
@@ -141,7 +141,7 @@ def test_a_folder_that_disappears_mid_run_becomes_errors_and_the_run_goes_on(lin
     store = open_store(str(tmp / "r.db"))
     seen = []
 
-    def vanish(frame, result):
+    def vanish(frame, result, image):
         seen.append(frame.name)
         if len(seen) == 2:
             shutil.rmtree(later)  # the second folder goes away while the first is inspected
