@@ -1,0 +1,87 @@
+"""The GUI entry point: one QApplication, exception hooks, the main window."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+
+log = logging.getLogger("inspector.gui")
+
+
+def install_excepthook(window) -> None:
+    """Unexpected exceptions are logged with their traceback and shown once, not fatal."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: set[str] = set()
+
+    def hook(kind, value, tb) -> None:
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
+        key = f"{kind.__name__}: {value}"
+        if key in shown:
+            return
+        shown.add(key)
+        QMessageBox.critical(window, "Unexpected error", f"{key}\n\nThe details are in the log.")
+
+    sys.excepthook = hook
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inspector gui", description="Open the Inspector desktop application.")
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", help="recipe to open (Recipes) and run (Operate)")
+    parser.add_argument("--source", help="folder or image files for Operate (separate several with ';')")
+    parser.add_argument("--db", default=None, help="database URL or SQLite file")
+    parser.add_argument("--tab", choices=("operate", "recipes", "history"), help="workspace to show first")
+    parser.add_argument("--screenshot", help="save a picture of the window to this PNG and exit")
+    parser.add_argument("--start", action="store_true", help="start the run in Operate right away")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="with --screenshot: seconds to let work (segmentation, a run) progress first",
+    )
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from inspector.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Inspector")
+    window = MainWindow(db_url=args.db)
+    install_excepthook(window)
+    if args.recipe:
+        window.open_recipe(args.recipe)
+    if args.source:
+        window.operate.source_edit.setText(args.source)
+    if args.tab:
+        window.tabs.setCurrentIndex(("operate", "recipes", "history").index(args.tab))
+    window.show()
+    if args.start:
+        QTimer.singleShot(0, window.operate.start)
+    if args.screenshot:
+
+        def shoot() -> None:
+            window.grab().save(args.screenshot)
+            window.close()
+
+        QTimer.singleShot(int(args.wait * 1000) + 300, shoot)
+    return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``inspector-gui`` program."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_gui(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Overlay pictures for the image views, drawn with numpy and OpenCV (no Qt here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+GREEN = (80, 200, 60)
+RED = (60, 60, 230)
+BLUE = (230, 140, 40)
+YELLOW = (40, 210, 240)
+GRAY = (180, 180, 180)
+
+
+def blank(size: tuple[int, int]) -> np.ndarray:
+    """A transparent BGRA canvas for an image of (width, height)."""
+    w, h = size
+    return np.zeros((h, w, 4), np.uint8)
+
+
+def tint(canvas: np.ndarray, mask: np.ndarray, color, *, alpha: int = 90, outline: int = 2) -> None:
+    """Fill ``mask`` (same size as the canvas) with a translucent colour and outline it."""
+    if not mask.any():
+        return
+    canvas[mask] = (*color, alpha)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(canvas, contours, -1, (*color, 255), outline, lineType=cv2.LINE_AA)
+
+
+def outlines(canvas: np.ndarray, polygons: Iterable[np.ndarray], color, *, labels: Iterable[str] = ()) -> None:
+    labels = list(labels)
+    thickness = max(2, round(max(canvas.shape[:2]) / 500))
+    for k, polygon in enumerate(polygons):
+        pts = np.round(np.asarray(polygon)).astype(np.int32).reshape(-1, 1, 2)
+        if len(pts) >= 2:
+            cv2.polylines(canvas, [pts], True, (*color, 255), thickness, lineType=cv2.LINE_AA)
+        if k < len(labels) and len(pts):
+            x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
+            cv2.putText(
+                canvas,
+                labels[k],
+                (int(x), max(12, int(y) - 5)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45 * thickness / 2,
+                (*color, 255),
+                max(1, thickness // 2),
+                cv2.LINE_AA,
+            )
+
+
+def points(canvas: np.ndarray, xy: Iterable[tuple[float, float]], color, *, radius: int = 6) -> None:
+    for x, y in xy:
+        cv2.circle(canvas, (int(x), int(y)), radius + 2, (255, 255, 255, 255), -1, lineType=cv2.LINE_AA)
+        cv2.circle(canvas, (int(x), int(y)), radius, (*color, 255), -1, lineType=cv2.LINE_AA)
+
+
+def boxes(canvas: np.ndarray, xyxy: Iterable[tuple[float, float, float, float]], color, *, width: int = 2) -> None:
+    for x1, y1, x2, y2 in xyxy:
+        cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2), int(y2)), (*color, 255), width, lineType=cv2.LINE_AA)
+
+
+def upscale(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A low-resolution mask shown at image size (nearest: no invented detail)."""
+    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0

@@ -1,0 +1,242 @@
+"""History: stored inspections by product, date and verdict; view, review, export."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from sqlalchemy import select
+
+from inspector.engine.image import read_image
+from inspector.errors import InspectorError
+from inspector.gui import render
+from inspector.gui.widgets.image_view import ImageView
+from inspector.report.query import ReportFilter
+from inspector.store.models import Defect, Inspection, Review
+from inspector.store.repository import add_review
+
+ROW_LIMIT = 500  # newest first; the report covers the rest
+_ALL = "(all)"
+
+
+class HistoryWorkspace(QWidget):
+    message = Signal(str, bool)
+
+    def __init__(self, store_factory, parent=None) -> None:
+        super().__init__(parent)
+        self._store_factory = store_factory
+        self._store = None
+        self.product = QComboBox()
+        self.verdict = QComboBox()
+        self.verdict.addItems([_ALL, "FAIL", "PASS", "ERROR"])
+        today = QDate.currentDate()
+        self.since = QDateEdit(today.addDays(-30), calendarPopup=True)
+        self.until = QDateEdit(today, calendarPopup=True)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        self.export_format = QComboBox()
+        self.export_format.addItems(["html", "pdf", "csv"])
+        export = QPushButton("Export…")
+        export.clicked.connect(self.choose_export)
+        filters = QHBoxLayout()
+        for label, widget in (
+            ("Product", self.product),
+            ("Verdict", self.verdict),
+            ("From", self.since),
+            ("To", self.until),
+        ):
+            filters.addWidget(QLabel(label))
+            filters.addWidget(widget)
+        filters.addWidget(refresh)
+        filters.addStretch(1)
+        filters.addWidget(self.export_format)
+        filters.addWidget(export)
+
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["#", "Inspected at", "Product", "Verdict", "Defects", "Review"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.itemSelectionChanged.connect(self._selected)
+        self.view = ImageView()
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        self.confirm = QPushButton("Defect confirmed")
+        self.false_alarm = QPushButton("False alarm")
+        self.confirm.clicked.connect(lambda: self.review("confirmed"))
+        self.false_alarm.clicked.connect(lambda: self.review("false_alarm"))
+        review_row = QHBoxLayout()
+        review_row.addWidget(self.confirm)
+        review_row.addWidget(self.false_alarm)
+        right = QVBoxLayout()
+        right.addWidget(self.view, 1)
+        right.addWidget(self.detail)
+        right.addLayout(review_row)
+        right_widget = QWidget()
+        right_widget.setLayout(right)
+        split = QSplitter()
+        split.addWidget(self.table)
+        split.addWidget(right_widget)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(split, 1)
+        self._set_review_enabled(False)
+
+    # -- data ----------------------------------------------------------------------------
+
+    def store(self):
+        if self._store is None:
+            self._store = self._store_factory()
+        return self._store
+
+    def current_filter(self) -> ReportFilter:
+        def utc(day: QDate, at: time) -> datetime:
+            local = datetime.combine(day.toPython(), at).astimezone()
+            return local.astimezone(timezone.utc).replace(tzinfo=None)
+
+        product = self.product.currentText()
+        verdict = self.verdict.currentText()
+        return ReportFilter(
+            product=None if product in ("", _ALL) else product,
+            since=utc(self.since.date(), time.min),
+            until=utc(self.until.date().addDays(1), time.min),
+            verdict=None if verdict == _ALL else verdict,
+        )
+
+    def refresh(self) -> None:
+        try:
+            store = self.store()
+        except InspectorError as exc:
+            self.message.emit(str(exc), True)
+            return
+        flt = self.current_filter()
+        with store.session() as session:
+            products = sorted(session.scalars(select(Inspection.product).distinct()))
+            decided = {
+                i: d for i, d in session.execute(select(Review.inspection_id, Review.decision).order_by(Review.id))
+            }
+            rows = session.execute(
+                flt.apply(
+                    select(
+                        Inspection.id,
+                        Inspection.inspected_at,
+                        Inspection.product,
+                        Inspection.verdict,
+                        Inspection.defect_count,
+                        Inspection.error,
+                    )
+                    .order_by(Inspection.inspected_at.desc())
+                    .limit(ROW_LIMIT)
+                )
+            ).all()
+        current = self.product.currentText()
+        self.product.blockSignals(True)
+        self.product.clear()
+        self.product.addItems([_ALL, *products])
+        self.product.setCurrentText(current if current in products else _ALL)
+        self.product.blockSignals(False)
+        self.table.setRowCount(len(rows))
+        for r, (ident, at, product, verdict, count, error) in enumerate(rows):
+            review = {"confirmed": "confirmed", "false_alarm": "false alarm"}.get(decided.get(ident), "")
+            values = (
+                str(ident),
+                f"{at:%Y-%m-%d %H:%M:%S}",
+                product,
+                verdict,
+                error or str(count),
+                review,
+            )
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, ident)
+                self.table.setItem(r, c, item)
+        shown = f"{len(rows)} inspections" + (
+            f" (newest {ROW_LIMIT}; export for all)" if len(rows) == ROW_LIMIT else ""
+        )
+        self.message.emit(f"History: {shown} for {flt.describe()}", False)
+
+    def _selected_id(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole) if rows else None
+
+    def _selected(self) -> None:
+        ident = self._selected_id()
+        if ident is None:
+            self._set_review_enabled(False)
+            return
+        with self.store().session() as session:
+            inspection = session.get(Inspection, ident)
+            defects = session.scalars(select(Defect).where(Defect.inspection_id == ident)).all()
+            path, verdict, error = inspection.image_path, inspection.verdict, inspection.error
+            outlines = [np.array(d.outline, np.float32).reshape(-1, 2) for d in defects]
+            labels = [f"{d.label} {d.score:.2f}" for d in defects]
+        try:
+            image = read_image(path)
+        except InspectorError as exc:
+            self.view.set_image(None)
+            self.detail.setText(f"#{ident} {verdict}: the image is no longer available ({exc})")
+        else:
+            self.view.set_image(image)
+            canvas = render.blank((image.shape[1], image.shape[0]))
+            render.outlines(canvas, outlines, render.RED, labels=labels)
+            self.view.set_overlay(canvas)
+            self.detail.setText(
+                f"#{ident} {verdict} - {Path(path).name}" + (f": {error}" if error else f", {len(defects)} defect(s)")
+            )
+        self._set_review_enabled(verdict == "FAIL")
+
+    def _set_review_enabled(self, enabled: bool) -> None:
+        self.confirm.setEnabled(enabled)
+        self.false_alarm.setEnabled(enabled)
+
+    def review(self, decision: str) -> None:
+        ident = self._selected_id()
+        if ident is None:
+            return
+        with self.store().session() as session, session.begin():
+            add_review(session, inspection_id=ident, decision=decision)
+        row = self.table.selectionModel().selectedRows()[0].row()
+        self.table.item(row, 5).setText({"confirmed": "confirmed", "false_alarm": "false alarm"}[decision])
+        self.message.emit(f"Inspection #{ident} reviewed: {decision.replace('_', ' ')}", False)
+
+    def choose_export(self) -> None:
+        fmt = self.export_format.currentText()
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", f"report.{fmt}", f"*.{fmt}")
+        if path:
+            self.export(Path(path), fmt)
+
+    def export(self, path: Path, fmt: str):
+        """Export what is filtered, in a worker thread; returns the worker."""
+        from inspector.gui.workers import TaskWorker
+        from inspector.report import export_report
+
+        store, flt = self.store(), self.current_filter()
+        self._export = TaskWorker(lambda: export_report(store, flt, fmt, path), self)
+        self._export.done.connect(
+            lambda written: self.message.emit("Exported " + ", ".join(str(p) for p in written), False)
+        )
+        self._export.failed.connect(lambda text: self.message.emit(text, True))
+        self.message.emit(f"Exporting {fmt.upper()} report…", False)
+        self._export.start()
+        return self._export
+
+    def shutdown(self) -> None:
+        if self._store is not None:
+            self._store.close()

@@ -1,0 +1,154 @@
+"""The recipe settings form: model, point mode, alignment, area limits, allowed defects, classes.
+
+The form shows a Recipe and emits an edited copy; it never holds recipe state of its
+own, so undo / redo and the image tools stay the single source of truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
+
+from inspector.recipe.model import Recipe
+
+_ERROR_STYLE = "border:2px solid #c0392b"
+
+
+class RecipeForm(QWidget):
+    edited = Signal(object, str)  # new Recipe, description of the change
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._recipe: Recipe | None = None
+        self._updating = False
+        self.name = QLineEdit()
+        self.weights = QLineEdit()
+        self.imgsz = QSpinBox(minimum=32, maximum=4096, singleStep=32)
+        self.conf = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
+        self.iou = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
+        self.point_mode = QComboBox()
+        self.point_mode.addItems(["merge", "instances"])
+        self.alignment = QComboBox()
+        self.alignment.addItems(["none", "orb"])
+        self.min_area = QDoubleSpinBox(minimum=0, maximum=1e9, decimals=0, singleStep=10)
+        self.max_area = QDoubleSpinBox(minimum=0, maximum=1e9, decimals=0, singleStep=1000)
+        self.allowed = QSpinBox(minimum=0, maximum=1000)
+        self.match_reference = QCheckBox("ignore segments the reference part also has")
+        self.missing_features = QCheckBox("report reference features the part lacks")
+        self.classes = QLineEdit(placeholderText="scratch, stain (needs CLIP)")
+        self.fields = {
+            "product.name": self.name,
+            "model.weights": self.weights,
+            "model.imgsz": self.imgsz,
+            "model.conf": self.conf,
+            "model.iou": self.iou,
+            "model.point_mode": self.point_mode,
+            "alignment.method": self.alignment,
+            "defects.min_area": self.min_area,
+            "defects.max_area": self.max_area,
+            "defects.allowed": self.allowed,
+            "defects.match_reference": self.match_reference,
+            "defects.missing_features": self.missing_features,
+            "defects.classes": self.classes,
+        }
+        form = QFormLayout(self)
+        labels = [
+            "Product",
+            "Weights",
+            "Image size",
+            "Confidence",
+            "NMS IoU",
+            "Point mode",
+            "Alignment",
+            "Min defect area (px)",
+            "Max defect area (px)",
+            "Defects allowed",
+            "Reference",
+            "Features",
+            "Text classes",
+        ]
+        for label, widget in zip(labels, self.fields.values(), strict=True):
+            form.addRow(label, widget)
+        for line in (self.name, self.weights, self.classes):
+            line.editingFinished.connect(self._emit)
+        for spin in (self.imgsz, self.conf, self.iou, self.min_area, self.max_area, self.allowed):
+            spin.valueChanged.connect(self._emit)
+        for combo in (self.point_mode, self.alignment):
+            combo.currentTextChanged.connect(self._emit)
+        for box in (self.match_reference, self.missing_features):
+            box.toggled.connect(self._emit)
+
+    def show_recipe(self, recipe: Recipe | None) -> None:
+        """Display ``recipe`` without emitting edits (no echo back into the undo stack)."""
+        self._recipe = recipe
+        self.setEnabled(recipe is not None)
+        if recipe is None:
+            return
+        self._updating = True
+        try:
+            self.name.setText(recipe.name)
+            self.weights.setText(recipe.model.weights)
+            self.imgsz.setValue(recipe.model.imgsz)
+            self.conf.setValue(recipe.model.conf)
+            self.iou.setValue(recipe.model.iou)
+            self.point_mode.setCurrentText(recipe.model.point_mode)
+            self.alignment.setCurrentText(recipe.alignment.method)
+            self.min_area.setValue(recipe.defects.min_area)
+            self.max_area.setValue(recipe.defects.max_area)
+            self.allowed.setValue(recipe.defects.allowed)
+            self.match_reference.setChecked(recipe.defects.match_reference)
+            self.missing_features.setChecked(recipe.defects.missing_features)
+            self.classes.setText(", ".join(recipe.defects.classes))
+        finally:
+            self._updating = False
+
+    def _emit(self) -> None:
+        if self._updating or self._recipe is None:
+            return
+        r = self._recipe
+        classes = tuple(c.strip() for c in self.classes.text().split(",") if c.strip())
+        new = replace(
+            r,
+            name=self.name.text().strip() or r.name,
+            model=replace(
+                r.model,
+                weights=self.weights.text().strip() or r.model.weights,
+                imgsz=self.imgsz.value(),
+                conf=self.conf.value(),
+                iou=self.iou.value(),
+                point_mode=self.point_mode.currentText(),
+            ),
+            alignment=replace(r.alignment, method=self.alignment.currentText()),
+            defects=replace(
+                r.defects,
+                min_area=self.min_area.value(),
+                max_area=self.max_area.value(),
+                allowed=self.allowed.value(),
+                match_reference=self.match_reference.isChecked(),
+                missing_features=self.missing_features.isChecked(),
+                classes=classes,
+            ),
+        )
+        if new != r:
+            self.edited.emit(new, "edit settings")
+
+    def show_errors(self, problems: list[str]) -> None:
+        """Mark the fields named in validation messages ("field: message") and explain on hover."""
+        by_field: dict[str, list[str]] = {}
+        for problem in problems:
+            field, _, text = problem.partition(": ")
+            by_field.setdefault(field.split("[")[0], []).append(text or problem)
+        for name, widget in self.fields.items():
+            messages = by_field.get(name)
+            widget.setStyleSheet(_ERROR_STYLE if messages else "")
+            widget.setToolTip("\n".join(messages) if messages else "")

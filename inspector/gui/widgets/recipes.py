@@ -1,0 +1,423 @@
+"""Recipes: author a recipe on its reference image with a live segmentation preview.
+
+Every edit replaces the (immutable) recipe through the undo stack. The reference is
+segmented once per model setting in a worker thread; prompt edits only re-run the cheap
+selection on the low-resolution masks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSplitter, QToolBar, QVBoxLayout, QWidget
+
+from inspector.engine.image import read_image
+from inspector.engine.overlay import PALETTE
+from inspector.errors import InspectorError, RecipeError
+from inspector.gui import render
+from inspector.gui.widgets.dry_run import DryRunPanel
+from inspector.gui.widgets.image_view import ImageView
+from inspector.gui.widgets.operate import findings_overlay
+from inspector.gui.widgets.recipe_form import RecipeForm
+from inspector.recipe.io import load_recipe, save_recipe
+from inspector.recipe.model import PartPrompts, Recipe
+
+TOOLS = ("part box", "part point", "normal point", "ignore box", "erase")
+_PICK_RADIUS = 12  # screen-independent pixels of the image within which a click hits a prompt
+
+
+class SetRecipe(QUndoCommand):
+    def __init__(self, workspace: RecipesWorkspace, before: Recipe, after: Recipe, text: str) -> None:
+        super().__init__(text)
+        self.workspace, self.before, self.after = workspace, before, after
+
+    def redo(self) -> None:
+        self.workspace.show_recipe(self.after)
+
+    def undo(self) -> None:
+        self.workspace.show_recipe(self.before)
+
+
+def _problems(error: RecipeError) -> list[str]:
+    """'file: field: message' lines of a RecipeError, without the file."""
+    return [line.split(": ", 1)[1] if ": " in line else line for line in str(error).splitlines()]
+
+
+class RecipesWorkspace(QWidget):
+    message = Signal(str, bool)
+    recipe_saved = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.recipe: Recipe | None = None
+        self.reference: np.ndarray | None = None
+        self._reference_path: Path | None = None
+        self.segmentation = None
+        self._segmenters: dict[tuple, object] = {}
+        self._segment_key: tuple | None = None
+        self._worker = None
+        self.undo_stack = QUndoStack(self)
+
+        self.view = ImageView()
+        self.view.clicked.connect(self._clicked)
+        self.view.dragged.connect(self._dragged)
+        self.showing = QLabel("No recipe open")
+        self.form = RecipeForm()
+        self.form.edited.connect(self.push)
+        self.form.setEnabled(False)
+        self.dry_run = DryRunPanel(self._dry_run_pipeline)
+        self.dry_run.show_result.connect(self._show_test_image)
+        self.dry_run.message.connect(self.message)
+
+        bar = QToolBar()
+        for text, slot, keys in (
+            ("New from image…", self.choose_new, QKeySequence.StandardKey.New),
+            ("Open…", self.choose_open, QKeySequence.StandardKey.Open),
+            ("Save", self.save, QKeySequence.StandardKey.Save),
+            ("Save As…", self.choose_save_as, QKeySequence.StandardKey.SaveAs),
+        ):
+            action = QAction(text, self, shortcut=keys, triggered=slot)
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            bar.addAction(action)
+            self.addAction(action)  # shortcuts work wherever the focus is inside this workspace
+        bar.addSeparator()
+        self.tools = QActionGroup(self)
+        for name in TOOLS:
+            action = QAction(name.capitalize(), self, checkable=True)
+            action.setData(name)
+            self.tools.addAction(action)
+            bar.addAction(action)
+        self.tools.actions()[0].setChecked(True)
+        bar.addSeparator()
+        undo = self.undo_stack.createUndoAction(self, "Undo")
+        undo.setShortcut(QKeySequence("Ctrl+Z"))
+        redo = self.undo_stack.createRedoAction(self, "Redo")
+        redo.setShortcut(QKeySequence("Ctrl+Shift+Z"))
+        for action in (undo, redo):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            bar.addAction(action)
+            self.addAction(action)
+        bar.addSeparator()
+        bar.addAction(QAction("Fit", self, triggered=self.view.fit))
+        bar.addAction(QAction("1:1", self, triggered=self.view.actual_size))
+        self.show_all = QAction("All segments", self, checkable=True, toggled=lambda _: self.refresh_overlay())
+        bar.addAction(self.show_all)
+        self.back = QAction("Back to reference", self, triggered=self.show_reference)
+        bar.addAction(self.back)
+
+        left = QVBoxLayout()
+        left.addWidget(self.showing)
+        left.addWidget(self.view, 1)
+        left_widget = QWidget()
+        left_widget.setLayout(left)
+        right = QVBoxLayout()
+        right.addWidget(self.form)
+        right.addWidget(self.dry_run, 1)
+        right_widget = QWidget()
+        right_widget.setLayout(right)
+        split = QSplitter()
+        split.addWidget(left_widget)
+        split.addWidget(right_widget)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addWidget(bar)
+        row = QHBoxLayout()
+        row.addWidget(split)
+        layout.addLayout(row, 1)
+
+    # -- documents -----------------------------------------------------------------------
+
+    def choose_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open recipe", "recipes", "Recipes (*.yaml *.yml)")
+        if path:
+            self.open_recipe(path)
+
+    def choose_new(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Reference image of a good part", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff)"
+        )
+        if path:
+            self.new_from_image(path)
+
+    def choose_save_as(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe as", "recipes", "Recipes (*.yaml)")
+        if path:
+            self.save_as(path)
+
+    def open_recipe(self, path: str | os.PathLike) -> bool:
+        try:
+            recipe = load_recipe(path)
+        except RecipeError as exc:
+            self.message.emit(str(exc), True)
+            return False
+        self._start(recipe)
+        self.recipe_saved.emit(str(recipe.source))
+        return True
+
+    def new_from_image(self, path: str | os.PathLike) -> bool:
+        path = Path(path).resolve()
+        self._start(Recipe(name=path.stem, reference_image=str(path)))
+        return True
+
+    def _start(self, recipe: Recipe) -> None:
+        self.undo_stack.clear()
+        self.reference = None
+        self.segmentation = None
+        self._segment_key = None
+        self.show_recipe(recipe)
+
+    def save(self) -> bool:
+        if self.recipe is None:
+            return False
+        if self.recipe.source is None:
+            self.choose_save_as()
+            return self.recipe.source is not None
+        return self.save_as(self.recipe.source)
+
+    def save_as(self, path: str | os.PathLike) -> bool:
+        from inspector.recipe.validate import validate_recipe
+
+        if self.recipe is None:
+            return False
+        path = Path(path)
+        reference = self.recipe.reference_path.resolve()
+        relative = os.path.relpath(reference, path.resolve().parent)
+        try:
+            saved = save_recipe(replace(self.recipe, reference_image=relative), path)
+        except RecipeError as exc:
+            self.message.emit(str(exc), True)
+            return False
+        self.recipe = saved
+        self.recipe_saved.emit(str(saved.source))
+        try:
+            validate_recipe(saved)
+        except RecipeError as exc:
+            self.form.show_errors(_problems(exc))
+            self.message.emit(f"Saved {path}, but it will not run yet: {exc}", True)
+            return True
+        self.form.show_errors([])
+        self.message.emit(f"Saved {path}", False)
+        return True
+
+    # -- editing ---------------------------------------------------------------------------
+
+    def push(self, new: Recipe, text: str) -> None:
+        if self.recipe is not None and new != self.recipe:
+            self.undo_stack.push(SetRecipe(self, self.recipe, new, text))
+
+    def show_recipe(self, recipe: Recipe) -> None:
+        """Make ``recipe`` current (from the undo stack or a load) and update the views."""
+        self.recipe = recipe
+        self.form.show_recipe(recipe)
+        if self.reference is None or self._reference_path != recipe.reference_path:
+            try:
+                self.reference = read_image(recipe.reference_path)
+            except InspectorError as exc:
+                self.reference = None
+                self.message.emit(f"product.reference_image: {exc}", True)
+            self._reference_path = recipe.reference_path
+            self.segmentation = None
+            self._segment_key = None
+        self.show_reference()
+        self._segment_if_needed()
+
+    @property
+    def tool(self) -> str:
+        return self.tools.checkedAction().data()
+
+    def _clicked(self, x: float, y: float, button: int) -> None:
+        if self.recipe is None or not self.showing_reference:
+            return
+        r = self.recipe
+        right = button == Qt.MouseButton.RightButton.value
+        if self.tool == "part point":
+            self.push(
+                replace(r, part=replace(r.part, points=(*r.part.points, (round(x), round(y), 0 if right else 1)))),
+                "add background point" if right else "add foreground point",
+            )
+        elif self.tool == "normal point":
+            self.push(replace(r, normal_points=(*r.normal_points, (round(x), round(y)))), "add normal point")
+        elif self.tool == "erase" or right:
+            self._erase(x, y)
+
+    def _dragged(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        if self.recipe is None or not self.showing_reference:
+            return
+        box = (round(x1), round(y1), round(x2), round(y2))
+        r = self.recipe
+        if self.tool == "part box":
+            self.push(replace(r, part=replace(r.part, boxes=(*r.part.boxes, box))), "add part box")
+        elif self.tool == "ignore box":
+            self.push(replace(r, ignore_boxes=(*r.ignore_boxes, box)), "add ignore box")
+
+    def _erase(self, x: float, y: float) -> None:
+        """Remove the nearest point prompt under the cursor, else the smallest box containing it."""
+        r = self.recipe
+        radius = _PICK_RADIUS / max(self.view.zoom_level, 1e-3)
+        candidates = []
+        for k, (px, py, _) in enumerate(r.part.points):
+            candidates.append((np.hypot(px - x, py - y), "part point", k))
+        for k, (px, py) in enumerate(r.normal_points):
+            candidates.append((np.hypot(px - x, py - y), "normal point", k))
+        near = [c for c in candidates if c[0] <= radius]
+        if near:
+            _, kind, k = min(near)
+            if kind == "part point":
+                points = r.part.points[:k] + r.part.points[k + 1 :]
+                self.push(replace(r, part=replace(r.part, points=points)), "remove part point")
+            else:
+                self.push(
+                    replace(r, normal_points=r.normal_points[:k] + r.normal_points[k + 1 :]), "remove normal point"
+                )
+            return
+        boxes = [
+            ((bx2 - bx1) * (by2 - by1), "part", k)
+            for k, (bx1, by1, bx2, by2) in enumerate(r.part.boxes)
+            if bx1 <= x <= bx2 and by1 <= y <= by2
+        ]
+        boxes += [
+            ((bx2 - bx1) * (by2 - by1), "ignore", k)
+            for k, (bx1, by1, bx2, by2) in enumerate(r.ignore_boxes)
+            if bx1 <= x <= bx2 and by1 <= y <= by2
+        ]
+        if boxes:
+            _, kind, k = min(boxes)
+            if kind == "part":
+                self.push(
+                    replace(r, part=PartPrompts(r.part.boxes[:k] + r.part.boxes[k + 1 :], r.part.points)),
+                    "remove part box",
+                )
+            else:
+                self.push(replace(r, ignore_boxes=r.ignore_boxes[:k] + r.ignore_boxes[k + 1 :]), "remove ignore box")
+
+    # -- segmentation preview ----------------------------------------------------------------
+
+    def _segmenter(self):
+        from inspector.engine.segmenter import FastSAMSegmenter
+
+        key = (str(self.recipe.weights_spec), self.recipe.model.sha256)
+        if key not in self._segmenters:  # loaded once per model, reused for every preview
+            self._segmenters[key] = FastSAMSegmenter(self.recipe.weights_spec, expected_sha256=self.recipe.model.sha256)
+        return self._segmenters[key]
+
+    def _segment_if_needed(self) -> None:
+        from inspector.gui.workers import SegmentWorker
+
+        if self.recipe is None or self.reference is None:
+            return
+        m = self.recipe.model
+        key = (str(self.recipe.reference_path), str(self.recipe.weights_spec), m.imgsz, m.conf, m.iou)
+        if key == self._segment_key or (self._worker is not None and self._worker.isRunning()):
+            return
+        self._segment_key = key
+        settings = {"imgsz": m.imgsz, "conf": m.conf, "iou": m.iou}
+        self._worker = SegmentWorker(self._segmenter, self.reference, settings, self)
+        self._worker.done.connect(self._segmented)
+        self._worker.failed.connect(lambda text: self.message.emit(text, True))
+        self._worker.finished.connect(self._segment_if_needed)  # settings may have changed meanwhile
+        self.message.emit("Segmenting the reference image…", False)
+        self._worker.start()
+
+    def _segmented(self, segmentation) -> None:
+        self.segmentation = segmentation
+        self.message.emit(
+            f"{len(segmentation)} segments on the reference ({segmentation.timings.get('inference', 0):.0f} ms)", False
+        )
+        self.refresh_overlay()
+
+    def refresh_overlay(self) -> None:
+        """Redraw prompts and what they select; no model run."""
+        if self.recipe is None or self.reference is None or not self.showing_reference:
+            return
+        from inspector.engine.pipeline import PartNotFound, select_regions
+        from inspector.engine.rules import find_defects
+
+        size = (self.reference.shape[1], self.reference.shape[0])
+        canvas = render.blank(size)
+        seg = self.segmentation
+        status = "segmenting…" if seg is None else f"{len(seg)} segments"
+        if seg is not None:
+            if self.show_all.isChecked():
+                for k in range(len(seg)):
+                    render.tint(canvas, seg.full_mask(k), PALETTE[k % len(PALETTE)], alpha=50, outline=1)
+            try:
+                regions = select_regions(seg, self.recipe)
+            except PartNotFound:
+                status += "; the part prompts select nothing"
+            else:
+                if self.recipe.part.boxes or self.recipe.part.points:
+                    render.tint(canvas, render.upscale(regions.part_region, size), render.GREEN, alpha=45)
+                for k in regions.normal_indices:
+                    render.tint(canvas, seg.full_mask(k), render.BLUE, alpha=70)
+                rules = replace(self.recipe.defects, match_reference=False, missing_features=False)
+                features = find_defects(
+                    seg.masks,
+                    seg.scores,
+                    pixel_area=1 / seg.scale**2,
+                    part_region=regions.part_region,
+                    excluded=set(regions.part_indices | regions.normal_indices),
+                    ignore_region=regions.ignore_region,
+                    rules=rules,
+                )
+                for c in features:
+                    render.tint(canvas, seg.full_mask(c.index), render.YELLOW, alpha=70)
+                status += (
+                    f"; part: {len(regions.part_indices) or 'whole image'}, normal: "
+                    f"{len(regions.normal_indices)}, features/candidates: {len(features)}"
+                )
+        render.boxes(canvas, self.recipe.part.boxes, render.GREEN)
+        render.boxes(canvas, self.recipe.ignore_boxes, render.GRAY)
+        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 1], render.GREEN)
+        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 0], render.RED)
+        render.points(canvas, self.recipe.normal_points, render.BLUE)
+        self.view.set_overlay(canvas)
+        self.showing.setText(f"Reference of {self.recipe.name}: {status}")
+
+    @property
+    def showing_reference(self) -> bool:
+        return not self.back.isEnabled()
+
+    def show_reference(self) -> None:
+        self.back.setEnabled(False)
+        self.view.set_image(self.reference)
+        self.refresh_overlay()
+
+    # -- test on folder ----------------------------------------------------------------------
+
+    def _dry_run_pipeline(self):
+        from inspector.engine.pipeline import InspectionPipeline
+
+        if self.recipe is None:
+            self.message.emit("Open or create a recipe first.", True)
+            return None
+        try:
+            return InspectionPipeline(self.recipe, segmenter=self._segmenter())
+        except InspectorError as exc:
+            if isinstance(exc, RecipeError):
+                self.form.show_errors(_problems(exc))
+            self.message.emit(str(exc), True)
+            return None
+
+    def _show_test_image(self, path: str, result) -> None:
+        try:
+            image = read_image(path)
+        except InspectorError as exc:
+            self.message.emit(str(exc), True)
+            return
+        self.back.setEnabled(True)
+        self.view.set_image(image)
+        self.view.set_overlay(findings_overlay((image.shape[1], image.shape[0]), result))
+        self.showing.setText(
+            f"Test image {Path(path).name}: {result.verdict}" + (f" ({result.error})" if result.error else "")
+        )
+
+    def shutdown(self) -> None:
+        self.dry_run.stop()
+        if self._worker is not None:
+            self._worker.wait(30_000)

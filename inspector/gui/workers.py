@@ -1,0 +1,126 @@
+"""Work that must not run on the GUI thread: models, inspection runs, dry runs.
+
+Each worker is a QThread subclass that reports through queued signals; exceptions end
+up as an ``failed`` signal with a message, never in the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from inspector.errors import InspectorError
+
+log = logging.getLogger(__name__)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, InspectorError):
+        return str(exc)
+    log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(exc)))
+    return f"Unexpected error: {exc!r} (details in the log)"
+
+
+class SegmentWorker(QThread):
+    """Segments one image (the recipe's reference) with a given segmenter."""
+
+    done = Signal(object)  # Segmentation
+    failed = Signal(str)
+
+    def __init__(self, segmenter_factory, image: np.ndarray, settings: dict, parent=None) -> None:
+        super().__init__(parent)
+        self._factory, self._image, self._settings = segmenter_factory, image, settings
+
+    def run(self) -> None:
+        try:
+            segmenter = self._factory()
+            self.done.emit(segmenter.segment(self._image, **self._settings))
+        except BaseException as exc:
+            self.failed.emit(_describe(exc))
+
+
+class InspectionWorker(QThread):
+    """Runs the inspection loop into the store; Stop takes effect within one image."""
+
+    result = Signal(str, object, object)  # frame name, InspectionResult, image (BGR) or None
+    skipped = Signal(str)
+    finished_run = Signal(object)  # RunSummary
+    failed = Signal(str)
+
+    def __init__(self, pipeline, store, source, parent=None) -> None:
+        super().__init__(parent)
+        self.pipeline, self.store, self.source = pipeline, store, source
+        self.cancel = threading.Event()
+
+    def stop(self) -> None:
+        self.cancel.set()
+
+    def run(self) -> None:
+        from inspector.services.inspection_loop import run_inspection
+
+        def on_result(frame, result, image) -> None:
+            self.result.emit(frame.name, result, image)
+
+        try:
+            summary = run_inspection(
+                self.pipeline,
+                self.store,
+                self.source.frames(),
+                source=self.source.describe(),
+                on_result=on_result,
+                on_skip=lambda f: self.skipped.emit(f.name),
+                cancel=self.cancel,
+            )
+            self.finished_run.emit(summary)
+        except BaseException as exc:
+            self.failed.emit(_describe(exc))
+
+
+class DryRunWorker(QThread):
+    """Applies a recipe to a folder without storing anything (recipe tuning)."""
+
+    result = Signal(str, object)  # path, InspectionResult
+    finished_run = Signal(int)
+    failed = Signal(str)
+
+    def __init__(self, pipeline, paths: list[Path], parent=None) -> None:
+        super().__init__(parent)
+        self.pipeline, self.paths = pipeline, paths
+        self.cancel = threading.Event()
+
+    def stop(self) -> None:
+        self.cancel.set()
+
+    def run(self) -> None:
+        count = 0
+        try:
+            for path in self.paths:
+                if self.cancel.is_set():
+                    break
+                self.result.emit(str(path), self.pipeline.inspect_file(path))
+                count += 1
+            self.finished_run.emit(count)
+        except BaseException as exc:
+            self.failed.emit(_describe(exc))
+
+
+class TaskWorker(QThread):
+    """Runs one callable off the GUI thread (exports, other slow one-offs)."""
+
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, task, parent=None) -> None:
+        super().__init__(parent)
+        self._task = task
+
+    def run(self) -> None:
+        try:
+            self.done.emit(self._task())
+        except BaseException as exc:
+            self.failed.emit(_describe(exc))

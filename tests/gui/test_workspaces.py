@@ -1,0 +1,154 @@
+"""The desktop application driven as a user would, offscreen, on the embedded model."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QSettings, Qt
+
+from inspector.engine.image import write_image
+from inspector.gui.main_window import MainWindow
+from inspector.recipe import load_recipe
+from inspector.synthetic.demo_product import demo_background, demo_reference, demo_scene, write_demo_recipe
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(db_url=str(tmp_path / "results.db"), settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """Four fresh demo parts, two of them defective."""
+    folder = tmp_path_factory.mktemp("parts")
+    rng = np.random.default_rng(5150)
+    background = demo_background()
+    for k in range(4):
+        write_image(folder / f"part{k}.png", demo_scene(rng, defective=k % 2 == 1, background=background).image)
+    return folder
+
+
+def view_point(view, x, y) -> QPoint:
+    return view.mapFromScene(x, y)
+
+
+def drag(qtbot, view, start, end) -> None:
+    viewport = view.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=view_point(view, *start))
+    qtbot.mouseMove(viewport, pos=view_point(view, (start[0] + end[0]) / 2, (start[1] + end[1]) / 2))
+    qtbot.mouseMove(viewport, pos=view_point(view, *end))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=view_point(view, *end))
+
+
+def test_author_a_recipe_from_a_reference_image(window, qtbot, tmp_path):
+    write_image(tmp_path / "good.png", demo_reference().image)
+    recipes = window.recipes
+    window.tabs.setCurrentWidget(recipes)
+    recipes.new_from_image(tmp_path / "good.png")
+    qtbot.waitUntil(lambda: recipes.segmentation is not None, timeout=60_000)
+
+    drag(qtbot, recipes.view, (170, 150), (470, 330))  # part box tool is the default
+    assert len(recipes.recipe.part.boxes) == 1
+    x1, _, _, y2 = recipes.recipe.part.boxes[0]
+    assert abs(x1 - 170) <= 3 and abs(y2 - 330) <= 3
+
+    for action in recipes.tools.actions():
+        if action.data() == "normal point":
+            action.trigger()
+    qtbot.mouseClick(recipes.view.viewport(), Qt.MouseButton.LeftButton, pos=view_point(recipes.view, 300, 280))
+    (point,) = recipes.recipe.normal_points
+    assert abs(point[0] - 300) <= 2 and abs(point[1] - 280) <= 2
+
+    recipes.view.setFocus()
+    qtbot.keyClick(recipes.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert recipes.recipe.normal_points == ()
+    qtbot.keyClick(recipes.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert recipes.recipe.normal_points == (point,)
+
+    recipes.form.allowed.setValue(1)
+    assert recipes.recipe.defects.allowed == 1
+    assert "part:" in recipes.showing.text()  # the preview applied the prompts
+
+    assert recipes.save_as(tmp_path / "recipes" / "good.yaml")
+    saved = load_recipe(tmp_path / "recipes" / "good.yaml")
+    assert saved.part.boxes == recipes.recipe.part.boxes and saved.defects.allowed == 1
+    assert saved.reference_image == "../good.png"
+
+
+def test_test_on_folder_fills_a_verdict_table(window, qtbot, parts):
+    recipe = write_demo_recipe(parts.parent / "recipe-dry")
+    recipes = window.recipes
+    window.tabs.setCurrentWidget(recipes)
+    assert recipes.open_recipe(recipe)
+    recipes.dry_run.run_folder(parts)
+    qtbot.waitUntil(lambda: "(done)" in recipes.dry_run.summary.text(), timeout=120_000)
+    table = recipes.dry_run.table
+    assert table.rowCount() == 4
+    assert {table.item(r, 1).text() for r in range(4)} <= {"PASS", "FAIL", "ERROR"}
+    table.selectRow(1)
+    qtbot.waitUntil(lambda: "part1.png" in recipes.showing.text(), timeout=10_000)
+    assert recipes.back.isEnabled()
+    recipes.back.trigger()
+    assert recipes.showing.text().startswith("Reference of")
+
+
+def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_path):
+    recipe = write_demo_recipe(tmp_path / "recipe")
+    operate = window.operate
+    operate.recipe_edit.setText(str(recipe))
+    operate.source_edit.setText(str(parts))
+    qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton)
+    assert operate.start_button.text() == "Stop"
+    qtbot.waitUntil(lambda: not operate.running, timeout=180_000)
+    assert operate.counters["Inspected"].text() == "4"
+    fails = int(operate.counters["Fail"].text())
+    assert operate.rejects.count() == fails
+    assert operate.verdict.text() in ("PASS", "FAIL", "ERROR")
+
+    history = window.history
+    window.tabs.setCurrentWidget(history)
+    assert history.table.rowCount() == 4
+    fail_rows = [r for r in range(4) if history.table.item(r, 3).text() == "FAIL"]
+    if not fail_rows:
+        pytest.skip("the model passed every part of this set; nothing to review")
+    history.table.selectRow(fail_rows[0])
+    assert history.false_alarm.isEnabled()
+    qtbot.mouseClick(history.false_alarm, Qt.MouseButton.LeftButton)
+    with sqlite3.connect(tmp_path / "results.db") as conn:
+        assert conn.execute("SELECT decision FROM reviews").fetchall() == [("false_alarm",)]
+    assert history.table.item(fail_rows[0], 5).text() == "false alarm"
+    worker = history.export(tmp_path / "report.html", "html")
+    qtbot.waitUntil(lambda: worker.isFinished(), timeout=60_000)
+    assert "Inspection report" in (tmp_path / "report.html").read_text()
+
+
+def test_stop_takes_effect_within_one_image(window, qtbot, parts, tmp_path):
+    recipe = write_demo_recipe(tmp_path / "recipe")
+    operate = window.operate
+    operate.recipe_edit.setText(str(recipe))
+    operate.source_edit.setText(str(parts))
+    operate.start()
+    qtbot.waitUntil(lambda: operate.counters["Inspected"].text() == "1", timeout=120_000)
+    qtbot.keyClick(operate, Qt.Key.Key_Space)  # Space toggles Start / Stop
+    qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
+    assert int(operate.counters["Inspected"].text()) <= 2
+    assert "stopped" in window.status.text()
+
+
+def test_core_errors_show_in_the_window_not_as_a_crash(window, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("schema_version: 1\nproduct: {name: X}\n")
+    window.operate.recipe_edit.setText(str(broken))
+    window.operate.source_edit.setText(str(tmp_path))
+    window.operate.start()
+    assert not window.operate.running
+    assert "product.reference_image" in window.status.toolTip()
