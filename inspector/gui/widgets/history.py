@@ -167,6 +167,9 @@ class HistoryWorkspace(QWidget):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, ident)
                 self.table.setItem(r, c, item)
+        if rows and not self.table.selectionModel().selectedRows():
+            fails = [r for r, row in enumerate(rows) if row[3] == "FAIL"]
+            self.table.selectRow(fails[0] if fails else 0)  # show something: the newest reject
         shown = f"{len(rows)} inspections" + (
             f" (newest {ROW_LIMIT}; export for all)" if len(rows) == ROW_LIMIT else ""
         )
