@@ -68,7 +68,7 @@ def _summary_page(pdf: PdfPages, data: ReportData) -> None:
         [[str(k.inspected), str(k.passed), str(k.failed), str(k.errors), y, str(k.confirmed), str(k.false_alarms)]],
         ["Inspected", "Pass", "Fail", "Error", "Yield", "Confirmed", "False alarms"],
     )
-    _text(fig, 0.6, "Recipes and models", size=13, weight="bold")
+    _text(fig, 0.68, "Recipes and models", size=13, weight="bold")
     rows = [
         [
             r.product,
