@@ -132,11 +132,31 @@ def find_defects(
         found = _suppress_duplicates(found, masks)
 
     if rules.missing_features and reference_masks is not None and reference_features is not None:
-        features = reference_masks[reference_features]
-        # Half the match IoU: a feature seen a little off is present, not missing.
-        best = pairwise_iou(features, masks).max(axis=1) if len(masks) else np.zeros(len(features))
-        for k in np.flatnonzero(best < rules.match_iou / 2):
-            ref_index = int(reference_features[k])
-            area = float(reference_masks[ref_index].sum()) * pixel_area
-            found.append(Candidate(ref_index, MISSING_LABEL, float(1.0 - best[k]), area, missing=True))
+        for ref_index in reference_features:
+            feature = reference_masks[ref_index]
+            coverage = _best_cover(feature, masks, excluded)
+            if coverage < _PRESENT_COVER:
+                area = float(feature.sum()) * pixel_area
+                found.append(Candidate(int(ref_index), MISSING_LABEL, 1.0 - coverage, area, missing=True))
     return found
+
+
+_PRESENT_COVER = 0.5  # a feature half covered by some segment of the image is there
+_COVER_SIZE = 10.0  # ...as long as that segment is not the whole part or background
+
+
+def _best_cover(feature: np.ndarray, masks: np.ndarray, excluded: set[int]) -> float:
+    """How much of ``feature`` the best-fitting image segment covers (0 to 1).
+
+    The model may split or merge a print differently from one image to the next (one
+    band, or two halves); coverage by a segment of similar size tolerates that, where
+    an IoU test would call a half-band "missing".
+    """
+    area = float(feature.sum())
+    if area == 0 or len(masks) == 0:
+        return 0.0
+    sizes = masks.reshape(len(masks), -1).sum(axis=1)
+    inter = (masks & feature).reshape(len(masks), -1).sum(axis=1)
+    usable = sizes <= _COVER_SIZE * area
+    usable[list(excluded)] = False
+    return float(inter[usable].max() / area) if usable.any() else 0.0
