@@ -33,11 +33,11 @@ MODEL_DIR = ROOT / "inspector" / "engine" / "models"
 MODEL_NAME = "inspector-seg-n.pt"
 
 
-def build_dataset(out: Path, *, scenes: int, seed: int, split: str) -> int:
+def build_dataset(out: Path, *, scenes: int, seed: int, split: str, defect_probability: float = 0.85) -> int:
     rng = np.random.default_rng(seed)
     count = 0
     for k in range(scenes):
-        scene = generate_scene(rng, defect_probability=0.85)
+        scene = generate_scene(rng, defect_probability=defect_probability)
         count += write_crops(scene, out / split, f"{split}_{k:05d}", rng)
     return count
 
@@ -45,9 +45,17 @@ def build_dataset(out: Path, *, scenes: int, seed: int, split: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=ROOT / "packaging" / "training-run")
-    parser.add_argument("--scenes", type=int, default=550, help="training scenes (about 2.5 crops each)")
-    parser.add_argument("--hours", type=float, default=0.8, help="wall-clock training budget")
+    parser.add_argument("--scenes", type=int, default=400, help="training scenes (about 2.8 crops each)")
+    parser.add_argument("--hours", type=float, default=0.85, help="wall-clock training budget")
     parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="continue from these weights (a second, defect-rich stage) instead of from scratch",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training scenes")
+    parser.add_argument("--out", type=Path, default=MODEL_DIR / MODEL_NAME, help="where the weights go")
     args = parser.parse_args()
 
     # Never reach for the network: no hub downloads, no package installs, no font fetches.
@@ -59,13 +67,22 @@ def main() -> None:
     if args.work.exists():
         shutil.rmtree(args.work)
     data = args.work / "data"
-    n_train = build_dataset(data, scenes=args.scenes, seed=0, split="train")
+    stage2 = args.init is not None
+    n_train = build_dataset(
+        data, scenes=args.scenes, seed=args.seed, split="train", defect_probability=1.0 if stage2 else 0.85
+    )
     n_val = build_dataset(data, scenes=40, seed=1, split="val")
     (data / "data.yaml").write_text(f"path: {data}\ntrain: train/images\nval: val/images\nnames:\n  0: object\n")
     generated = time.time()
     print(f"generated {n_train} training and {n_val} validation crops in {generated - started:.0f} s", flush=True)
 
-    model = YOLO("yolov8n-seg.yaml")
+    model = YOLO(str(args.init) if stage2 else "yolov8n-seg.yaml")
+    # A second stage fine-tunes: smaller steps, no warm-up, no mosaic (whole parts, native scale).
+    schedule = (
+        dict(lr0=0.002, warmup_epochs=0, mosaic=0.0, close_mosaic=0)
+        if stage2
+        else dict(warmup_epochs=1, close_mosaic=3)
+    )
     model.train(
         data=str(data / "data.yaml"),
         imgsz=args.imgsz,
@@ -84,8 +101,7 @@ def main() -> None:
         val=False,
         amp=False,
         overlap_mask=False,  # a defect's mask overlaps its part's; keep both whole
-        warmup_epochs=1,
-        close_mosaic=3,
+        **schedule,
         scale=0.2,  # stay near native scale: defects must keep their size
         degrees=10.0,
         flipud=0.5,
@@ -94,8 +110,8 @@ def main() -> None:
     finished = time.time()
 
     weights = args.work / "train" / "weights" / "last.pt"
-    MODEL_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copy(weights, MODEL_DIR / MODEL_NAME)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(weights, args.out)
     results_csv = args.work / "train" / "results.csv"
     epochs_run = max(0, len(results_csv.read_text().splitlines()) - 1) if results_csv.exists() else None
     record = {
@@ -111,10 +127,11 @@ def main() -> None:
         "data_generation_s": round(generated - started, 1),
         "training_s": round(finished - generated, 1),
         "total_s": round(time.time() - started, 1),
-        "seeds": {"train": 0, "val": 1},
-        "command": "python packaging/train_embedded_model.py",
+        "seeds": {"train": args.seed, "val": 1},
+        "init": str(args.init) if stage2 else None,
+        "command": "python " + " ".join(sys.argv),
     }
-    (MODEL_DIR / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out.parent / f"{args.out.stem}.training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     print(f"total {record['total_s'] / 60:.1f} min")
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+from pathlib import Path
 
 from inspector.cli.progress import Progress
+from inspector.errors import InspectorError
 from inspector.recipe.io import load_recipe
 from inspector.recipe.validate import validate_recipe
+from inspector.sources.camera import CameraSource, parse_camera
 from inspector.sources.files import FileSource
+from inspector.sources.hotfolder import HotFolderSource
 
 
 def add_parser(sub) -> None:
@@ -18,7 +23,29 @@ def add_parser(sub) -> None:
         help="inspect images with a recipe and store the results",
         description="Inspect image files and folders with a recipe; every image gets one PASS, FAIL or ERROR row.",
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image files or folders")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="image files or folders")
+    live = p.add_argument_group("live sources (instead of SOURCE)")
+    live.add_argument("--watch", metavar="FOLDER", help="hot folder: inspect each image once it is completely written")
+    live.add_argument("--camera", metavar="INDEX|URL", help="camera device index or RTSP / HTTP stream")
+    live.add_argument("--video", metavar="FILE", help="video file, frame by frame")
+    live.add_argument("--every", type=int, default=1, metavar="N", help="inspect every N-th frame (default 1)")
+    live.add_argument(
+        "--trigger",
+        choices=("every", "software"),
+        default="every",
+        help="software: inspect one frame each time Enter is pressed",
+    )
+    live.add_argument(
+        "--save-frames",
+        choices=("fail", "all", "none"),
+        default="fail",
+        help="camera / video frames to keep as images (default: those that FAIL)",
+    )
+    live.add_argument("--sort", action="store_true", help="hot folder: move inspected files into pass/ fail/ error/")
+    live.add_argument("--settle", type=float, default=1.0, help="hot folder: seconds a file must stay unchanged")
+    live.add_argument(
+        "--idle-timeout", type=float, default=None, help="hot folder: stop after this many seconds without a new file"
+    )
     p.add_argument("--recipe", required=True, help="recipe YAML file")
     p.add_argument("--db", default=None, help="database URL or SQLite file (default: the data directory's)")
     p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
@@ -31,17 +58,51 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _source(args: argparse.Namespace):
+    chosen = [name for name in ("watch", "camera", "video") if getattr(args, name)] + (
+        ["files"] if args.sources else []
+    )
+    if len(chosen) != 1:
+        raise InspectorError("give exactly one source: image files / folders, --watch, --camera or --video")
+    if args.watch:
+        return HotFolderSource(args.watch, settle=args.settle, idle_timeout=args.idle_timeout, sort=args.sort)
+    if args.camera or args.video:
+        if args.video and not Path(args.video).is_file():
+            raise InspectorError(f"{args.video}: no such video file")
+        target = args.video or parse_camera(args.camera)
+        return CameraSource(
+            target,
+            every=args.every,
+            trigger=args.trigger,
+            on_status=lambda status: print(f"{target}: {status}", file=sys.stderr),
+        )
+    return FileSource(args.sources, recursive=args.recursive)
+
+
+def _listen_for_enter(source: CameraSource) -> None:
+    """Software trigger from the terminal: each Enter inspects the next frame."""
+
+    def listen() -> None:
+        for _ in sys.stdin:
+            source.fire()
+
+    print("software trigger: press Enter to inspect a part, Ctrl+C to stop", file=sys.stderr)
+    threading.Thread(target=listen, name="inspector-trigger", daemon=True).start()
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.engine.pipeline import InspectionPipeline
     from inspector.services.inspection_loop import run_inspection
     from inspector.store.database import open_store
 
     # Recipe and database problems stop the run before anything is written.
+    source = _source(args)
     recipe = load_recipe(args.recipe)
     validate_recipe(recipe)
     pipeline = InspectionPipeline(recipe, device=args.device)
     store = open_store(args.db)
-    source = FileSource(args.sources, recursive=args.recursive)
+    if isinstance(source, CameraSource) and args.trigger == "software":
+        _listen_for_enter(source)
     progress = Progress(enabled=not args.json)
 
     def on_result(frame, result, image) -> None:
@@ -63,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             station=args.station,
             force=args.force,
             save_overlays=not args.no_overlays,
+            save_frames=args.save_frames,
+            relocate=source.file_away if isinstance(source, HotFolderSource) else None,
             on_result=on_result,
             on_skip=on_skip,
         )

@@ -72,6 +72,8 @@ def run_inspection(
     station: str | None = None,
     force: bool = False,
     save_overlays: bool = True,
+    save_frames: str = "fail",
+    relocate: Callable[[Frame, str], object] | None = None,
     on_result: ResultCallback | None = None,
     on_skip: Callable[[Frame], None] | None = None,
     cancel: threading.Event | None = None,
@@ -86,6 +88,10 @@ def run_inspection(
         station: the station name (the host name by default).
         force: inspect images again even if this recipe and model already have.
         save_overlays: write overlay pictures and defect crops of FAIL images.
+        save_frames: for sources without files (cameras): keep frames of "fail" results,
+            "all" frames, or "none".
+        relocate: called with each frame and its verdict; may move the file and return
+            its new path, which is what the database records.
         on_result: called on the inspection thread after each result, with the decoded image.
         on_skip: called for each frame skipped as already inspected.
         cancel: set it to stop after the current frame.
@@ -99,13 +105,13 @@ def run_inspection(
             model=model,
             station=station or socket.gethostname(),
             source=source,
-            settings={"force": force, "save_overlays": save_overlays},
+            settings={"force": force, "save_overlays": save_overlays, "save_frames": save_frames},
         )
         done = (
             set() if force else inspected_images(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
         )
     summary = RunSummary(run_id=run_id)
-    writer = ResultWriter(store, store.images_dir, save_overlays=save_overlays)
+    writer = ResultWriter(store, store.images_dir, save_overlays=save_overlays, save_frames=save_frames)
     started = time.perf_counter()
     try:
         for frame in frames:
@@ -136,7 +142,22 @@ def run_inspection(
                     )
             if frame.sha256 is not None:
                 done.add(frame.sha256)  # the same content twice in one run is inspected once
-            writer.submit(Pending(run_id, recipe_id, recipe.name, frame.name, frame.sha256, result, image))
+            name = frame.name
+            if relocate is not None:  # e.g. a hot folder sorting files into pass/ fail/ error/
+                moved = relocate(frame, result.verdict)
+                name = str(moved) if moved is not None else name
+            writer.submit(
+                Pending(
+                    run_id,
+                    recipe_id,
+                    recipe.name,
+                    name,
+                    frame.sha256,
+                    result,
+                    image,
+                    stored_file=frame.path is not None,
+                )
+            )
             summary.counts[result.verdict] += 1
             if on_result:
                 on_result(frame, result, image)

@@ -44,6 +44,7 @@ class Pending:
     result: InspectionResult
     image: np.ndarray | None
     inspected_at: datetime = field(default_factory=utcnow)
+    stored_file: bool = True  # False for camera frames: the writer keeps the pixels (see save_frames)
 
 
 def _safe_stem(name: str) -> str:
@@ -57,12 +58,17 @@ class ResultWriter:
         store: the open database.
         images_dir: folder for overlays (FAIL images) and defect crops.
         save_overlays: write overlay and crop pictures for FAIL results.
+        save_frames: camera frames have no file: keep them for ``"fail"`` results, ``"all"``
+            of them, or ``"none"``, so a row can point to its picture.
     """
 
-    def __init__(self, store: Store, images_dir: Path, *, save_overlays: bool = True) -> None:
+    def __init__(
+        self, store: Store, images_dir: Path, *, save_overlays: bool = True, save_frames: str = "fail"
+    ) -> None:
         self.store = store
         self.images_dir = images_dir
         self.save_overlays = save_overlays
+        self.save_frames = save_frames
         # Bounded: if the disk or database falls behind, inference waits instead of
         # piling images up in memory.
         self._queue: queue.Queue = queue.Queue(maxsize=64)
@@ -117,16 +123,25 @@ class ResultWriter:
             crops.append(str(write_image(folder / f"{stem}_defect{k}.png", item.image[y0:y3, x0:x3])))
         return str(overlay), tuple(crops)
 
+    def _frame_file(self, item: Pending) -> str:
+        """Where the row's image lives: its file, or a saved copy of a camera frame."""
+        keep = self.save_frames == "all" or (self.save_frames == "fail" and item.result.verdict == FAIL)
+        if item.stored_file or item.image is None or not keep:
+            return item.name
+        folder = self.images_dir / f"run_{item.run_id:05d}" / "frames"
+        return str(write_image(folder / f"{_safe_stem(item.name)}.png", item.image))
+
     def _flush(self, batch: list[Pending]) -> None:
         records = []
         for item in batch:
             overlay, crops = self._pictures(item)
+            image_path = self._frame_file(item)
             records.append(
                 InspectionRecord(
                     item.run_id,
                     item.recipe_id,
                     item.product,
-                    item.name,
+                    image_path,
                     item.image_sha256,
                     item.result,
                     item.inspected_at,

@@ -152,3 +152,22 @@ def test_core_errors_show_in_the_window_not_as_a_crash(window, tmp_path):
     window.operate.start()
     assert not window.operate.running
     assert "product.reference_image" in window.status.toolTip()
+
+
+def test_operate_runs_a_video_source(window, qtbot, tmp_path):
+    import cv2
+
+    recipe = write_demo_recipe(tmp_path / "recipe")
+    rng = np.random.default_rng(31337)
+    video = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for k in range(3):
+        writer.write(demo_scene(rng, defective=k == 1, background=demo_background()).image)
+    writer.release()
+    operate = window.operate
+    operate.recipe_edit.setText(str(recipe))
+    operate.source_edit.setText(str(video))
+    operate.start()
+    qtbot.waitUntil(lambda: not operate.running, timeout=180_000)
+    assert operate.counters["Inspected"].text() == "3"
+    assert "ended" in operate.source_status.text()

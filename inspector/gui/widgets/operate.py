@@ -54,11 +54,13 @@ class OperateWorkspace(QWidget):
 
     message = Signal(str, bool)  # text, is_error
     running_changed = Signal(bool)
+    status_changed = Signal(str)  # from the source's thread; shown in the side panel
 
     def __init__(self, store_factory, parent=None) -> None:
         super().__init__(parent)
         self._store_factory = store_factory
         self._worker = None
+        self._source = None
         self._store = None
         self._pipeline = None
         self._counts: Counter = Counter()
@@ -69,7 +71,9 @@ class OperateWorkspace(QWidget):
         self.recipe_edit = QLineEdit(placeholderText="recipe .yaml")
         recipe_button = QPushButton("Recipe…")
         recipe_button.clicked.connect(self._choose_recipe)
-        self.source_edit = QLineEdit(placeholderText="folder or image files")
+        self.source_edit = QLineEdit(
+            placeholderText="folder, files (a;b), video file, camera:0, rtsp://…, watch:FOLDER"
+        )
         source_button = QPushButton("Folder…")
         source_button.clicked.connect(self._choose_folder)
         self.start_button = QPushButton("Start")
@@ -96,6 +100,9 @@ class OperateWorkspace(QWidget):
         self._show_verdict("")
         self.current = QLabel("")
         self.current.setWordWrap(True)
+        self.source_status = QLabel("")
+        self.source_status.setWordWrap(True)
+        self.status_changed.connect(self.source_status.setText)
         self.counters = {
             name: QLabel("0")
             for name in ("Inspected", "Pass", "Fail", "Error", "Yield", "Throughput", "Latency", "Skipped")
@@ -107,6 +114,7 @@ class OperateWorkspace(QWidget):
         side = QVBoxLayout()
         side.addWidget(self.verdict)
         side.addWidget(self.current)
+        side.addWidget(self.source_status)
         side.addLayout(form)
         side.addStretch(1)
         side_widget = QWidget()
@@ -158,7 +166,7 @@ class OperateWorkspace(QWidget):
         from inspector.gui.workers import InspectionWorker
         from inspector.recipe.io import load_recipe
         from inspector.recipe.validate import validate_recipe
-        from inspector.sources.files import FileSource
+        from inspector.sources import open_source
 
         recipe_path, source = self.recipe_edit.text().strip(), self.source_edit.text().strip()
         if not recipe_path or not source:
@@ -172,11 +180,13 @@ class OperateWorkspace(QWidget):
         except InspectorError as exc:
             self.message.emit(str(exc), True)
             return
-        paths = [p for p in source.split(";") if p.strip()]
+        self._source = open_source(source)
+        if hasattr(self._source, "on_status"):  # cameras report connection state
+            self._source.on_status = lambda status: self.status_changed.emit(f"Source: {status}")
         self._counts.clear()
         self._latencies.clear()
         self._started = time.monotonic()
-        self._worker = InspectionWorker(self._pipeline, self._store, FileSource(paths), self)
+        self._worker = InspectionWorker(self._pipeline, self._store, self._source, self)
         self._worker.result.connect(self._on_result)
         self._worker.skipped.connect(self._on_skipped)
         self._worker.finished_run.connect(self._on_finished)
@@ -190,13 +200,16 @@ class OperateWorkspace(QWidget):
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+            stop_source = getattr(self._source, "stop", None)
+            if stop_source is not None:  # a live source waits for frames: wake it up
+                stop_source()
             self.start_button.setEnabled(False)
             self.message.emit("Stopping after the current image…", False)
 
     def shutdown(self) -> None:
         """Stop and wait (window closing)."""
         if self._worker is not None:
-            self._worker.stop()
+            self.stop()
             self._worker.wait(30_000)
 
     # -- results -------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""A hot folder: images dropped into a folder are inspected once they are completely written.
+
+A file counts as complete when its size and modification time have not changed for a
+settling time (a file renamed into the folder is complete at once, and passes the same
+test). Files are yielded once per watcher; a restarted watcher relies on the results
+store, which skips images it has already inspected (by content hash). A folder that is
+emptied, removed or recreated is waited for, not an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from inspector.errors import SourceError
+from inspector.sources.files import IMAGE_SUFFIXES
+from inspector.sources.frame import Frame
+
+SORT_FOLDERS = {"PASS": "pass", "FAIL": "fail", "ERROR": "error"}
+
+
+class HotFolderSource:
+    """Watch ``folder`` (not its sub-folders) for new image files.
+
+    Args:
+        folder: the folder to watch (created if missing).
+        poll: seconds between looks.
+        settle: seconds a file's size must stay unchanged before it is read.
+        idle_timeout: stop after this many seconds without a new file (None: never).
+        sort: move each inspected file into pass/, fail/ or error/ beside it.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        poll: float = 0.5,
+        settle: float = 1.0,
+        idle_timeout: float | None = None,
+        sort: bool = False,
+    ) -> None:
+        self.folder = Path(folder)
+        self.poll, self.settle, self.idle_timeout, self.sort = poll, settle, idle_timeout, sort
+        self._stop = threading.Event()
+        self._seen: set[tuple[str, int, int]] = set()
+        self._pending: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime, stable since)
+
+    def describe(self) -> str:
+        return f"watch:{self.folder}"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _listing(self) -> list[os.DirEntry]:
+        try:
+            return [
+                e
+                for e in os.scandir(self.folder)
+                if e.is_file(follow_symlinks=False) and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
+            ]
+        except FileNotFoundError:
+            return []  # emptied away or being recreated: keep watching
+        except OSError as exc:
+            raise SourceError(f"{self.folder}: cannot watch the folder ({exc.strerror or exc})") from None
+
+    def _ready(self) -> list[Path]:
+        now = time.monotonic()
+        ready = []
+        current = set()
+        for entry in self._listing():
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:
+                continue
+            key = (entry.name, stat.st_size, stat.st_mtime_ns)
+            current.add(entry.name)
+            if key in self._seen or stat.st_size == 0:
+                continue
+            previous = self._pending.get(entry.name)
+            if previous is None or previous[:2] != (stat.st_size, stat.st_mtime_ns):
+                self._pending[entry.name] = (stat.st_size, stat.st_mtime_ns, now)
+            elif now - previous[2] >= self.settle:
+                self._seen.add(key)
+                del self._pending[entry.name]
+                ready.append(Path(entry.path))
+        for name in list(self._pending):
+            if name not in current:
+                del self._pending[name]
+        return sorted(ready)
+
+    def frames(self) -> Iterator[Frame]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        last_new = time.monotonic()
+        while not self._stop.is_set():
+            ready = self._ready()
+            for path in ready:
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    yield Frame(name=str(path), path=path, error=f"{path}: cannot read ({exc.strerror or exc})")
+                    continue
+                yield Frame(name=str(path), path=path, data=data, sha256=hashlib.sha256(data).hexdigest())
+            if ready:
+                last_new = time.monotonic()
+            elif self.idle_timeout is not None and time.monotonic() - last_new > self.idle_timeout:
+                return
+            self._stop.wait(self.poll)
+
+    def file_away(self, frame: Frame, verdict: str) -> Path | None:
+        """Move an inspected file into pass/, fail/ or error/ (when sorting); returns its new path."""
+        if not self.sort or frame.path is None or not frame.path.exists():
+            return None
+        target = self.folder / SORT_FOLDERS[verdict]
+        target.mkdir(exist_ok=True)
+        destination = target / frame.path.name
+        if destination.exists():
+            destination = target / f"{frame.path.stem}_{int(time.time() * 1000)}{frame.path.suffix}"
+        shutil.move(str(frame.path), destination)
+        return destination

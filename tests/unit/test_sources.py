@@ -1,0 +1,134 @@
+"""Cameras (stood in for by video files), hot folders and their failure modes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.errors import SourceError
+from inspector.sources.camera import CameraSource
+from inspector.sources.hotfolder import HotFolderSource
+
+
+def write_video(path, count: int, *, size=(160, 120)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, size)
+    assert writer.isOpened()
+    for k in range(count):
+        frame = np.full((size[1], size[0], 3), 40, np.uint8)
+        cv2.putText(frame, str(k), (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+        writer.write(frame)
+    writer.release()
+
+
+def test_a_video_file_yields_every_frame_or_every_nth(tmp_path):
+    write_video(tmp_path / "line.avi", 12)
+    frames = list(CameraSource(str(tmp_path / "line.avi")).frames())
+    assert len(frames) == 12
+    assert frames[0].name.endswith("#000000") and frames[0].pixels.shape == (120, 160, 3)
+    assert len({f.sha256 for f in frames}) == 12
+    nth = list(CameraSource(str(tmp_path / "line.avi"), every=4).frames())
+    assert [f.name[-2:] for f in nth] == ["00", "04", "08"]
+
+
+def test_a_live_source_keeps_only_the_latest_frame(tmp_path):
+    write_video(tmp_path / "fast.avi", 60)
+    source = CameraSource(str(tmp_path / "fast.avi"), live=True, reconnect=False)
+    taken = []
+    for frame in source.frames():
+        taken.append(int(frame.name.rsplit("#", 1)[1]))
+        time.sleep(0.05)  # a slow model: the grabber runs ahead, frames are dropped, none queue
+    assert taken == sorted(taken) and len(taken) < 60
+    assert taken[-1] >= 50 or len(taken) > 1
+
+
+def test_a_stream_that_drops_is_retried_with_back_off_then_given_up(tmp_path):
+    video = tmp_path / "cam.avi"
+    write_video(video, 5)
+    statuses = []
+    source = CameraSource(str(video), live=False, backoff=(0.05, 0.1), max_attempts=2, on_status=statuses.append)
+    source.reconnect = True  # a file that ends behaves like a camera that drops
+    frames = []
+    for frame in source.frames():
+        frames.append(frame)
+        video.unlink(missing_ok=True)  # the camera is gone: reopening fails from now on
+    assert len(frames) == 5
+    assert statuses[0] == "connected"
+    assert [s for s in statuses if s.startswith("reconnecting")] == [
+        "reconnecting in 0.1 s (attempt 1)",
+        "reconnecting in 0.1 s (attempt 2)",
+    ]
+    assert statuses[-2:] == ["gave up after 2 attempts", "ended"]
+
+
+def test_a_camera_that_is_not_there_yet_is_waited_for(tmp_path):
+    target = tmp_path / "later.avi"
+    statuses = []
+    source = CameraSource(str(target), live=True, backoff=(0.1, 0.3), max_attempts=30, on_status=statuses.append)
+    threading.Timer(0.5, write_video, args=(target, 4)).start()
+    got = []
+    for frame in source.frames():
+        got.append(frame)
+        if len(got) >= 1:
+            source.stop()
+    assert got and statuses[0].startswith("reconnecting") and "connected" in statuses
+
+
+def test_a_missing_video_without_reconnection_is_a_clear_error(tmp_path):
+    with pytest.raises(SourceError, match="cannot open"):
+        list(CameraSource(str(tmp_path / "none.avi"), live=False, reconnect=False).frames())
+
+
+def test_software_trigger_inspects_one_frame_per_press(tmp_path):
+    write_video(tmp_path / "t.avi", 30)
+    source = CameraSource(str(tmp_path / "t.avi"), trigger="software")
+    source.fire()
+    frames = list(source.frames())
+    assert len(frames) == 1
+
+
+def test_hot_folder_waits_for_complete_files_and_sorts_them(tmp_path):
+    folder = tmp_path / "drop"
+    source = HotFolderSource(folder, poll=0.05, settle=0.4, idle_timeout=2.0, sort=True)
+    image = cv2.imencode(".png", np.full((50, 60, 3), 99, np.uint8))[1].tobytes()
+
+    def slow_writer():
+        time.sleep(0.2)
+        with open(folder / "a.png", "wb") as f:  # written in two pieces, 0.3 s apart
+            f.write(image[: len(image) // 2])
+            f.flush()
+            time.sleep(0.3)
+            f.write(image[len(image) // 2 :])
+        (tmp_path / "b.tmp").write_bytes(image)
+        (tmp_path / "b.tmp").rename(folder / "b.png")  # renamed in: complete at once
+
+    threading.Thread(target=slow_writer).start()
+    seen = []
+    for frame in source.frames():
+        seen.append(frame)
+        assert frame.image().shape == (50, 60, 3), "a frame must only be read once complete"
+        source.file_away(frame, "PASS")
+    assert sorted(f.path.name for f in seen) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (folder / "pass").iterdir()) == ["a.png", "b.png"]
+
+
+def test_hot_folder_survives_being_removed_and_recreated(tmp_path):
+    import shutil
+
+    folder = tmp_path / "drop"
+    source = HotFolderSource(folder, poll=0.05, settle=0.1, idle_timeout=1.5)
+    image = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+
+    def churn():
+        time.sleep(0.2)
+        shutil.rmtree(folder)
+        time.sleep(0.3)
+        folder.mkdir()
+        (folder / "new.png").write_bytes(image)
+
+    threading.Thread(target=churn).start()
+    names = [f.path.name for f in source.frames()]
+    assert names == ["new.png"]
