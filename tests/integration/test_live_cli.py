@@ -133,3 +133,45 @@ def test_hot_folder_inspects_dropped_files_once_and_sorts_them(line, tmp_path):
     )
     assert again.returncode == 0 and "3 skipped" in again.stdout
     assert rows(db, "SELECT COUNT(*) FROM inspections") == [(3,)]
+
+
+def test_ctrl_c_stops_a_watch_cleanly_with_everything_committed(line, tmp_path):
+    import signal
+
+    recipe, images, _, _ = line
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    db = tmp_path / "c.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inspector",
+            "run",
+            "--recipe",
+            str(recipe),
+            "--watch",
+            str(drop),
+            "--db",
+            str(db),
+            "--settle",
+            "0.3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cv2.imwrite(str(drop / "one.png"), images[0])
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            if db.exists() and rows(db, "SELECT COUNT(*) FROM inspections")[0][0] == 1:
+                break
+        except sqlite3.OperationalError:
+            pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert rows(db, "SELECT COUNT(*) FROM inspections") == [(1,)]
+    assert rows(db, "SELECT status FROM runs") == [("stopped",)]
