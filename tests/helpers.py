@@ -7,8 +7,12 @@ import hashlib
 import cv2
 import numpy as np
 
+from inspector.engine.image import write_image
 from inspector.engine.types import ModelIdentity, Segmentation
-from inspector.synthetic.scene import Scene
+from inspector.recipe.io import save_recipe
+from inspector.recipe.model import DefectRules, PartPrompts, Recipe
+from inspector.synthetic.demo_product import demo_background, demo_design
+from inspector.synthetic.scene import Scene, generate_scene
 
 SCALE = 0.25
 
@@ -52,3 +56,33 @@ class TruthSegmenter:
         scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
         masks = [i.mask for i in scene.instances if i.visible]
         return segmentation_of(masks, (image.shape[1], image.shape[0]))
+
+
+SIZE = (640, 480)
+
+
+def fixtured(seed: int, *, kinds=("stain",), defective=True):
+    """A demo part exactly in the fixture: same pose as the reference."""
+    return generate_scene(
+        np.random.default_rng(seed),
+        size=SIZE,
+        designs=[demo_design()],
+        background=demo_background(),
+        defect_probability=1.0 if defective else 0.0,
+        defect_kinds=kinds,
+        max_defects=1,
+        center_jitter=0.0,
+        max_angle=0.0,
+    )
+
+
+def fixtured_recipe(folder):
+    """A reference image of a fixtured demo part and a recipe with a part box around it."""
+    reference = fixtured(0, defective=False)
+    write_image(folder / "ref.png", reference.image)
+    ys, xs = np.nonzero(reference.parts[0].mask)
+    box = (float(xs.min() - 4), float(ys.min() - 4), float(xs.max() + 5), float(ys.max() + 5))
+    recipe = Recipe(
+        name="Label", reference_image="ref.png", part=PartPrompts(boxes=(box,)), defects=DefectRules(min_area=40)
+    )
+    return save_recipe(recipe, folder / "label.yaml"), reference

@@ -79,6 +79,28 @@ def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
     return Regions(part_indices, part_region, normal, ignore)
 
 
+def defect_candidates(
+    segmentation: Segmentation,
+    regions: Regions,
+    rules,
+    *,
+    reference_masks: np.ndarray | None = None,
+    reference_features: np.ndarray | None = None,
+):
+    """The rules applied to one segmentation and its selected regions (see ``rules.find_defects``)."""
+    return find_defects(
+        segmentation.masks,
+        segmentation.scores,
+        pixel_area=1.0 / segmentation.scale**2,
+        part_region=regions.part_region,
+        excluded=set(regions.part_indices | regions.normal_indices),
+        ignore_region=regions.ignore_region,
+        rules=rules,
+        reference_masks=reference_masks,
+        reference_features=reference_features,
+    )
+
+
 def outline_of(mask: np.ndarray) -> np.ndarray:
     """Largest outer contour of a bool mask, simplified to about a pixel, as (K, 2) float32."""
     ys, xs = np.nonzero(mask)
@@ -232,14 +254,10 @@ class InspectionPipeline:
 
         t = time.perf_counter()
         grid = segmentation.masks.shape[1:]
-        candidates = find_defects(
-            segmentation.masks,
-            segmentation.scores,
-            pixel_area=1.0 / segmentation.scale**2,
-            part_region=regions.part_region,
-            excluded=set(regions.part_indices | regions.normal_indices),
-            ignore_region=regions.ignore_region,
-            rules=self.recipe.defects,
+        candidates = defect_candidates(
+            segmentation,
+            regions,
+            self.recipe.defects,
             reference_masks=on_grid(ref.segmentation.masks, grid),
             reference_features=ref.features,
         )

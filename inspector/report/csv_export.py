@@ -8,11 +8,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inspector.report.query import ReportFilter
-from inspector.store.models import Defect, Inspection, Review
+from inspector.store.models import Defect, Inspection
+from inspector.store.repository import latest_reviews
 
 INSPECTION_COLUMNS = (
     "inspection_id",
@@ -54,11 +55,7 @@ def defects_path(path: Path) -> Path:
 
 def write_csv(session: Session, flt: ReportFilter, path: Path) -> tuple[Path, Path]:
     """Write both CSV files; returns their paths."""
-    decision = (
-        select(Review.inspection_id, func.max(Review.decision).label("decision"))
-        .group_by(Review.inspection_id)
-        .subquery()
-    )
+    decision = latest_reviews()
     inspections = flt.apply(
         select(
             Inspection.id,

@@ -8,10 +8,9 @@ from html import escape
 import cv2
 
 from inspector import __version__
-from inspector.engine.image import read_image
-from inspector.errors import InspectorError
 from inspector.report.charts import pareto_svg, rate_svg
 from inspector.report.query import Kpis, ReportData
+from inspector.report.thumbnails import thumbnail
 
 _STYLE = """
 body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -26,16 +25,11 @@ code{font-size:12px}
 """
 
 
-def thumbnail_data_uri(path: str | None, *, width: int = 200) -> str | None:
-    """A small JPEG of an image file as a data: URI, or None when the file is gone."""
-    if not path:
+def thumbnail_data_uri(*paths: str | None, width: int = 200) -> str | None:
+    """A small JPEG of the first readable image as a data: URI, or None when none is left."""
+    small = thumbnail(*paths, width=width)
+    if small is None:
         return None
-    try:
-        image = read_image(path)
-    except InspectorError:
-        return None
-    h, w = image.shape[:2]
-    small = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
     ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii") if ok else None
 
@@ -79,7 +73,7 @@ def _rejects_table(data: ReportData) -> str:
         return '<p class="muted">No rejects in this period.</p>'
     rows = []
     for r in data.rejects:
-        uri = thumbnail_data_uri(r.overlay_path) or thumbnail_data_uri(r.image_path)
+        uri = thumbnail_data_uri(r.overlay_path, r.image_path)
         picture = (
             f'<img class="thumb" src="{uri}" alt="overlay of inspection {r.inspection_id}">'
             if uri

@@ -13,9 +13,8 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from inspector import __version__
-from inspector.engine.image import read_image
-from inspector.errors import InspectorError
 from inspector.report.query import ReportData
+from inspector.report.thumbnails import thumbnail
 
 A4 = (8.27, 11.69)
 _REJECTS_PER_PAGE = 6
@@ -116,17 +115,6 @@ def _charts_page(pdf: PdfPages, data: ReportData) -> None:
     pdf.savefig(fig)
 
 
-def _thumbnail(path: str | None) -> np.ndarray | None:
-    if not path:
-        return None
-    try:
-        image = read_image(path)
-    except InspectorError:
-        return None
-    h, w = image.shape[:2]
-    return cv2.cvtColor(cv2.resize(image, (300, max(1, round(h * 300 / w)))), cv2.COLOR_BGR2RGB)
-
-
 def _rejects_pages(pdf: PdfPages, data: ReportData) -> None:
     for start in range(0, max(len(data.rejects), 1), _REJECTS_PER_PAGE):
         fig = _page()
@@ -135,13 +123,11 @@ def _rejects_pages(pdf: PdfPages, data: ReportData) -> None:
             _text(fig, 0.9, "No rejects in this period.")
         for row, reject in enumerate(data.rejects[start : start + _REJECTS_PER_PAGE]):
             top = 0.9 - row * 0.145
-            picture = _thumbnail(reject.overlay_path)
-            if picture is None:
-                picture = _thumbnail(reject.image_path)
+            picture = thumbnail(reject.overlay_path, reject.image_path, width=300)
             ax = fig.add_axes([0.07, top - 0.13, 0.3, 0.13])
             ax.axis("off")
             if picture is not None:
-                ax.imshow(picture)
+                ax.imshow(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
             defects = "; ".join(f"{lb} ({a:.0f} px)" for lb, a in zip(reject.labels, reject.areas, strict=True))
             fig.text(
                 0.4,

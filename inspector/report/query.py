@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from inspector.store.models import Defect, Inspection, RecipeSnapshot, Review, Run
+from inspector.store.models import Defect, Inspection, RecipeSnapshot, Run
+from inspector.store.repository import latest_reviews
 
 REJECTS_CAP = 200
 
@@ -126,13 +127,14 @@ def _kpis(session: Session, flt: ReportFilter) -> Kpis:
             )
         )
     ).one()
+    reviewed = latest_reviews()
     reviews = dict(
         session.execute(
             flt.apply(
-                select(Review.decision, func.count(func.distinct(Review.inspection_id))).join(
-                    Inspection, Review.inspection_id == Inspection.id
-                )
-            ).group_by(Review.decision)
+                select(reviewed.c.decision, func.count())
+                .select_from(Inspection)
+                .join(reviewed, reviewed.c.inspection_id == Inspection.id)
+            ).group_by(reviewed.c.decision)
         ).all()
     )
     return Kpis(
@@ -220,11 +222,7 @@ def _rate_over_time(session: Session, flt: ReportFilter, bucket: str) -> list[tu
 def _rejects(session: Session, flt: ReportFilter, cap: int) -> tuple[list[Reject], int]:
     base = flt.apply(select(Inspection.id).where(Inspection.verdict == "FAIL"))
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    decided = (
-        select(Review.inspection_id, func.max(Review.decision).label("decision"))
-        .group_by(Review.inspection_id)
-        .subquery()
-    )
+    decided = latest_reviews()
     rows = session.execute(
         flt.apply(
             select(

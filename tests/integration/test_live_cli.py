@@ -38,6 +38,18 @@ def rows(db: Path, sql: str):
         return conn.execute(sql).fetchall()
 
 
+def wait_for_rows(db: Path, count: int, *, timeout: float = 120) -> None:
+    """Until ``count`` inspections are committed (the database may not exist yet)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            if db.exists() and rows(db, "SELECT COUNT(*) FROM inspections")[0][0] >= count:
+                return
+        except sqlite3.OperationalError:
+            pass
+
+
 def test_video_frames_are_inspected_and_kept_as_images(line, tmp_path):
     recipe, _, video, _ = line
     db = tmp_path / "v.db"
@@ -162,14 +174,7 @@ def test_ctrl_c_stops_a_watch_cleanly_with_everything_committed(line, tmp_path):
         text=True,
     )
     cv2.imwrite(str(drop / "one.png"), images[0])
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.3)
-        try:
-            if db.exists() and rows(db, "SELECT COUNT(*) FROM inspections")[0][0] == 1:
-                break
-        except sqlite3.OperationalError:
-            pass
+    wait_for_rows(db, 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

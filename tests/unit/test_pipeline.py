@@ -7,45 +7,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inspector.engine.image import write_image
 from inspector.engine.pipeline import InspectionPipeline
-from inspector.recipe.io import save_recipe
-from inspector.recipe.model import DefectRules, PartPrompts, Recipe
-from inspector.synthetic.demo_product import demo_background, demo_design
-from inspector.synthetic.scene import generate_scene
-from tests.helpers import TruthSegmenter
+from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe
 
 SIZE = (640, 480)
 
 
-def fixtured(seed: int, *, kinds=("stain",), defective=True):
-    """A demo part exactly in the fixture: same pose as the reference."""
-    return generate_scene(
-        np.random.default_rng(seed),
-        size=SIZE,
-        designs=[demo_design()],
-        background=demo_background(),
-        defect_probability=1.0 if defective else 0.0,
-        defect_kinds=kinds,
-        max_defects=1,
-        center_jitter=0.0,
-        max_angle=0.0,
-    )
-
-
 @pytest.fixture
 def setup(tmp_path):
-    reference = fixtured(0, defective=False)
-    write_image(tmp_path / "ref.png", reference.image)
-    ys, xs = np.nonzero(reference.parts[0].mask)
-    box = (float(xs.min() - 4), float(ys.min() - 4), float(xs.max() + 5), float(ys.max() + 5))
-    recipe = save_recipe(
-        Recipe(
-            name="Label", reference_image="ref.png", part=PartPrompts(boxes=(box,)), defects=DefectRules(min_area=40)
-        ),
-        tmp_path / "label.yaml",
-    )
-    return recipe, reference
+    return fixtured_recipe(tmp_path)
 
 
 def pipeline_for(recipe, reference, *scenes):

@@ -142,3 +142,16 @@ def test_report_command(filled, capsys):
         == 2
     )
     assert "--since" in capsys.readouterr().err
+
+
+def test_the_newest_review_is_the_one_reports_count(filled):
+    store, tmp = filled
+    with store.session() as session, session.begin():
+        add_review(session, inspection_id=2, decision="false_alarm")  # the operator changed their mind
+    written = export_report(store, ReportFilter(), "csv", tmp / "again.csv")
+    with written[0].open() as f:
+        reviews = {int(r["inspection_id"]): r["review"] for r in csv.DictReader(f) if r["review"]}
+    assert reviews == {2: "false_alarm", 4: "false_alarm"}
+    (html,) = export_report(store, ReportFilter(), "html", tmp / "again.html")
+    text = html.read_text()
+    assert '>0</div><div class="l">Confirmed defects' in text and '>2</div><div class="l">False alarms' in text

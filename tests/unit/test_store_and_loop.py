@@ -5,35 +5,22 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-import numpy as np
 import pytest
 
 from inspector.engine.image import write_image
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.errors import StoreError
-from inspector.recipe.io import save_recipe
-from inspector.recipe.model import DefectRules, PartPrompts, Recipe
 from inspector.services.inspection_loop import run_inspection
 from inspector.sources.files import FileSource
 from inspector.store.database import open_store
 from inspector.store.repository import add_review
-from tests.helpers import TruthSegmenter
-from tests.unit.test_pipeline import fixtured
+from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe
 
 
 @pytest.fixture
 def line(tmp_path):
     """A reference, a recipe and a folder of 3 good and 3 defective parts."""
-    reference = fixtured(0, defective=False)
-    write_image(tmp_path / "ref.png", reference.image)
-    ys, xs = np.nonzero(reference.parts[0].mask)
-    box = (float(xs.min() - 4), float(ys.min() - 4), float(xs.max() + 5), float(ys.max() + 5))
-    recipe = save_recipe(
-        Recipe(
-            name="Label", reference_image="ref.png", part=PartPrompts(boxes=(box,)), defects=DefectRules(min_area=40)
-        ),
-        tmp_path / "label.yaml",
-    )
+    recipe, reference = fixtured_recipe(tmp_path)
     scenes = [fixtured(10 + k, defective=k % 2 == 1) for k in range(6)]
     folder = tmp_path / "parts"
     for k, scene in enumerate(scenes):

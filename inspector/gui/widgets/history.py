@@ -27,9 +27,10 @@ from inspector.errors import InspectorError
 from inspector.gui import render
 from inspector.gui.widgets.image_view import ImageView
 from inspector.report.query import ReportFilter
-from inspector.store.models import Defect, Inspection, Review
-from inspector.store.repository import add_review
+from inspector.store.models import Defect, Inspection
+from inspector.store.repository import add_review, latest_reviews
 
+REVIEW_NAMES = {"confirmed": "confirmed", "false_alarm": "false alarm"}
 ROW_LIMIT = 500  # newest first; the report covers the rest
 _ALL = "(all)"
 
@@ -129,9 +130,7 @@ class HistoryWorkspace(QWidget):
         flt = self.current_filter()
         with store.session() as session:
             products = sorted(session.scalars(select(Inspection.product).distinct()))
-            decided = {
-                i: d for i, d in session.execute(select(Review.inspection_id, Review.decision).order_by(Review.id))
-            }
+            decided = latest_reviews()
             rows = session.execute(
                 flt.apply(
                     select(
@@ -141,7 +140,9 @@ class HistoryWorkspace(QWidget):
                         Inspection.verdict,
                         Inspection.defect_count,
                         Inspection.error,
+                        decided.c.decision,
                     )
+                    .outerjoin(decided, decided.c.inspection_id == Inspection.id)
                     .order_by(Inspection.inspected_at.desc())
                     .limit(ROW_LIMIT)
                 )
@@ -153,8 +154,8 @@ class HistoryWorkspace(QWidget):
         self.product.setCurrentText(current if current in products else _ALL)
         self.product.blockSignals(False)
         self.table.setRowCount(len(rows))
-        for r, (ident, at, product, verdict, count, error) in enumerate(rows):
-            review = {"confirmed": "confirmed", "false_alarm": "false alarm"}.get(decided.get(ident), "")
+        for r, (ident, at, product, verdict, count, error, decision) in enumerate(rows):
+            review = REVIEW_NAMES.get(decision, "")
             values = (
                 str(ident),
                 f"{at:%Y-%m-%d %H:%M:%S}",
@@ -216,7 +217,7 @@ class HistoryWorkspace(QWidget):
         with self.store().session() as session, session.begin():
             add_review(session, inspection_id=ident, decision=decision)
         row = self.table.selectionModel().selectedRows()[0].row()
-        self.table.item(row, 5).setText({"confirmed": "confirmed", "false_alarm": "false alarm"}[decision])
+        self.table.item(row, 5).setText(REVIEW_NAMES[decision])
         self.message.emit(f"Inspection #{ident} reviewed: {decision.replace('_', ' ')}", False)
 
     def choose_export(self) -> None:

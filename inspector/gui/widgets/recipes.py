@@ -335,8 +335,7 @@ class RecipesWorkspace(QWidget):
         """Redraw prompts and what they select; no model run."""
         if self.recipe is None or self.reference is None or not self.showing_reference:
             return
-        from inspector.engine.pipeline import PartNotFound, select_regions
-        from inspector.engine.rules import find_defects
+        from inspector.engine.pipeline import PartNotFound, defect_candidates, select_regions
 
         size = (self.reference.shape[1], self.reference.shape[0])
         canvas = render.blank(size)
@@ -356,15 +355,7 @@ class RecipesWorkspace(QWidget):
                 for k in regions.normal_indices:
                     render.tint(canvas, seg.full_mask(k), render.BLUE, alpha=70)
                 rules = replace(self.recipe.defects, match_reference=False, missing_features=False)
-                features = find_defects(
-                    seg.masks,
-                    seg.scores,
-                    pixel_area=1 / seg.scale**2,
-                    part_region=regions.part_region,
-                    excluded=set(regions.part_indices | regions.normal_indices),
-                    ignore_region=regions.ignore_region,
-                    rules=rules,
-                )
+                features = defect_candidates(seg, regions, rules)
                 for c in features:
                     render.tint(canvas, seg.full_mask(c.index), render.YELLOW, alpha=70)
                 status += (
