@@ -48,6 +48,19 @@ class Regions:
     ignore_region: np.ndarray  # bool
 
 
+def solid(mask: np.ndarray) -> np.ndarray:
+    """Each blob of ``mask`` filled out to its convex hull.
+
+    A defect changes how a part is segmented: a hole or a stain may be cut out of the
+    part's mask and a chip bites into its outline. Searching for defects inside the
+    hull keeps those within the part region they belong to.
+    """
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(filled, [cv2.convexHull(c) for c in contours], 1)
+    return filled.astype(bool) | mask
+
+
 def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
     """Apply the recipe's part, normal and ignore prompts (recipe pixels = image pixels).
 
@@ -65,7 +78,11 @@ def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
         )
         if not selection.mask.any():
             raise PartNotFound("part not found: the recipe's part prompts select no segment in this image")
-        part_indices, part_region = frozenset(int(i) for i in selection.indices), selection.mask
+        part_indices, part_region = frozenset(int(i) for i in selection.indices), solid(selection.mask)
+        # The recipe's part boxes belong to the part region too: a segmentation that
+        # misses a strip of the part must not hide the defects on that strip.
+        for x1, y1, x2, y2 in segmentation.lowres_boxes(np.array(prompts.boxes).reshape(-1, 4)).astype(int):
+            part_region[y1:y2, x1:x2] = True
     else:
         part_indices, part_region = frozenset(), np.ones((h, w), bool)
     normal: frozenset[int] = frozenset()
