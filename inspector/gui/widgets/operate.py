@@ -36,6 +36,8 @@ VERDICT_STYLE = {
     "": "background:#555;color:#ddd",
 }
 RECENT_REJECTS = 12
+LIVE_FPS = 30  # live view refresh from cameras
+RESULT_HOLD_S = 0.8  # how long an inspected frame's outlines stay before the live view resumes
 
 
 def findings_overlay(image_size: tuple[int, int], result: InspectionResult) -> np.ndarray:
@@ -55,6 +57,7 @@ class OperateWorkspace(QWidget):
     message = Signal(str, bool)  # text, is_error
     running_changed = Signal(bool)
     status_changed = Signal(str)  # from the source's thread; shown in the side panel
+    live_frame = Signal(object)  # newest camera frame for the live view (throttled)
 
     def __init__(self, store_factory, parent=None) -> None:
         super().__init__(parent)
@@ -103,6 +106,9 @@ class OperateWorkspace(QWidget):
         self.source_status = QLabel("")
         self.source_status.setWordWrap(True)
         self.status_changed.connect(self.source_status.setText)
+        self.live_frame.connect(self._show_live)
+        self._last_live = 0.0
+        self._overlay_until = 0.0
         self.counters = {
             name: QLabel("0")
             for name in ("Inspected", "Pass", "Fail", "Error", "Yield", "Throughput", "Latency", "Skipped")
@@ -181,8 +187,9 @@ class OperateWorkspace(QWidget):
             self.message.emit(str(exc), True)
             return
         self._source = open_source(source)
-        if hasattr(self._source, "on_status"):  # cameras report connection state
+        if hasattr(self._source, "on_status"):  # cameras report connection state and stream a live view
             self._source.on_status = lambda status: self.status_changed.emit(f"Source: {status}")
+            self._source.preview = self._preview
         self._counts.clear()
         self._latencies.clear()
         self._started = time.monotonic()
@@ -218,7 +225,21 @@ class OperateWorkspace(QWidget):
         self.verdict.setText(verdict or "READY")
         self.verdict.setStyleSheet(f"font-size:44px;font-weight:bold;border-radius:8px;{VERDICT_STYLE[verdict]}")
 
+    def _preview(self, image: np.ndarray, index: int) -> None:
+        """Grabber thread: pass on at most LIVE_FPS frames a second; the GUI never queues more."""
+        now = time.monotonic()
+        if now - self._last_live >= 1.0 / LIVE_FPS:
+            self._last_live = now
+            self.live_frame.emit(image)
+
+    def _show_live(self, image: np.ndarray) -> None:
+        # After a verdict, its outlines stay up for a moment before the live view resumes.
+        if time.monotonic() >= self._overlay_until:
+            self.view.set_image(image)
+            self.view.set_overlay(None)
+
     def _on_result(self, name: str, result: InspectionResult, image) -> None:
+        self._overlay_until = time.monotonic() + RESULT_HOLD_S
         self._counts[result.verdict] += 1
         self._latencies.append(result.total_ms)
         self._show_verdict(result.verdict)
