@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inspector.sources.camera import CameraSource  # noqa: E402
-from inspector.synthetic.demo_product import demo_background, demo_scene  # noqa: E402
+from inspector.sources.camera import CameraSource
+from inspector.synthetic.demo_product import demo_background, demo_scene
 
 
 def rss_mb() -> float:
