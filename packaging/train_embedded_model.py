@@ -1,14 +1,15 @@
 """Train Inspector's embedded class-agnostic segmenter on synthetic product images.
 
-One command, fixed seeds, CPU only:
+Fixed seeds, CPU only; ``packaging/train_embedded_model.sh`` runs both stages and the
+evaluation in one command.
 
-    .venv/bin/python packaging/train_embedded_model.py
-
-It generates the training crops (seed 0), trains a YOLOv8n-seg network from scratch
-with ultralytics for a fixed wall-clock budget, copies the weights into
-``inspector/engine/models/`` and writes ``training.json`` beside them (data, epochs,
-how long it ran). ``packaging/evaluate_embedded_model.py`` then measures the model on
-held-out scenes and writes the model card.
+Stage 1 generates training crops (seed 0) and trains a YOLOv8n-seg network from scratch
+with ultralytics for a fixed wall-clock budget. Stage 2 (``--init`` the stage-1 weights,
+another seed) continues on crops where every part is defective, without mosaic, so the
+small instances that learn last get the time they need. Each stage copies the weights
+into ``inspector/engine/models/`` and records itself in ``training.json`` there (data,
+epochs, how long it ran). ``packaging/evaluate_embedded_model.py`` then measures the
+model on held-out scenes and writes the model card.
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ def main() -> None:
         "init": str(args.init) if stage2 else None,
         "command": "python " + " ".join(sys.argv),
     }
-    (args.out.parent / f"{args.out.stem}.training.json").write_text(json.dumps(record, indent=2) + "\n")
+    # training.json beside the weights lists every stage that made them.
+    history = args.out.parent / "training.json"
+    stages = json.loads(history.read_text()).get("stages", []) if stage2 and history.exists() else []
+    history.write_text(json.dumps({"stages": [*stages, record]}, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     print(f"total {record['total_s'] / 60:.1f} min")
 

@@ -103,11 +103,7 @@ class _Checker:
         return tuple(out)
 
 
-def _parse(raw: Any, origin: str) -> Recipe:
-    check = _Checker()
-    top = check.section(raw, "", _SECTIONS)
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{origin}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+def _check_version(check: _Checker, top: dict, origin: str) -> None:
     version = top.get("schema_version")
     if version is None:
         check.fail("schema_version", "missing (required)")
@@ -119,15 +115,10 @@ def _parse(raw: Any, origin: str) -> Recipe:
             "upgrade Inspector to use this recipe"
         )
 
-    product = check.section(top.get("product"), "product", {"name", "description", "reference_image"})
-    if "product" not in top:
-        check.fail("product", "missing (required)")
-    name = check.text(product, "name", "product", required=True)
-    reference = check.text(product, "reference_image", "product", required=True)
-    description = check.text(product, "description", "product", "")
 
-    m = check.section(top.get("model"), "model", {"weights", "sha256", "imgsz", "conf", "iou", "point_mode"})
-    model = ModelSettings(
+def _model(check: _Checker, data: Any) -> ModelSettings:
+    m = check.section(data, "model", {"weights", "sha256", "imgsz", "conf", "iou", "point_mode"})
+    return ModelSettings(
         weights=check.text(m, "weights", "model", ModelSettings.weights),
         sha256=check.text(m, "sha256", "model", None),
         imgsz=check.number(m, "imgsz", "model", 640, low=32, high=4096, integer=True),
@@ -135,42 +126,48 @@ def _parse(raw: Any, origin: str) -> Recipe:
         iou=check.number(m, "iou", "model", 0.7, low=0.0, high=1.0),
         point_mode=check.text(m, "point_mode", "model", "merge", choices=("merge", "instances")),
     )
-    a = check.section(top.get("alignment"), "alignment", {"method", "max_features", "min_inliers"})
-    alignment = AlignmentSettings(
+
+
+def _alignment(check: _Checker, data: Any) -> AlignmentSettings:
+    a = check.section(data, "alignment", {"method", "max_features", "min_inliers"})
+    return AlignmentSettings(
         method=check.text(a, "method", "alignment", "none", choices=("none", "orb")),
         max_features=check.number(a, "max_features", "alignment", 1500, low=50, integer=True),
         min_inliers=check.number(a, "min_inliers", "alignment", 12, low=4, integer=True),
     )
-    p = check.section(top.get("part"), "part", {"boxes", "points"})
+
+
+def _part(check: _Checker, data: Any) -> PartPrompts:
+    p = check.section(data, "part", {"boxes", "points"})
     points = []
     for i, pt in enumerate(check.tuples(p, "points", "part", (2, 3))):
         label = pt[2] if len(pt) == 3 else 1  # a bare x, y is a foreground point
         if label not in (0, 1):
             check.fail(f"part.points[{i}]", f"label must be 1 (foreground) or 0 (background), got {label:g}")
         points.append((pt[0], pt[1], int(label)))
-    part = PartPrompts(boxes=check.tuples(p, "boxes", "part", (4,)), points=tuple(points))
-    normal = check.section(top.get("normal"), "normal", {"points"})
-    ignore = check.section(top.get("ignore"), "ignore", {"boxes"})
-    d = check.section(
-        top.get("defects"),
-        "defects",
-        {
-            "min_area",
-            "max_area",
-            "allowed",
-            "inside_fraction",
-            "match_reference",
-            "match_iou",
-            "missing_features",
-            "classes",
-            "exemplars",
-        },
-    )
+    return PartPrompts(boxes=check.tuples(p, "boxes", "part", (4,)), points=tuple(points))
+
+
+_DEFECT_KEYS = {
+    "min_area",
+    "max_area",
+    "allowed",
+    "inside_fraction",
+    "match_reference",
+    "match_iou",
+    "missing_features",
+    "classes",
+    "exemplars",
+}
+
+
+def _defects(check: _Checker, data: Any) -> DefectRules:
+    d = check.section(data, "defects", _DEFECT_KEYS)
     classes = d.get("classes") or []
     if not isinstance(classes, list) or not all(isinstance(c, str) and c.strip() for c in classes):
         check.fail("defects.classes", f"must be a list of non-empty strings, got {classes!r}")
         classes = []
-    defects = DefectRules(
+    rules = DefectRules(
         min_area=check.number(d, "min_area", "defects", 30.0, low=0.0),
         max_area=check.number(d, "max_area", "defects", 50_000.0, low=0.0),
         allowed=check.number(d, "allowed", "defects", 0, low=0, integer=True),
@@ -181,12 +178,35 @@ def _parse(raw: Any, origin: str) -> Recipe:
         classes=tuple(classes),
         exemplars=check.tuples(d, "exemplars", "defects", (2,)),
     )
-    if defects.min_area > defects.max_area:
-        check.fail("defects.min_area", f"{defects.min_area:g} is larger than defects.max_area {defects.max_area:g}")
-    for path, boxes in (("part.boxes", part.boxes), ("ignore.boxes", check.tuples(ignore, "boxes", "ignore", (4,)))):
-        for i, (x1, y1, x2, y2) in enumerate(boxes):
-            if x2 <= x1 or y2 <= y1:
-                check.fail(f"{path}[{i}]", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) is empty: need x1 < x2 and y1 < y2")
+    if rules.min_area > rules.max_area:
+        check.fail("defects.min_area", f"{rules.min_area:g} is larger than defects.max_area {rules.max_area:g}")
+    return rules
+
+
+def _check_boxes(check: _Checker, path: str, boxes: tuple) -> None:
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        if x2 <= x1 or y2 <= y1:
+            check.fail(f"{path}[{i}]", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) is empty: need x1 < x2 and y1 < y2")
+
+
+def _parse(raw: Any, origin: str) -> Recipe:
+    check = _Checker()
+    top = check.section(raw, "", _SECTIONS)
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{origin}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+    _check_version(check, top, origin)
+    if "product" not in top:
+        check.fail("product", "missing (required)")
+    product = check.section(top.get("product"), "product", {"name", "description", "reference_image"})
+    name = check.text(product, "name", "product", required=True)
+    reference = check.text(product, "reference_image", "product", required=True)
+    description = check.text(product, "description", "product", "")
+    model, alignment = _model(check, top.get("model")), _alignment(check, top.get("alignment"))
+    part, defects = _part(check, top.get("part")), _defects(check, top.get("defects"))
+    normal = check.tuples(check.section(top.get("normal"), "normal", {"points"}), "points", "normal", (2,))
+    ignore = check.tuples(check.section(top.get("ignore"), "ignore", {"boxes"}), "boxes", "ignore", (4,))
+    _check_boxes(check, "part.boxes", part.boxes)
+    _check_boxes(check, "ignore.boxes", ignore)
     if check.problems:
         raise RecipeError(f"{origin}: " + f"\n{origin}: ".join(check.problems))
     return Recipe(
@@ -196,8 +216,8 @@ def _parse(raw: Any, origin: str) -> Recipe:
         model=model,
         alignment=alignment,
         part=part,
-        normal_points=check.tuples(normal, "points", "normal", (2,)),
-        ignore_boxes=check.tuples(ignore, "boxes", "ignore", (4,)),
+        normal_points=normal,
+        ignore_boxes=ignore,
         defects=defects,
         schema_version=SCHEMA_VERSION,
     )

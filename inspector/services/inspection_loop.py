@@ -59,6 +59,44 @@ class RunSummary:
         }
 
 
+def inspect_frame(pipeline: InspectionPipeline, frame: Frame) -> tuple[InspectionResult, np.ndarray | None]:
+    """One frame's result (never an exception) and its decoded pixels, if it had any."""
+    t0 = time.perf_counter()
+    try:
+        image = frame.image()
+    except InspectorError as exc:
+        return pipeline.error_result(str(exc), {"read": (time.perf_counter() - t0) * 1e3}), None
+    read_ms = (time.perf_counter() - t0) * 1e3
+    try:
+        return pipeline.inspect(image).with_timing("read", read_ms), image
+    except InspectorError as exc:
+        return pipeline.error_result(str(exc), {"read": read_ms}), image
+    except Exception as exc:  # a bug must not stop the line: log it, record it, go on
+        log.exception("inspecting %s failed", frame.name)
+        return pipeline.error_result(f"internal error while inspecting {frame.name}: {exc!r}", {"read": read_ms}), image
+
+
+def _open_run(
+    pipeline: InspectionPipeline, store: Store, *, source: str, station: str | None, force: bool, settings: dict
+) -> tuple[int, int, set[str]]:
+    """Store the recipe and a run row; returns their ids and the images already done."""
+    model = pipeline.model
+    with store.session() as session, session.begin():
+        recipe_id = recipe_snapshot(session, pipeline.recipe)
+        run_id = start_run(
+            session,
+            recipe_id=recipe_id,
+            model=model,
+            station=station or socket.gethostname(),
+            source=source,
+            settings=settings,
+        )
+        done = (
+            set() if force else inspected_images(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
+        )
+    return recipe_id, run_id, done
+
+
 # (frame, result, decoded image or None when it could not be read)
 ResultCallback = Callable[[Frame, InspectionResult, np.ndarray | None], None]
 
@@ -96,20 +134,15 @@ def run_inspection(
         on_skip: called for each frame skipped as already inspected.
         cancel: set it to stop after the current frame.
     """
-    recipe, model = pipeline.recipe, pipeline.model
-    with store.session() as session, session.begin():
-        recipe_id = recipe_snapshot(session, recipe)
-        run_id = start_run(
-            session,
-            recipe_id=recipe_id,
-            model=model,
-            station=station or socket.gethostname(),
-            source=source,
-            settings={"force": force, "save_overlays": save_overlays, "save_frames": save_frames},
-        )
-        done = (
-            set() if force else inspected_images(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
-        )
+    recipe = pipeline.recipe
+    recipe_id, run_id, done = _open_run(
+        pipeline,
+        store,
+        source=source,
+        station=station,
+        force=force,
+        settings={"force": force, "save_overlays": save_overlays, "save_frames": save_frames},
+    )
     summary = RunSummary(run_id=run_id)
     writer = ResultWriter(store, store.images_dir, save_overlays=save_overlays, save_frames=save_frames)
     started = time.perf_counter()
@@ -123,41 +156,17 @@ def run_inspection(
                 if on_skip:
                     on_skip(frame)
                 continue
-            image = None
-            t0 = time.perf_counter()
-            try:
-                image = frame.image()
-            except InspectorError as exc:
-                result = pipeline.error_result(str(exc), {"read": (time.perf_counter() - t0) * 1e3})
-            else:
-                read_ms = (time.perf_counter() - t0) * 1e3
-                try:
-                    result = pipeline.inspect(image).with_timing("read", read_ms)
-                except InspectorError as exc:
-                    result = pipeline.error_result(str(exc), {"read": read_ms})
-                except Exception as exc:  # a bug must not stop the line: log it, record it, go on
-                    log.exception("inspecting %s failed", frame.name)
-                    result = pipeline.error_result(
-                        f"internal error while inspecting {frame.name}: {exc!r}", {"read": read_ms}
-                    )
+            result, image = inspect_frame(pipeline, frame)
             if frame.sha256 is not None:
                 done.add(frame.sha256)  # the same content twice in one run is inspected once
             name = frame.name
             if relocate is not None:  # e.g. a hot folder sorting files into pass/ fail/ error/
                 moved = relocate(frame, result.verdict)
                 name = str(moved) if moved is not None else name
-            writer.submit(
-                Pending(
-                    run_id,
-                    recipe_id,
-                    recipe.name,
-                    name,
-                    frame.sha256,
-                    result,
-                    image,
-                    stored_file=frame.path is not None,
-                )
+            pending = Pending(
+                run_id, recipe_id, recipe.name, name, frame.sha256, result, image, stored_file=frame.path is not None
             )
+            writer.submit(pending)
             summary.counts[result.verdict] += 1
             if on_result:
                 on_result(frame, result, image)
