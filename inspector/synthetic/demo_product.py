@@ -9,7 +9,7 @@ import numpy as np
 
 from inspector.engine.image import write_image
 from inspector.recipe.io import save_recipe
-from inspector.recipe.model import AlignmentSettings, DefectRules, PartPrompts, Recipe
+from inspector.recipe.model import AlignmentSettings, DefectRules, ModelSettings, PartPrompts, Recipe
 from inspector.synthetic.defects import DEFECT_KINDS
 from inspector.synthetic.products import ProductDesign, random_design
 from inspector.synthetic.scene import Scene, generate_scene, random_background
@@ -80,6 +80,9 @@ def write_demo_recipe(folder: Path) -> Path:
         name="Demo label",
         description="Printed label on a conveyor: stains, chips, scratches, holes and missing print are defects.",
         reference_image="demo-label-reference.png",
+        # Small defects score lower than whole parts; comparison with the reference keeps
+        # the extra low-confidence segments of a good part from becoming defects.
+        model=ModelSettings(conf=0.1),
         alignment=AlignmentSettings(method="orb"),
         part=PartPrompts(boxes=(tuple(float(v) for v in box),)),
         defects=DefectRules(min_area=40.0, max_area=20_000.0),

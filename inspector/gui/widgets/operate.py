@@ -159,7 +159,8 @@ class OperateWorkspace(QWidget):
 
     @property
     def running(self) -> bool:
-        return self._worker is not None and self._worker.isRunning()
+        """From Start until the run's end has been shown (not merely until its thread exits)."""
+        return self._worker is not None
 
     def toggle(self) -> None:
         if self.running:
@@ -303,6 +304,7 @@ class OperateWorkspace(QWidget):
         self.message.emit(text, True)
 
     def _on_thread_done(self) -> None:
+        self._worker = None
         self.start_button.setText("Start")
         self.start_button.setEnabled(True)
         if self._store is not None:
