@@ -122,15 +122,15 @@ Inspector's embedded class-agnostic segmenter: the default model of `inspector d
 tests and a fresh install. It is loaded through the same FastSAM code path as
 `FastSAM-s.pt` / `FastSAM-x.pt` and can be replaced by them with `--weights`.
 
-- **Architecture**: {stages[0]['architecture']}; {weights.stat().st_size / 1e6:.1f} MB.
+- **Architecture**: {stages[0]["architecture"]}; {weights.stat().st_size / 1e6:.1f} MB.
 - **Licence**: AGPL-3.0 (trained with ultralytics).
 - **SHA-256**: `{digest}`
 - **Training data**: procedurally generated 640x640 scenes of tablets, washers, labels and
   boards on varied backgrounds, with uneven lighting, blur and noise; defects (stains,
-  chips, scratches/cracks, holes) from about 12 px across. Samples are {stages[0]['crop_px']} px
+  chips, scratches/cracks, holes) from about 12 px across. Samples are {stages[0]["crop_px"]} px
   crops at native scale around each part and each defect, so defects keep their real size.
   The demo product's own design is never in the training data.
-- **Training** (CPU, 2 cores, imgsz {stages[0]['imgsz']}, {total_min:.0f} minutes in all):
+- **Training** (CPU, 2 cores, imgsz {stages[0]["imgsz"]}, {total_min:.0f} minutes in all):
 {stage_lines}
 - **Inference setting measured here**: whole images at imgsz 640, conf {segmenter.conf}.
 

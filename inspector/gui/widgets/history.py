@@ -94,7 +94,8 @@ class HistoryWorkspace(QWidget):
         split = QSplitter()
         split.addWidget(self.table)
         split.addWidget(right_widget)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
         layout.addWidget(split, 1)
@@ -168,6 +169,7 @@ class HistoryWorkspace(QWidget):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, ident)
                 self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
         if rows and not self.table.selectionModel().selectedRows():
             fails = [r for r, row in enumerate(rows) if row[3] == "FAIL"]
             self.table.selectRow(fails[0] if fails else 0)  # show something: the newest reject
