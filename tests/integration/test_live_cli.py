@@ -33,6 +33,23 @@ def line(tmp_path_factory):
     return recipe, images, video, root
 
 
+def watch(recipe: Path, drop: Path, db: Path, *options: str) -> list[str]:
+    """The command line of a hot-folder run."""
+    return [
+        sys.executable,
+        "-m",
+        "inspector",
+        "run",
+        "--recipe",
+        str(recipe),
+        "--watch",
+        str(drop),
+        "--db",
+        str(db),
+        *options,
+    ]
+
+
 def rows(db: Path, sql: str):
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
@@ -84,23 +101,7 @@ def test_hot_folder_inspects_dropped_files_once_and_sorts_them(line, tmp_path):
     drop = tmp_path / "drop"
     db = tmp_path / "h.db"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inspector",
-            "run",
-            "--recipe",
-            str(recipe),
-            "--watch",
-            str(drop),
-            "--db",
-            str(db),
-            "--sort",
-            "--settle",
-            "0.5",
-            "--idle-timeout",
-            "8",
-        ],
+        watch(recipe, drop, db, "--sort", "--settle", "0.5", "--idle-timeout", "8"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -123,22 +124,7 @@ def test_hot_folder_inspects_dropped_files_once_and_sorts_them(line, tmp_path):
     for path, _ in found:
         shutil.copy(path, drop / Path(path).name)
     again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inspector",
-            "run",
-            "--recipe",
-            str(recipe),
-            "--watch",
-            str(drop),
-            "--db",
-            str(db),
-            "--settle",
-            "0.2",
-            "--idle-timeout",
-            "3",
-        ],
+        watch(recipe, drop, db, "--settle", "0.2", "--idle-timeout", "3"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -155,20 +141,7 @@ def test_ctrl_c_stops_a_watch_cleanly_with_everything_committed(line, tmp_path):
     drop.mkdir()
     db = tmp_path / "c.db"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inspector",
-            "run",
-            "--recipe",
-            str(recipe),
-            "--watch",
-            str(drop),
-            "--db",
-            str(db),
-            "--settle",
-            "0.3",
-        ],
+        watch(recipe, drop, db, "--settle", "0.3"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
