@@ -74,6 +74,9 @@ def _source(args: argparse.Namespace):
             target,
             every=args.every,
             trigger=args.trigger,
+            width=args.width,
+            height=args.height,
+            fps=args.fps,
             on_status=lambda status: print(f"{target}: {status}", file=sys.stderr),
         )
     return FileSource(args.sources, recursive=args.recursive)

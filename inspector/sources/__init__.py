@@ -3,7 +3,7 @@
 from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame, FrameSource
 
-__all__ = ["FileSource", "Frame", "FrameSource", "open_source"]
+__all__ = ["VIDEO_SUFFIXES", "FileSource", "Frame", "FrameSource", "open_source"]
 
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})

@@ -11,6 +11,7 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -83,6 +84,13 @@ class OperateWorkspace(QWidget):
         self.start_button.setMinimumWidth(110)
         self.start_button.clicked.connect(self.toggle)
         QShortcut(QKeySequence(Qt.Key.Key_Space), self, activated=self.toggle)
+        # Cameras only: inspect one part per trigger (button or T) instead of every frame.
+        self.trigger_mode = QCheckBox("Trigger")
+        self.trigger_mode.setToolTip("Camera sources: inspect one frame per trigger (T) instead of continuously")
+        self.trigger_button = QPushButton("Trigger (T)")
+        self.trigger_button.setEnabled(False)
+        self.trigger_button.clicked.connect(self.fire)
+        QShortcut(QKeySequence(Qt.Key.Key_T), self, activated=self.fire)
 
         top = QHBoxLayout()
         for widget in (
@@ -92,6 +100,8 @@ class OperateWorkspace(QWidget):
             QLabel("Source"),
             self.source_edit,
             source_button,
+            self.trigger_mode,
+            self.trigger_button,
             self.start_button,
         ):
             top.addWidget(widget)
@@ -173,7 +183,7 @@ class OperateWorkspace(QWidget):
         from inspector.gui.workers import InspectionWorker
         from inspector.recipe.io import load_recipe
         from inspector.recipe.validate import validate_recipe
-        from inspector.sources import open_source
+        from inspector.sources import VIDEO_SUFFIXES, open_source
 
         recipe_path, source = self.recipe_edit.text().strip(), self.source_edit.text().strip()
         if not recipe_path or not source:
@@ -187,7 +197,10 @@ class OperateWorkspace(QWidget):
         except InspectorError as exc:
             self.message.emit(str(exc), True)
             return
-        self._source = open_source(source)
+        camera = source.startswith("camera:") or "://" in source or Path(source).suffix.lower() in VIDEO_SUFFIXES
+        options = {"trigger": "software"} if camera and self.trigger_mode.isChecked() else {}
+        self._source = open_source(source, **options)
+        self.trigger_button.setEnabled(bool(options))
         if hasattr(self._source, "on_status"):  # cameras report connection state and stream a live view
             self._source.on_status = lambda status: self.status_changed.emit(f"Source: {status}")
             self._source.preview = self._preview
@@ -204,6 +217,12 @@ class OperateWorkspace(QWidget):
         self.start_button.setText("Stop")
         self.message.emit(f"Running {recipe.name} on {source} (model loads on the first image)", False)
         self.running_changed.emit(True)
+
+    def fire(self) -> None:
+        """Software trigger: inspect the camera's next frame."""
+        fire = getattr(self._source, "fire", None)
+        if self.running and fire is not None and self.trigger_button.isEnabled():
+            fire()
 
     def stop(self) -> None:
         if self._worker is not None:
@@ -305,6 +324,7 @@ class OperateWorkspace(QWidget):
 
     def _on_thread_done(self) -> None:
         self._worker = None
+        self.trigger_button.setEnabled(False)
         self.start_button.setText("Start")
         self.start_button.setEnabled(True)
         if self._store is not None:
