@@ -8,7 +8,7 @@ Resident memory is sampled along the way to show that nothing accumulates.
     .venv/bin/python benchmarks/bench_live.py [--frames 10000] [--fps 30] [--model]
 
 Without --model, inspection is a stand-in that sleeps as long as the embedded model's
-forward pass takes on this machine (measured first); with --model the real pipeline runs.
+forward pass takes on this machine (measured first); with --model the segmenter runs.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--model", action="store_true", help="run the real pipeline on each inspected frame")
+    parser.add_argument("--model", action="store_true", help="run the embedded segmenter on each inspected frame")
     args = parser.parse_args()
 
     from inspector.engine.segmenter import FastSAMSegmenter
@@ -106,7 +106,7 @@ def main() -> None:
     print(f"{len(shown)} frames previewed in {elapsed:.0f} s: {preview_fps:.1f} fps (camera {args.fps:.0f} fps)")
     print(
         f"{inspected} frames inspected: {inspected / elapsed:.2f} per second "
-        f"({'real pipeline' if args.model else 'model-time stand-in'}), the rest skipped (latest frame wins)"
+        f"({'embedded model' if args.model else 'model-time stand-in'}), the rest skipped (latest frame wins)"
     )
     print(
         f"RSS after warm-up: min {min(steady):.0f} MB, max {max(steady):.0f} MB, drift {steady[-1] - steady[0]:+.0f} MB"
