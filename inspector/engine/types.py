@@ -101,14 +101,6 @@ class Segmentation:
         width, height = self.image_size
         return selection.replay(self.full_mask, (height, width))
 
-    def polygon(self, index: int) -> np.ndarray:
-        """Outer outline of one instance in image pixels ((K, 2) float), from the low-res mask."""
-        contours, _ = cv2.findContours(self.masks[index].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        if not contours:
-            return np.zeros((0, 2), np.float32)
-        largest = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float32)
-        return (largest + 0.5) / self.scale
-
 
 Verdict = str  # "PASS", "FAIL" or "ERROR"
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"

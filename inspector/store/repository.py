@@ -119,13 +119,6 @@ def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> No
         session.add(row)
 
 
-def verdict_counts(session: Session, *, run_id: int | None = None) -> dict[str, int]:
-    query = select(Inspection.verdict, func.count()).group_by(Inspection.verdict)
-    if run_id is not None:
-        query = query.where(Inspection.run_id == run_id)
-    return {verdict: count for verdict, count in session.execute(query)}
-
-
 def add_review(
     session: Session,
     *,
