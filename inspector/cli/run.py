@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
     live.add_argument("--camera", metavar="INDEX|URL", help="camera device index or RTSP / HTTP stream")
     live.add_argument("--video", metavar="FILE", help="video file, frame by frame")
     live.add_argument("--every", type=int, default=1, metavar="N", help="inspect every N-th frame (default 1)")
+    live.add_argument("--width", type=int, help="camera: requested frame width")
+    live.add_argument("--height", type=int, help="camera: requested frame height")
+    live.add_argument("--fps", type=float, help="camera: requested frame rate")
     live.add_argument(
         "--trigger",
         choices=("every", "software"),
