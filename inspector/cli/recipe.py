@@ -54,7 +54,7 @@ def run_validate(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.files:
         try:
-            validate_recipe(load_recipe(path))
+            validate_recipe(load_recipe(path), load_clip=True)
         except InspectorError as exc:
             failures += 1
             print(str(exc))

@@ -10,7 +10,7 @@ import numpy as np
 
 from inspector.engine.image import read_image, write_image
 from inspector.engine.overlay import draw_prompts, draw_regions
-from inspector.engine.prompts import POINT_MODES, select_segments
+from inspector.engine.prompts import POINT_MODES, select_segments, select_text
 from inspector.errors import InspectorError
 
 
@@ -39,8 +39,11 @@ def _box(text: str) -> tuple[float, float, float, float]:
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "segment",
-        help="segment an image (everything, or what points and boxes select)",
-        description="Segment every object in IMAGE with FastSAM; with prompts, keep what they select.",
+        help="segment an image (everything, or what points, boxes and texts select)",
+        description=(
+            "Segment every object in IMAGE with FastSAM; with prompts, keep what they select. "
+            "Prompts of different kinds are combined by union."
+        ),
     )
     p.add_argument("image", help="image file")
     p.add_argument(
@@ -54,9 +57,32 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--box", type=_box, action="append", default=[], metavar="X1,Y1,X2,Y2", help="box prompt in pixels; repeatable"
     )
+    p.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help='text prompt, e.g. "scratch": every segment CLIP finds closer to it than to the negatives; repeatable',
+    )
+    p.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help='what texts are weighed against (default: "a normal surface", "the background"); repeatable',
+    )
+    p.add_argument("--text-threshold", type=float, default=0.5, help="probability a text needs (default: 0.5)")
+    p.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name or config file (default: ViT-B-32)")
+    p.add_argument(
+        "--clip-weights",
+        default=None,
+        help="CLIP checkpoint path, file in the model folder, or pretrained tag (default: laion2b_s34b_b79k)",
+    )
     p.add_argument("--mode", choices=POINT_MODES, default="merge", help="point semantics (default: merge)")
     p.add_argument("--weights", default=None, help="FastSAM weights: path or file name (default: embedded model)")
-    p.add_argument("--download", action="store_true", help="download FastSAM-s.pt / FastSAM-x.pt if not on disk")
+    p.add_argument(
+        "--download", action="store_true", help="download FastSAM-s.pt / FastSAM-x.pt and CLIP weights if not on disk"
+    )
     p.add_argument("--imgsz", type=int, default=640, help="network input size (default: 640)")
     p.add_argument("--conf", type=float, default=0.25, help="minimum confidence (default: 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default: 0.7)")
@@ -67,10 +93,25 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _text_classifier(args: argparse.Namespace):
+    from inspector.engine.clip import DEFAULT_NEGATIVES, SegmentClassifier, clip_encoder, resolve_clip
+
+    if not 0 <= args.text_threshold <= 1:
+        raise InspectorError(f"--text-threshold must be between 0 and 1, got {args.text_threshold:g}")
+    weights = resolve_clip(args.clip_model, args.clip_weights, allow_download=args.download)
+    return SegmentClassifier(
+        clip_encoder(weights, device=args.device),
+        classes=args.text,
+        negatives=args.negative or DEFAULT_NEGATIVES,
+        threshold=args.text_threshold,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.engine.segmenter import FastSAMSegmenter  # torch loads only for this command
 
     image = read_image(args.image)
+    classifier = _text_classifier(args) if args.text else None  # before the model: fail fast without CLIP
     segmenter = FastSAMSegmenter(
         args.weights, device=args.device, imgsz=args.imgsz, conf=args.conf, iou=args.iou, allow_download=args.download
     )
@@ -79,10 +120,11 @@ def run(args: argparse.Namespace) -> int:
     points = np.array([p[:2] for p in args.point]) if args.point else None
     labels = np.array([p[2] for p in args.point]) if args.point else None
     boxes = np.array(args.box) if args.box else None
-    prompted = points is not None or boxes is not None
+    prompted = points is not None or boxes is not None or bool(args.text)
     try:
+        texts = select_text(segmentation, image, classifier) if classifier is not None else ()
         selection = (
-            select_segments(segmentation, points=points, labels=labels, boxes=boxes, mode=args.mode)
+            select_segments(segmentation, points=points, labels=labels, boxes=boxes, mode=args.mode, also=texts)
             if prompted
             else None
         )

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from inspector.engine.align import AlignmentFailed, ReferenceAligner, transform_points
+from inspector.engine.clip import SegmentClassifier
+from inspector.engine.defect_classes import label_candidates, recipe_classifier, teach_exemplars
 from inspector.engine.image import read_image
 from inspector.engine.prompts import select_masks, select_segments
 from inspector.engine.rules import expected_features, find_defects, on_grid
@@ -136,10 +138,19 @@ class InspectionPipeline:
     Args:
         recipe: a validated recipe.
         segmenter: the segmenter to use; by default the recipe's model, loaded once.
-        device: device for the default segmenter.
+        classifier: labels defects with the recipe's classes; by default CLIP, built
+            when the recipe has classes or exemplars (and never otherwise).
+        device: device for the default segmenter and classifier.
     """
 
-    def __init__(self, recipe: Recipe, *, segmenter: Segmenter | None = None, device: str = "auto") -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        *,
+        segmenter: Segmenter | None = None,
+        classifier: SegmentClassifier | None = None,
+        device: str = "auto",
+    ) -> None:
         self.recipe = recipe
         self.recipe_hash = recipe.content_hash
         self.reference_image = load_reference(recipe)
@@ -155,6 +166,8 @@ class InspectionPipeline:
             iou=recipe.model.iou,
             expected_sha256=recipe.model.sha256,
         )
+        self._device = device
+        self._classifier = classifier
         self._reference: _Reference | None = None
         self._lock = threading.Lock()
 
@@ -212,7 +225,21 @@ class InspectionPipeline:
                     max_features=self.recipe.alignment.max_features,
                     min_inliers=self.recipe.alignment.min_inliers,
                 )
+            if self.recipe.defects.uses_clip:
+                self._prepare_classifier(segmentation)
             self._reference = _Reference(segmentation, part_indices, part_region, features, aligner)
+
+    def _prepare_classifier(self, reference: Segmentation) -> None:
+        if self._classifier is None:
+            self._classifier = recipe_classifier(self.recipe, device=self._device)
+        if self.recipe.defects.exemplars:
+            teach_exemplars(
+                self._classifier,
+                self.recipe,
+                segment=self._segment,
+                reference_image=self.reference_image,
+                reference=reference,
+            )
 
     # -- images ------------------------------------------------------------------------
 
@@ -278,19 +305,30 @@ class InspectionPipeline:
             reference_masks=on_grid(ref.segmentation.masks, grid),
             reference_features=ref.features,
         )
-        verdict = FAIL if len(candidates) > self.recipe.defects.allowed else PASS
         timings["rules"] = (time.perf_counter() - t) * 1e3
 
+        # Full resolution only for what is reported, and only inside each segment's box.
         t = time.perf_counter()
-        findings = tuple(self._finding(c, segmentation, ref, matrix) for c in candidates)
-        timings["outline"] = (time.perf_counter() - t) * 1e3
+        patches = [(ref.segmentation if c.missing else segmentation).mask_in_box(c.index) for c in candidates]
+        defects = list(zip(candidates, patches, strict=True))
+        patch_ms = (time.perf_counter() - t) * 1e3
+        if self._classifier is not None and candidates:
+            t = time.perf_counter()
+            defects = label_candidates(self._classifier, frame, candidates, patches)
+            timings["classify"] = (time.perf_counter() - t) * 1e3
+        verdict = FAIL if len(defects) > self.recipe.defects.allowed else PASS
+
+        t = time.perf_counter()
+        findings = tuple(self._finding(c, patch, segmentation, ref, matrix) for c, patch in defects)
+        timings["outline"] = patch_ms + (time.perf_counter() - t) * 1e3
         return InspectionResult(verdict, findings, size, timings, self.recipe_hash, self.model)
 
-    def _finding(self, candidate, segmentation: Segmentation, ref: _Reference, matrix) -> Finding:
-        # Full resolution only for what is reported, and only inside the segment's box.
+    def _finding(self, candidate, patch, segmentation: Segmentation, ref: _Reference, matrix) -> Finding:
         source = ref.segmentation if candidate.missing else segmentation
-        mask = source.full_mask(candidate.index)
+        (x0, y0), mask = patch
         outline = outline_of(mask)
+        if len(outline):
+            outline = outline + np.array([x0, y0], np.float32)
         if matrix is not None and len(outline):
             outline = transform_points(outline, np.linalg.inv(matrix))
         area = float(mask.sum()) if not candidate.missing else candidate.area

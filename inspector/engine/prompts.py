@@ -14,8 +14,10 @@ Point semantics, named by a recipe:
 * ``instances`` (ultralytics): keep every mask that contains a foreground point and no
   background point; when every point is background, every mask that contains none.
 
-A box selects the mask with the highest IoU against the box. Boxes and points given
-together are combined by union.
+A box selects the mask with the highest IoU against the box. A text prompt selects
+every mask whose masked crop CLIP finds closer to the text than to the negative classes,
+with at least the threshold's probability (not only the best one). Prompts of different
+kinds given together are combined by union.
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ def select_masks(
     labels=None,
     boxes=None,
     mode: PointMode = "merge",
+    also=(),
 ) -> Selection:
     """Choose among FastSAM's masks with point and box prompts.
 
@@ -156,6 +159,7 @@ def select_masks(
         labels: (K,) 1 foreground / 0 background; all foreground when omitted.
         boxes: (M, 4) pixel x1, y1, x2, y2.
         mode: point semantics, ``"merge"`` or ``"instances"`` (see the module docstring).
+        also: indices chosen by other prompts (text), added to the selection.
 
     Returns:
         The selected region and the indices of the chosen masks. No masks, or no
@@ -182,6 +186,7 @@ def select_masks(
     if boxes is not None:
         # Adding the box picks after the point walk is the union of the two selections.
         steps.extend((int(i), True) for i in select_by_boxes(masks, boxes))
+    steps.extend((int(i), True) for i in also)
     selection = Selection(mask=np.zeros(masks.shape[1:], bool), indices=np.zeros(0, np.int64), steps=tuple(steps))
     region = selection.replay(masks.__getitem__, masks.shape[1:])
     added = np.unique(np.array([i for i, add in steps if add], np.int64))
@@ -195,6 +200,7 @@ def select_segments(
     labels=None,
     boxes=None,
     mode: PointMode = "merge",
+    also=(),
 ) -> Selection:
     """Apply image-pixel prompts to a :class:`Segmentation` on its low-resolution masks.
 
@@ -208,4 +214,23 @@ def select_segments(
         points = segmentation.lowres_points(pts + 0.5)  # pixel centres
     if boxes is not None:
         boxes = segmentation.lowres_boxes(check_boxes(boxes, (h, w)))
-    return select_masks(segmentation.masks, points=points, labels=labels, boxes=boxes, mode=mode)
+    return select_masks(segmentation.masks, points=points, labels=labels, boxes=boxes, mode=mode, also=also)
+
+
+def select_text(segmentation: Segmentation, image: np.ndarray, classifier, candidates=None) -> np.ndarray:
+    """Indices of the segments a text prompt selects.
+
+    Args:
+        segmentation: every segment of ``image``.
+        image: the (H, W, 3) BGR image that was segmented.
+        classifier: a :class:`~inspector.engine.clip.SegmentClassifier` whose classes
+            are the prompt texts and whose negatives are what they are weighed against.
+        candidates: the segment indices to consider (default: all); cheap filters such
+            as area go first, because every candidate costs one CLIP image encoding.
+    """
+    indices = np.arange(len(segmentation)) if candidates is None else np.asarray(candidates, np.int64)
+    if len(indices) == 0:
+        return np.zeros(0, np.int64)
+    results = classifier.classify(image, [segmentation.mask_in_box(int(i)) for i in indices])
+    chosen = [int(i) for i, r in zip(indices, results, strict=True) if r.label is not None and not r.negative]
+    return np.array(chosen, np.int64)

@@ -38,7 +38,7 @@ class Segmenter(Protocol):
     ) -> Segmentation: ...
 
 
-def _pick_device(requested: Device):
+def pick_device(requested: Device):
     import torch
 
     if requested == "auto":
@@ -107,7 +107,7 @@ class FastSAMSegmenter:
             os.environ["YOLO_AUTOINSTALL"] = "0"
             from ultralytics import FastSAM
 
-            device = _pick_device(self._device_request)
+            device = pick_device(self._device_request)
             try:
                 model = FastSAM(str(self._weights.path)).model
             except Exception as exc:  # a corrupt or foreign file: say which

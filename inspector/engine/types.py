@@ -74,26 +74,31 @@ class Segmentation:
         b[:, [2, 3]] = np.maximum(np.ceil(b[:, [2, 3]]), b[:, [0, 1]] + 1)
         return np.clip(b, 0, [w, h, w, h])
 
-    def full_mask(self, index: int) -> np.ndarray:
-        """The (H, W) bool mask of one instance at image resolution.
+    def mask_in_box(self, index: int) -> tuple[tuple[int, int], np.ndarray]:
+        """One instance at image resolution, inside its box only: ((x0, y0), bool patch).
 
-        Only the instance's box is resampled from the probabilities, so the cost
-        follows the instance's size, not the image's.
+        The cost follows the instance's size, not the image's.
         """
         width, height = self.image_size
-        out = np.zeros((height, width), bool)
         x1, y1, x2, y2 = self.boxes[index]
         x0, y0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
         x3, y3 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
         if x3 <= x0 or y3 <= y0:
-            return out
+            return (x0, y0), np.zeros((0, 0), bool)
         # Pixel centres of the box, expressed in low-resolution pixel coordinates.
         xs = ((np.arange(x0, x3) + 0.5) * self.scale - 0.5).astype(np.float32)
         ys = ((np.arange(y0, y3) + 0.5) * self.scale - 0.5).astype(np.float32)
         map_x, map_y = np.meshgrid(xs, ys)
         prob = self.probabilities[index].astype(np.float32)
         patch = cv2.remap(prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[y0:y3, x0:x3] = patch > 0.5
+        return (x0, y0), patch > 0.5
+
+    def full_mask(self, index: int) -> np.ndarray:
+        """The (H, W) bool mask of one instance at image resolution."""
+        width, height = self.image_size
+        out = np.zeros((height, width), bool)
+        (x0, y0), patch = self.mask_in_box(index)
+        out[y0 : y0 + patch.shape[0], x0 : x0 + patch.shape[1]] = patch
         return out
 
     def full_region(self, selection) -> np.ndarray:

@@ -17,13 +17,15 @@ from inspector.errors import RecipeError
 from inspector.recipe.model import (
     SCHEMA_VERSION,
     AlignmentSettings,
+    ClipSettings,
     DefectRules,
+    Exemplar,
     ModelSettings,
     PartPrompts,
     Recipe,
 )
 
-_SECTIONS = {"schema_version", "product", "model", "alignment", "part", "normal", "ignore", "defects"}
+_SECTIONS = {"schema_version", "product", "model", "alignment", "part", "normal", "ignore", "defects", "clip"}
 
 
 class _Checker:
@@ -157,16 +159,61 @@ _DEFECT_KEYS = {
     "match_iou",
     "missing_features",
     "classes",
+    "negative_classes",
+    "class_threshold",
     "exemplars",
 }
 
 
+def _names(check: _Checker, d: dict, key: str) -> tuple[str, ...]:
+    names = d.get(key) or []
+    if not isinstance(names, list) or not all(isinstance(c, str) and c.strip() for c in names):
+        check.fail(f"defects.{key}", f"must be a list of non-empty strings, got {names!r}")
+        return ()
+    return tuple(c.strip() for c in names)
+
+
+def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
+    """``[x, y]`` / ``[x, y, label]`` on the reference image, or ``{point, label, image}``."""
+    value = d.get("exemplars") or []
+    if not isinstance(value, list):
+        check.fail("defects.exemplars", f"must be a list, got {type(value).__name__}")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        where = f"defects.exemplars[{i}]"
+        fields: dict = {}
+        if isinstance(item, dict):
+            check.section(item, where, {"point", "label", "image"})
+            point = item.get("point")
+            fields["name"] = check.text(item, "label", where, None)
+            fields["image"] = check.text(item, "image", where, None)
+            where = f"{where}.point"
+        else:
+            point = item
+        numbers = isinstance(point, list) and len(point) in (2, 3)
+        numbers = numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)
+        if not numbers:
+            check.fail(where, f"must be [x, y] or [x, y, label], got {point!r}")
+            continue
+        if len(point) == 3 and point[2] not in (0, 1):
+            check.fail(where, f"label must be 1 (example defect) or 0 (normal surface), got {point[2]!r}")
+            continue
+        label = int(point[2]) if len(point) == 3 else 1
+        out.append(Exemplar(float(point[0]), float(point[1]), label, **fields))
+    return tuple(out)
+
+
+def _clip(check: _Checker, data: Any) -> ClipSettings:
+    c = check.section(data, "clip", {"model", "weights"})
+    return ClipSettings(
+        model=check.text(c, "model", "clip", ClipSettings.model),
+        weights=check.text(c, "weights", "clip", None),
+    )
+
+
 def _defects(check: _Checker, data: Any) -> DefectRules:
     d = check.section(data, "defects", _DEFECT_KEYS)
-    classes = d.get("classes") or []
-    if not isinstance(classes, list) or not all(isinstance(c, str) and c.strip() for c in classes):
-        check.fail("defects.classes", f"must be a list of non-empty strings, got {classes!r}")
-        classes = []
     rules = DefectRules(
         min_area=check.number(d, "min_area", "defects", 30.0, low=0.0),
         max_area=check.number(d, "max_area", "defects", 50_000.0, low=0.0),
@@ -175,8 +222,10 @@ def _defects(check: _Checker, data: Any) -> DefectRules:
         match_reference=check.flag(d, "match_reference", "defects", True),
         match_iou=check.number(d, "match_iou", "defects", 0.5, low=0.0, high=1.0),
         missing_features=check.flag(d, "missing_features", "defects", True),
-        classes=tuple(classes),
-        exemplars=check.tuples(d, "exemplars", "defects", (2,)),
+        classes=_names(check, d, "classes"),
+        negative_classes=_names(check, d, "negative_classes"),
+        class_threshold=check.number(d, "class_threshold", "defects", 0.5, low=0.0, high=1.0),
+        exemplars=_exemplars(check, d),
     )
     if rules.min_area > rules.max_area:
         check.fail("defects.min_area", f"{rules.min_area:g} is larger than defects.max_area {rules.max_area:g}")
@@ -203,6 +252,7 @@ def _parse(raw: Any, origin: str) -> Recipe:
     description = check.text(product, "description", "product", "")
     model, alignment = _model(check, top.get("model")), _alignment(check, top.get("alignment"))
     part, defects = _part(check, top.get("part")), _defects(check, top.get("defects"))
+    clip = _clip(check, top.get("clip"))
     normal = check.tuples(check.section(top.get("normal"), "normal", {"points"}), "points", "normal", (2,))
     ignore = check.tuples(check.section(top.get("ignore"), "ignore", {"boxes"}), "boxes", "ignore", (4,))
     _check_boxes(check, "part.boxes", part.boxes)
@@ -219,6 +269,7 @@ def _parse(raw: Any, origin: str) -> Recipe:
         normal_points=normal,
         ignore_boxes=ignore,
         defects=defects,
+        clip=clip,
         schema_version=SCHEMA_VERSION,
     )
 
@@ -270,9 +321,21 @@ def _plain(values) -> list:
     return [_Row(int(v) if float(v).is_integer() else round(float(v), 3) for v in item) for item in values]
 
 
+def _exemplar_to_yaml(e: Exemplar):
+    point = _plain([(e.x, e.y) if e.label == 1 else (e.x, e.y, 0)])[0]
+    if e.name is None and e.image is None:
+        return point
+    item = {"point": point}
+    if e.name is not None:
+        item["label"] = e.name
+    if e.image is not None:
+        item["image"] = e.image
+    return item
+
+
 def recipe_to_dict(recipe: Recipe) -> dict:
     d = recipe.defects
-    return {
+    out = {
         "schema_version": SCHEMA_VERSION,
         "product": {"name": recipe.name, "description": recipe.description, "reference_image": recipe.reference_image},
         "model": {
@@ -300,9 +363,15 @@ def recipe_to_dict(recipe: Recipe) -> dict:
             "match_iou": d.match_iou,
             "missing_features": d.missing_features,
             "classes": list(d.classes),
-            "exemplars": _plain(d.exemplars),
+            "exemplars": [_exemplar_to_yaml(e) for e in d.exemplars],
         },
     }
+    # Written only when used, so that recipes without classes keep their content hash.
+    if d.uses_clip:
+        out["defects"]["negative_classes"] = list(d.negative_classes)
+        out["defects"]["class_threshold"] = d.class_threshold
+        out["clip"] = {"model": recipe.clip.model, "weights": recipe.clip.weights}
+    return out
 
 
 def dump_recipe(recipe: Recipe) -> str:

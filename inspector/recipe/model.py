@@ -47,6 +47,30 @@ class PartPrompts:
 
 
 @dataclass(frozen=True)
+class Exemplar:
+    """A point on an example segment: a foreground point teaches a defect class, a
+    background point a normal surface. ``image`` is None for the reference image."""
+
+    x: float
+    y: float
+    label: int = 1  # 1 foreground (an example defect), 0 background (a normal surface)
+    name: str | None = None  # the class it teaches; default "defect" or "normal"
+    image: str | None = None
+
+    @property
+    def class_name(self) -> str:
+        return self.name or ("defect" if self.label else "normal")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """The CLIP model behind text classes and exemplars (open_clip names)."""
+
+    model: str = "ViT-B-32"
+    weights: str | None = None  # checkpoint path, file in the model folder, or pretrained tag
+
+
+@dataclass(frozen=True)
 class DefectRules:
     min_area: float = 30.0  # image pixels
     max_area: float = 50_000.0
@@ -56,7 +80,13 @@ class DefectRules:
     match_iou: float = 0.5  # a segment overlapping a reference segment this much is expected
     missing_features: bool = True  # a reference feature with no match is a defect
     classes: tuple[str, ...] = ()  # text classes (CLIP)
-    exemplars: tuple[Point, ...] = ()
+    negative_classes: tuple[str, ...] = ()  # a defect whose best class is one of these is dropped
+    class_threshold: float = 0.5  # probability a class needs to label a defect
+    exemplars: tuple[Exemplar, ...] = ()
+
+    @property
+    def uses_clip(self) -> bool:
+        return bool(self.classes or self.exemplars)
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,7 @@ class Recipe:
     normal_points: tuple[Point, ...] = ()
     ignore_boxes: tuple[Box, ...] = ()
     defects: DefectRules = field(default_factory=DefectRules)
+    clip: ClipSettings = field(default_factory=ClipSettings)
     schema_version: int = SCHEMA_VERSION
     source: Path | None = field(default=None, compare=False)
 

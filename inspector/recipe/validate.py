@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from inspector.engine.clip import clip_encoder, resolve_clip
 from inspector.engine.image import read_image
 from inspector.engine.weights import resolve_weights
 from inspector.errors import InspectorError, RecipeError
@@ -24,12 +25,29 @@ def reference_problems(recipe: Recipe, image: np.ndarray) -> list[str]:
     points = [
         ("part.points", [p[:2] for p in recipe.part.points]),
         ("normal.points", recipe.normal_points),
-        ("defects.exemplars", recipe.defects.exemplars),
+        *((f"defects.exemplars[{i}]", [(e.x, e.y)]) for i, e in enumerate(recipe.defects.exemplars) if e.image is None),
     ]
     for field, items in points:
         for i, (x, y) in enumerate(items):
             if not (0 <= x < w and 0 <= y < h):
-                problems.append(f"{field}[{i}]: point ({x:g}, {y:g}) is outside the {w}x{h} reference image")
+                where = field if field.startswith("defects.exemplars") else f"{field}[{i}]"
+                problems.append(f"{where}: point ({x:g}, {y:g}) is outside the {w}x{h} reference image")
+    return problems
+
+
+def exemplar_problems(recipe: Recipe) -> list[str]:
+    """Exemplars on their own images: the image must be readable and hold the point."""
+    problems = []
+    for i, e in enumerate(recipe.defects.exemplars):
+        if e.image is None:
+            continue
+        try:
+            h, w = read_image(recipe.resolve(e.image)).shape[:2]
+        except InspectorError as exc:
+            problems.append(f"defects.exemplars[{i}].image: {exc}")
+            continue
+        if not (0 <= e.x < w and 0 <= e.y < h):
+            problems.append(f"defects.exemplars[{i}]: point ({e.x:g}, {e.y:g}) is outside the {w}x{h} image {e.image}")
     return problems
 
 
@@ -42,8 +60,11 @@ def load_reference(recipe: Recipe) -> np.ndarray:
         raise RecipeError(f"{origin}: product.reference_image: {exc}") from None
 
 
-def validate_recipe(recipe: Recipe) -> None:
+def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> None:
     """Everything that must hold before a recipe can inspect anything.
+
+    With ``load_clip``, a recipe with classes also has its CLIP checkpoint loaded (not
+    only found), so a damaged file is caught here rather than by the first image.
 
     Raises:
         RecipeError: listing every problem, each with the recipe file and field.
@@ -58,10 +79,14 @@ def validate_recipe(recipe: Recipe) -> None:
         resolve_weights(recipe.weights_spec, expected_sha256=recipe.model.sha256)
     except InspectorError as exc:
         problems.append(f"model.weights: {exc}")
-    if recipe.defects.classes:
-        problems.append(
-            "defects.classes: text classes need CLIP (open-clip-torch and its weights), "
-            "which this installation does not provide yet; remove the classes to inspect without them"
-        )
+    problems += exemplar_problems(recipe)
+    if recipe.defects.uses_clip:
+        try:
+            weights = resolve_clip(recipe.clip.model, recipe.clip.weights, base=recipe.folder)
+            if load_clip:
+                clip_encoder(weights, device="cpu")
+        except InspectorError as exc:
+            what = "defects.classes" if recipe.defects.classes else "defects.exemplars"
+            problems.append(f"{what}: need CLIP: {exc}")
     if problems:
         raise RecipeError(f"{origin}: " + f"\n{origin}: ".join(problems))

@@ -92,3 +92,24 @@ def test_demo_runs_end_to_end_from_the_installed_command(tmp_path):
     assert len(list((out / "images").glob("*.png"))) == 6
     assert (out / "report.html").exists() and (out / "inspector.db").exists()
     assert json.loads((out / "summary.json").read_text())["seed"] == 31
+
+
+def test_text_prompt_combines_with_a_box(demo_part, capsys, tiny_clip):
+    config, checkpoint = tiny_clip
+    path, scene = demo_part
+    prompts = ["--text", "stain", *("--clip-model", str(config), "--clip-weights", str(checkpoint))]
+    prompts += ["--box", _box(scene.parts[0].mask), "--json"]
+    assert main(["segment", str(path), *prompts, "--text-threshold", "1"]) == 0
+    (box_only,) = json.loads(capsys.readouterr().out)["selected"]  # no text reaches probability 1
+    assert main(["segment", str(path), *prompts, "--text-threshold", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # At threshold 0 every segment for which "stain" beats the negatives joins the box's segment.
+    assert box_only in report["selected"] and len(report["selected"]) <= report["instances"]
+
+
+def test_text_prompt_without_clip_weights_says_how_to_get_them(demo_part, capsys):
+    path, _ = demo_part
+    status = main(["segment", str(path), "--text", "scratch"])
+    assert status != 0
+    err = capsys.readouterr().err
+    assert "CLIP weights ViT-B-32 laion2b_s34b_b79k are not here" in err and "--download" in err

@@ -24,6 +24,10 @@ from inspector.recipe.model import Recipe
 _ERROR_STYLE = "border:2px solid #c0392b"
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
 class RecipeForm(QWidget):
     edited = Signal(object, str)  # new Recipe, description of the change
 
@@ -45,7 +49,9 @@ class RecipeForm(QWidget):
         self.allowed = QSpinBox(minimum=0, maximum=1000)
         self.match_reference = QCheckBox("ignore segments the reference part also has")
         self.missing_features = QCheckBox("report reference features the part lacks")
-        self.classes = QLineEdit(placeholderText="scratch, stain (needs CLIP)")
+        self.classes = QLineEdit(placeholderText="scratch, stain (needs CLIP weights)")
+        self.negative_classes = QLineEdit(placeholderText="a normal surface")
+        self.class_threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
         self.fields = {
             "product.name": self.name,
             "model.weights": self.weights,
@@ -60,6 +66,8 @@ class RecipeForm(QWidget):
             "defects.match_reference": self.match_reference,
             "defects.missing_features": self.missing_features,
             "defects.classes": self.classes,
+            "defects.negative_classes": self.negative_classes,
+            "defects.class_threshold": self.class_threshold,
         }
         form = QFormLayout(self)
         labels = [
@@ -76,12 +84,15 @@ class RecipeForm(QWidget):
             "Reference",
             "Features",
             "Text classes",
+            "Not defects",
+            "Class threshold",
         ]
         for label, widget in zip(labels, self.fields.values(), strict=True):
             form.addRow(label, widget)
-        for line in (self.name, self.weights, self.classes):
+        for line in (self.name, self.weights, self.classes, self.negative_classes):
             line.editingFinished.connect(self._emit)
-        for spin in (self.imgsz, self.conf, self.iou, self.min_area, self.max_area, self.allowed):
+        spins = (self.imgsz, self.conf, self.iou, self.min_area, self.max_area, self.allowed, self.class_threshold)
+        for spin in spins:
             spin.valueChanged.connect(self._emit)
         for combo in (self.point_mode, self.alignment):
             combo.currentTextChanged.connect(self._emit)
@@ -109,6 +120,8 @@ class RecipeForm(QWidget):
             self.match_reference.setChecked(recipe.defects.match_reference)
             self.missing_features.setChecked(recipe.defects.missing_features)
             self.classes.setText(", ".join(recipe.defects.classes))
+            self.negative_classes.setText(", ".join(recipe.defects.negative_classes))
+            self.class_threshold.setValue(recipe.defects.class_threshold)
         finally:
             self._updating = False
 
@@ -116,7 +129,7 @@ class RecipeForm(QWidget):
         if self._updating or self._recipe is None:
             return
         r = self._recipe
-        classes = tuple(c.strip() for c in self.classes.text().split(",") if c.strip())
+        classes = _names(self.classes.text())
         new = replace(
             r,
             name=self.name.text().strip() or r.name,
@@ -137,6 +150,8 @@ class RecipeForm(QWidget):
                 match_reference=self.match_reference.isChecked(),
                 missing_features=self.missing_features.isChecked(),
                 classes=classes,
+                negative_classes=_names(self.negative_classes.text()),
+                class_threshold=self.class_threshold.value(),
             ),
         )
         if new != r:
