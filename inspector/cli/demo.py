@@ -20,6 +20,7 @@ from inspector.cli.progress import Progress
 from inspector.engine.image import read_image, write_image
 from inspector.recipe.io import load_recipe
 from inspector.recipe.validate import validate_recipe
+from inspector.services.read_ahead import READ_AHEAD_DEPTH
 from inspector.sources.files import FileSource
 from inspector.synthetic.demo_product import demo_background, demo_scene, write_demo_recipe
 
@@ -113,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
     source = FileSource([out / "images"])
     try:
         summary = run_inspection(
-            pipeline, store, source.frames(), source=source.describe(), force=True, on_result=on_result
+            pipeline,
+            store,
+            source.frames(),
+            source=source.describe(),
+            force=True,
+            on_result=on_result,
+            read_ahead_depth=READ_AHEAD_DEPTH,
         )
     finally:
         progress.done()

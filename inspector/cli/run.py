@@ -12,6 +12,7 @@ from inspector.cli.progress import Progress
 from inspector.errors import InspectorError
 from inspector.recipe.io import load_recipe
 from inspector.recipe.validate import validate_recipe
+from inspector.services.read_ahead import READ_AHEAD_DEPTH
 from inspector.sources.camera import CameraSource, parse_camera
 from inspector.sources.files import FileSource
 from inspector.sources.hotfolder import HotFolderSource
@@ -57,6 +58,12 @@ def add_parser(sub) -> None:
     p.add_argument("--no-overlays", action="store_true", help="do not write overlay pictures of FAIL images")
     p.add_argument("--station", default=None, help="station name stored with the run (default: host name)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="segmenter engine: auto uses the `inspector export` ONNX file on the CPU when there is one",
+    )
     p.add_argument("--json", action="store_true", help="one JSON line per image, then a summary line")
     p.set_defaults(run=run)
 
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     source = _source(args)
     recipe = load_recipe(args.recipe)
     validate_recipe(recipe)
-    pipeline = InspectionPipeline(recipe, device=args.device)
+    pipeline = InspectionPipeline(recipe, device=args.device, backend=args.backend)
     store = open_store(args.db)
     if isinstance(source, CameraSource) and args.trigger == "software":
         _listen_for_enter(source)
@@ -134,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             relocate=source.file_away if isinstance(source, HotFolderSource) else None,
             on_result=on_result,
             on_skip=on_skip,
+            read_ahead_depth=READ_AHEAD_DEPTH if isinstance(source, FileSource) else 0,
         )
     finally:
         progress.done()

@@ -62,6 +62,8 @@ class InspectionWorker(QThread):
 
     def run(self) -> None:
         from inspector.services.inspection_loop import run_inspection
+        from inspector.services.read_ahead import READ_AHEAD_DEPTH
+        from inspector.sources.files import FileSource
 
         def on_result(frame, result, image) -> None:
             self.result.emit(frame.name, result, image)
@@ -75,6 +77,7 @@ class InspectionWorker(QThread):
                 on_result=on_result,
                 on_skip=lambda f: self.skipped.emit(f.name),
                 cancel=self.cancel,
+                read_ahead_depth=READ_AHEAD_DEPTH if isinstance(self.source, FileSource) else 0,
             )
             self.finished_run.emit(summary)
         except BaseException as exc:

@@ -20,6 +20,7 @@ import numpy as np
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.engine.types import InspectionResult
 from inspector.errors import InspectorError
+from inspector.services.read_ahead import Decoded, decode, read_ahead
 from inspector.services.writer import Pending, ResultWriter
 from inspector.sources.frame import Frame
 from inspector.store.database import Store
@@ -34,6 +35,7 @@ class RunSummary:
     counts: Counter = field(default_factory=Counter)  # PASS / FAIL / ERROR
     skipped: int = 0
     elapsed_s: float = 0.0
+    store_s: float = 0.0  # writer thread time: pictures and database rows
     status: str = "running"
 
     @property
@@ -59,14 +61,17 @@ class RunSummary:
         }
 
 
-def inspect_frame(pipeline: InspectionPipeline, frame: Frame) -> tuple[InspectionResult, np.ndarray | None]:
-    """One frame's result (never an exception) and its decoded pixels, if it had any."""
-    t0 = time.perf_counter()
-    try:
-        image = frame.image()
-    except InspectorError as exc:
-        return pipeline.error_result(str(exc), {"read": (time.perf_counter() - t0) * 1e3}), None
-    read_ms = (time.perf_counter() - t0) * 1e3
+def inspect_frame(
+    pipeline: InspectionPipeline, frame: Frame, decoded: Decoded | None = None
+) -> tuple[InspectionResult, np.ndarray | None]:
+    """One frame's result (never an exception) and its decoded pixels, if it had any.
+
+    ``decoded`` is the frame already read ahead; otherwise it is decoded here.
+    """
+    decoded = decoded or decode(frame)
+    read_ms, image = decoded.read_ms, decoded.image
+    if image is None:
+        return pipeline.error_result(decoded.error or f"{frame.name}: no image", {"read": read_ms}), None
     try:
         return pipeline.inspect(image).with_timing("read", read_ms), image
     except InspectorError as exc:
@@ -115,6 +120,7 @@ def run_inspection(
     on_result: ResultCallback | None = None,
     on_skip: Callable[[Frame], None] | None = None,
     cancel: threading.Event | None = None,
+    read_ahead_depth: int = 0,
 ) -> RunSummary:
     """Inspect every frame once and store the results.
 
@@ -133,6 +139,8 @@ def run_inspection(
         on_result: called on the inspection thread after each result, with the decoded image.
         on_skip: called for each frame skipped as already inspected.
         cancel: set it to stop after the current frame.
+        read_ahead_depth: for finite sources (files), read and decode this many images
+            ahead on another thread, so that reading overlaps with inference.
     """
     recipe = pipeline.recipe
     recipe_id, run_id, done = _open_run(
@@ -146,17 +154,26 @@ def run_inspection(
     summary = RunSummary(run_id=run_id)
     writer = ResultWriter(store, store.images_dir, save_overlays=save_overlays, save_frames=save_frames)
     started = time.perf_counter()
+
+    def already_done(frame: Frame) -> bool:
+        return frame.sha256 is not None and frame.sha256 in done
+
+    items: Iterable[Frame | Decoded] = (
+        read_ahead(frames, skip=already_done, depth=read_ahead_depth) if read_ahead_depth else frames
+    )
     try:
-        for frame in frames:
+        for item in items:
+            decoded = item if isinstance(item, Decoded) else None
+            frame = decoded.frame if decoded is not None else item
             if cancel is not None and cancel.is_set():
                 summary.status = "stopped"
                 break
-            if frame.sha256 is not None and frame.sha256 in done:
+            if already_done(frame):
                 summary.skipped += 1
                 if on_skip:
                     on_skip(frame)
                 continue
-            result, image = inspect_frame(pipeline, frame)
+            result, image = inspect_frame(pipeline, frame, decoded)
             if frame.sha256 is not None:
                 done.add(frame.sha256)  # the same content twice in one run is inspected once
             name = frame.name
@@ -180,9 +197,12 @@ def run_inspection(
         raise
     finally:
         summary.elapsed_s = time.perf_counter() - started
+        if read_ahead_depth:
+            items.close()  # stops the reading thread
         try:
             writer.close()
         finally:
+            summary.store_s = writer.busy_s
             with store.session() as session, session.begin():
                 finish_run(session, run_id, summary.status)
     return summary

@@ -74,6 +74,7 @@ class ResultWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=64)
         self._error: BaseException | None = None
         self.written = 0
+        self.busy_s = 0.0  # time spent writing pictures and rows (the store stage)
         self._thread = threading.Thread(target=self._loop, name="inspector-writer", daemon=True)
         self._thread.start()
 
@@ -132,6 +133,7 @@ class ResultWriter:
         return str(write_image(folder / f"{_safe_stem(item.name)}.png", item.image))
 
     def _flush(self, batch: list[Pending]) -> None:
+        started = time.perf_counter()
         records = []
         for item in batch:
             overlay, crops = self._pictures(item)
@@ -154,6 +156,7 @@ class ResultWriter:
                 with self.store.session() as session, session.begin():
                     add_inspections(session, records)
                 self.written += len(records)
+                self.busy_s += time.perf_counter() - started
                 return
             except Exception as exc:  # a locked database: wait and try again, then give up loudly
                 if attempt == 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -12,6 +13,7 @@ from inspector.engine.pipeline import InspectionPipeline
 from inspector.errors import StoreError
 from inspector.services.inspection_loop import run_inspection
 from inspector.sources.files import FileSource
+from inspector.sources.frame import Frame
 from inspector.store.database import open_store
 from inspector.store.repository import add_review
 from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe
@@ -34,12 +36,14 @@ def rows(db, sql):
         return conn.execute(sql).fetchall()
 
 
-def test_every_image_gets_one_row_and_fail_images_get_pictures(line):
+@pytest.mark.parametrize("ahead", [0, 2], ids=["in-line", "read-ahead"])
+def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead):
     pipeline, folder, tmp = line
     (folder / "zero.png").write_bytes(b"")
     (folder / "text.png").write_text("hello")
     store = open_store(str(tmp / "r.db"))
-    summary = run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    frames = FileSource([folder]).frames()
+    summary = run_inspection(pipeline, store, frames, source=str(folder), read_ahead_depth=ahead)
     store.close()
     assert summary.status == "finished"
     assert (summary.counts["PASS"], summary.counts["FAIL"], summary.counts["ERROR"]) == (3, 3, 2)
@@ -56,18 +60,24 @@ def test_every_image_gets_one_row_and_fail_images_get_pictures(line):
     assert status == ("finished",)
 
 
-def test_rerun_skips_what_is_done_and_force_redoes_it(line):
+@pytest.mark.parametrize("ahead", [0, 2], ids=["in-line", "read-ahead"])
+def test_rerun_skips_what_is_done_and_force_redoes_it(line, ahead):
     pipeline, folder, tmp = line
     store = open_store(str(tmp / "r.db"))
-    first = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x")
-    second = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x")
-    third = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x", force=True)
+
+    def run(**options):
+        return run_inspection(
+            pipeline, store, FileSource([folder]).frames(), source="x", read_ahead_depth=ahead, **options
+        )
+
+    first, second, third = run(), run(), run(force=True)
     store.close()
     assert first.inspected == 6 and second.inspected == 0 and second.skipped == 6 and third.inspected == 6
     assert rows(tmp / "r.db", "SELECT COUNT(*) FROM inspections") == [(12,)]
 
 
-def test_cancel_stops_within_one_image_and_keeps_what_was_done(line):
+@pytest.mark.parametrize("ahead", [0, 2], ids=["in-line", "read-ahead"])
+def test_cancel_stops_within_one_image_and_keeps_what_was_done(line, ahead):
     pipeline, folder, tmp = line
     cancel = threading.Event()
     store = open_store(str(tmp / "r.db"))
@@ -78,10 +88,38 @@ def test_cancel_stops_within_one_image_and_keeps_what_was_done(line):
         source="x",
         cancel=cancel,
         on_result=lambda frame, result, image: cancel.set(),
+        read_ahead_depth=ahead,
     )
     store.close()
     assert summary.status == "stopped" and summary.inspected == 1
     assert rows(tmp / "r.db", "SELECT COUNT(*) FROM inspections") == [(1,)]
+    assert not any(t.name == "inspector-read-ahead" for t in threading.enumerate())
+
+
+class CountingFrame(Frame):
+    decoded: ClassVar[list[str]] = []
+
+    def image(self):
+        CountingFrame.decoded.append(self.name)
+        return super().image()
+
+
+def test_reading_ahead_skips_done_images_without_decoding_them_and_reports_a_failing_source(line):
+    pipeline, folder, tmp = line
+    store = open_store(str(tmp / "r.db"))
+    run_inspection(pipeline, store, FileSource([folder]).frames(), source="x")
+    CountingFrame.decoded.clear()
+    again = [CountingFrame(f.name, f.sha256, f.path, f.data) for f in FileSource([folder]).frames()]
+    summary = run_inspection(pipeline, store, iter(again), source="x", read_ahead_depth=2)
+    assert summary.skipped == 6 and CountingFrame.decoded == []
+
+    def broken_source():
+        yield from FileSource([folder / "p0.png"]).frames()
+        raise OSError("camera cable pulled")
+
+    with pytest.raises(OSError, match="cable"):
+        run_inspection(pipeline, store, broken_source(), source="x", force=True, read_ahead_depth=2)
+    store.close()
 
 
 def test_reviews_are_stored_against_inspections(line):

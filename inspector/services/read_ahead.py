@@ -1,0 +1,88 @@
+"""Reading ahead: the next images are read, hashed and decoded while one is inspected.
+
+For finite sources (files and folders) only: a live source is read when its frame is
+due, never ahead of time. The queue is bounded, so reading ahead never holds more than
+a few decoded images, and images the run will skip (already inspected) are not decoded.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from inspector.errors import InspectorError
+from inspector.sources.frame import Frame
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A frame with its pixels decoded (or why not), and how long reading took."""
+
+    frame: Frame
+    image: np.ndarray | None = None
+    error: str | None = None
+    read_ms: float = 0.0
+    skipped: bool = False
+
+
+def decode(frame: Frame) -> Decoded:
+    t0 = time.perf_counter()
+    try:
+        image = frame.image()
+    except InspectorError as exc:
+        return Decoded(frame, error=str(exc), read_ms=(time.perf_counter() - t0) * 1e3)
+    return Decoded(frame, image, read_ms=(time.perf_counter() - t0) * 1e3)
+
+
+READ_AHEAD_DEPTH = 2  # images decoded ahead: enough to hide reading, few enough to hold
+_END = object()
+
+
+def read_ahead(frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth: int = 2) -> Iterator[Decoded]:
+    """Decoded frames, produced by a background thread up to ``depth`` frames ahead.
+
+    ``skip(frame)`` is asked before decoding; such frames come back ``skipped``.
+    Closing the iterator (or leaving the loop) stops the thread after its current frame.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if stop.is_set():
+                    return
+                item = Decoded(frame, skipped=True) if skip(frame) else decode(frame)
+                if not put(item):
+                    return
+        except BaseException as exc:  # the source failed: hand the error to the consumer
+            put(exc)
+            return
+        put(_END)
+
+    thread = threading.Thread(target=produce, name="inspector-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
