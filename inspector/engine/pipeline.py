@@ -141,6 +141,7 @@ class InspectionPipeline:
         classifier: labels defects with the recipe's classes; by default CLIP, built
             when the recipe has classes or exemplars (and never otherwise).
         device: device for the default segmenter and classifier.
+        backend: the default segmenter's backend (``auto``, ``torch`` or ``onnx``).
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class InspectionPipeline:
         segmenter: Segmenter | None = None,
         classifier: SegmentClassifier | None = None,
         device: str = "auto",
+        backend: str = "auto",
     ) -> None:
         self.recipe = recipe
         self.recipe_hash = recipe.content_hash
@@ -165,6 +167,7 @@ class InspectionPipeline:
             conf=recipe.model.conf,
             iou=recipe.model.iou,
             expected_sha256=recipe.model.sha256,
+            backend=backend,
         )
         self._device = device
         self._classifier = classifier

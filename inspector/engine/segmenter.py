@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import cv2
@@ -21,6 +22,8 @@ from inspector.engine.weights import resolve_weights
 from inspector.errors import EngineError
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Backend = Literal["auto", "torch", "onnx"]
+BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx")
 _STRIDE = 32
 _PROTO_STRIDE = 4  # YOLOv8-seg prototypes are a quarter of the input size
 _PAD_VALUE = 114  # the letterbox gray ultralytics trains with
@@ -63,6 +66,9 @@ class FastSAMSegmenter:
         max_det: most instances kept per image.
         expected_sha256: refuse weights whose hash differs.
         allow_download: let ultralytics fetch a FastSAM release that is not on disk.
+        backend: ``"torch"``; ``"onnx"`` (the ``inspector export`` of these weights, on
+            the CPU with ONNX Runtime); ``"auto"`` uses the export when it exists and
+            the device is the CPU.
     """
 
     def __init__(
@@ -76,10 +82,15 @@ class FastSAMSegmenter:
         max_det: int = 200,
         expected_sha256: str | None = None,
         allow_download: bool = False,
+        backend: Backend = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise EngineError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         # Resolving (and hashing) is cheap and fails fast; the network loads on first use.
         self._weights = resolve_weights(weights, expected_sha256=expected_sha256, allow_download=allow_download)
         self._device_request = device
+        self._backend_request = backend
+        self.backend = "torch"
         self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
         self._model = None
         self._device = None
@@ -91,6 +102,25 @@ class FastSAMSegmenter:
     @property
     def identity(self) -> ModelIdentity:
         return self._weights.identity
+
+    def _exported(self, device) -> Path | None:
+        """The ONNX export to run instead of torch, if the backend setting asks for one."""
+        from inspector.engine.exported import onnx_path, onnxruntime_available
+
+        path = onnx_path(self._weights)
+        if self._backend_request == "torch":
+            return None
+        if self._backend_request == "onnx":
+            if device.type != "cpu":
+                raise EngineError("the ONNX backend runs on the CPU; use --device cpu or the torch backend")
+            if not onnxruntime_available():
+                raise EngineError("the ONNX backend needs onnxruntime: pip install onnxruntime")
+            if not path.is_file():
+                raise EngineError(
+                    f"no ONNX export of {self._weights.path.name} at {path}; run `inspector export` first"
+                )
+            return path
+        return path if device.type == "cpu" and path.is_file() and onnxruntime_available() else None
 
     @property
     def loaded(self) -> bool:
@@ -105,18 +135,27 @@ class FastSAMSegmenter:
             # never a pip install at run time, whatever the environment says.
             os.environ.setdefault("YOLO_OFFLINE", "1")
             os.environ["YOLO_AUTOINSTALL"] = "0"
-            from ultralytics import FastSAM
-
             device = pick_device(self._device_request)
-            try:
-                model = FastSAM(str(self._weights.path)).model
-            except Exception as exc:  # a corrupt or foreign file: say which
-                raise EngineError(f"cannot load {self._weights.path} as a FastSAM model: {exc}") from exc
-            model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-            model = model.to(device).eval()
-            self._half = device.type == "cuda"
-            if self._half:
-                model = model.half()
+            exported = self._exported(device)
+            if exported is not None:
+                import torch
+
+                from inspector.engine.exported import OnnxNetwork
+
+                model = OnnxNetwork(exported, threads=torch.get_num_threads())
+                self.backend = "onnx"
+            else:
+                from ultralytics import FastSAM
+
+                try:
+                    model = FastSAM(str(self._weights.path)).model
+                except Exception as exc:  # a corrupt or foreign file: say which
+                    raise EngineError(f"cannot load {self._weights.path} as a FastSAM model: {exc}") from exc
+                model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+                model = model.to(device).eval()
+                self._half = device.type == "cuda"
+                if self._half:
+                    model = model.half()
             self._device = device
             self._model = model
         # Warm up every stage (first calls pay for kernel selection and lazy imports).

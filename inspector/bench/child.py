@@ -1,0 +1,196 @@
+"""One benchmark measurement in its own process; prints one JSON line.
+
+    python -m inspector.bench.child pipeline|network|baseline|agreement --recipe R --images DIR ...
+
+Running each measurement in a fresh process makes its peak memory its own and lets the
+pipeline measurement time a cold start (process start to first stored result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ["YOLO_AUTOINSTALL"] = "0"
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux /proc; peak memory where it is unavailable)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob("*.jpg"))
+
+
+def pipeline(args) -> dict:
+    """The whole product on a folder: read ahead, inspect, store (with overlays of FAILs)."""
+    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.recipe.io import load_recipe
+    from inspector.services.inspection_loop import run_inspection
+    from inspector.services.read_ahead import READ_AHEAD_DEPTH
+    from inspector.sources.files import FileSource
+    from inspector.store.database import open_store
+
+    stages: dict[str, list[float]] = {}
+    rss: list[tuple[int, float]] = []
+    arrivals: list[float] = []  # when each result came, wall clock
+    totals: list[float] = []
+
+    def on_result(frame, result, image) -> None:
+        arrivals.append(time.time())
+        totals.append(result.total_ms)
+        for name, ms in result.timings.items():
+            stages.setdefault(name, []).append(ms)
+        n = len(stages.get("read", ()))
+        if n % args.sample_every == 0:
+            rss.append((n, rss_mb()))
+
+    recipe = load_recipe(args.recipe)
+    pipe = InspectionPipeline(recipe, device=args.device, backend=args.backend)
+    with tempfile.TemporaryDirectory(prefix="inspector-bench-") as work:
+        store = open_store(str(Path(work) / "bench.db"), images_dir=Path(work) / "images")
+        try:
+            summary = run_inspection(
+                pipe,
+                store,
+                FileSource([args.images]).frames(),
+                source="benchmark",
+                force=True,
+                on_result=on_result,
+                read_ahead_depth=READ_AHEAD_DEPTH,
+            )
+        finally:
+            store.close()
+    n = summary.inspected
+    # Steady state: from the first result to the last (the first pays for loading the
+    # model and segmenting the reference, which the cold start reports).
+    steady = (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 and arrivals[-1] > arrivals[0] else None
+    return {
+        "images": n,
+        "verdicts": dict(summary.counts),
+        "backend": pipe.segmenter.backend,
+        "elapsed_s": summary.elapsed_s,
+        "throughput_ips": steady,
+        "stages_ms": {name: values[1:] for name, values in stages.items()},  # the first image is the cold one
+        "totals_ms": totals[1:],
+        "store_ms_per_image": 1e3 * summary.store_s / max(1, n),
+        "cold_start_s": arrivals[0] - args.spawned_at if arrivals and args.spawned_at else None,
+        "rss_mb": rss,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def network(args) -> dict:
+    """The segmenter alone on decoded images: the network-only rate."""
+    from inspector.engine.image import read_image
+    from inspector.engine.segmenter import FastSAMSegmenter
+    from inspector.recipe.io import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    m = recipe.model
+    segmenter = FastSAMSegmenter(
+        recipe.weights_spec, device=args.device, imgsz=m.imgsz, conf=m.conf, iou=m.iou, backend=args.backend
+    )
+    segmenter.load()
+    stages: dict[str, list[float]] = {}
+    totals: list[float] = []
+    for path in _images(args.images):
+        timings = segmenter.segment(read_image(path)).timings
+        totals.append(sum(timings.values()))
+        for name, ms in timings.items():
+            stages.setdefault(name, []).append(ms)
+    return {"backend": segmenter.backend, "stages_ms": stages, "totals_ms": totals, "peak_rss_mb": peak_rss_mb()}
+
+
+def baseline(args) -> dict:
+    """ultralytics' FastSAM predict with retina masks, then its prompt step with the part box."""
+    from inspector.engine.baseline import UltralyticsBaseline
+    from inspector.engine.weights import resolve_weights
+    from inspector.recipe.io import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    m = recipe.model
+    weights = resolve_weights(recipe.weights_spec)
+    runner = UltralyticsBaseline(weights.path, imgsz=m.imgsz, conf=m.conf, iou=m.iou, device=args.device)
+    boxes = [list(b) for b in recipe.part.boxes] or None
+    paths = _images(args.images)
+    runner.run(paths[0], boxes)  # warm-up, as the pipeline's segmenter warms up when loaded
+    runs = [runner.run(p, boxes) for p in paths]
+    return {
+        "stages_ms": {key: [r[key] for r in runs] for key in ("total", "predict", "prompt", "inference")},
+        "masks_per_image": float(np.mean([r["masks"] for r in runs])),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def agreement(args) -> dict:
+    """Masks of the ONNX export against the torch model's, instance by instance."""
+    from inspector.engine.image import read_image
+    from inspector.engine.rules import pairwise_iou
+    from inspector.engine.segmenter import FastSAMSegmenter
+    from inspector.recipe.io import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    m = recipe.model
+    common = dict(device="cpu", imgsz=m.imgsz, conf=m.conf, iou=m.iou)
+    torch_seg = FastSAMSegmenter(recipe.weights_spec, backend="torch", **common)
+    onnx_seg = FastSAMSegmenter(recipe.weights_spec, backend="onnx", **common)
+    per_instance: list[float] = []
+    counts: list[tuple[int, int]] = []
+    for path in _images(args.images):
+        image = read_image(path)
+        a, b = torch_seg.segment(image), onnx_seg.segment(image)
+        counts.append((len(a), len(b)))
+        if len(a) and len(b):
+            best = pairwise_iou(a.masks, b.masks).max(axis=1)
+            per_instance += best.tolist()
+        else:
+            per_instance += [1.0 if len(a) == len(b) else 0.0] * max(len(a), 1)
+    ious = np.array(per_instance)
+    return {
+        "instances": len(ious),
+        "mean_iou": float(ious.mean()),
+        "p5_iou": float(np.percentile(ious, 5)),
+        "share_at_least_0.95": float((ious >= 0.95).mean()),
+        "same_count": float(np.mean([x == y for x, y in counts])),
+    }
+
+
+MODES = {"pipeline": pipeline, "network": network, "baseline": baseline, "agreement": agreement}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m inspector.bench.child")
+    parser.add_argument("mode", choices=sorted(MODES))
+    parser.add_argument("--recipe", type=Path, required=True)
+    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--spawned-at", type=float, default=None)
+    parser.add_argument("--sample-every", type=int, default=50)
+    args = parser.parse_args(argv)
+    result = MODES[args.mode](args)
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The end-to-end benchmark: Inspector's pipeline beside ultralytics, size by size.
+
+For every image size and model, in one run on one machine, each in its own process:
+the ultralytics baseline (predict with retina masks, then its prompt step), the network
+alone (the network-only rate), and the whole pipeline on the folder (stages, throughput,
+peak memory, cold start). Optionally the ONNX export (speed and mask agreement) and a long
+run for memory drift. The ratios the targets are stated in are computed here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inspector.bench.dataset import SIZES, bench_set
+from inspector.errors import InspectorError
+
+# Stages of the pipeline that are not the network: the "around the network" cost.
+AROUND = ("read", "select", "rules", "classify", "outline")
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    weights: str  # what the recipe names
+    note: str = ""
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0}
+    return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def run_child(mode: str, recipe: Path, images: Path, *, device: str, backend: str = "torch", **extra) -> dict:
+    """One measurement in a fresh Python process; its last output line is the JSON result."""
+    command = [sys.executable, "-m", "inspector.bench.child", mode, "--recipe", str(recipe), "--images", str(images)]
+    command += ["--device", device, "--backend", backend, "--spawned-at", repr(time.time())]
+    for key, value in extra.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+        raise InspectorError(f"benchmark step {mode} on {images} failed:\n{tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarise(pipeline: dict, network: dict, baseline: dict) -> dict:
+    """Per-image stage percentiles and the ratios of the targets, for one size and model."""
+    stages = {name: percentiles(values) for name, values in pipeline["stages_ms"].items()}
+    stages["store"] = {"p50": pipeline["store_ms_per_image"], "p95": pipeline["store_ms_per_image"]}
+    forward = stages["inference"]["p50"]
+    around = sum(stages[s]["p50"] for s in AROUND if s in stages) + stages["store"]["p50"]
+    network_forward = network["stages_ms"]["inference"]
+    network_rate = 1e3 / statistics.mean(network_forward)
+    baseline_total = percentiles(baseline["stages_ms"]["total"])
+    per_image = 1e3 / pipeline["throughput_ips"]
+    return {
+        "images": pipeline["images"],
+        "backend": pipeline["backend"],
+        "pipeline_stages_ms": stages,
+        "pipeline_total_ms": percentiles(pipeline["totals_ms"]),
+        "pipeline_wall_ms_per_image": per_image,
+        "throughput_ips": pipeline["throughput_ips"],
+        "network_only": {
+            "forward_ms": percentiles(network_forward),
+            "segment_ms": percentiles(network["totals_ms"]),
+            "rate_ips": network_rate,
+        },
+        "baseline_ms": {k: percentiles(v) for k, v in baseline["stages_ms"].items()},
+        "baseline_masks_per_image": baseline["masks_per_image"],
+        "peak_rss_mb": {"pipeline": pipeline["peak_rss_mb"], "baseline": baseline["peak_rss_mb"]},
+        "cold_start_s": pipeline["cold_start_s"],
+        "ratios": {
+            "around_network_to_forward": around / forward if forward else None,
+            "throughput_to_network_rate": pipeline["throughput_ips"] / network_rate,
+            "baseline_to_pipeline": baseline_total["p50"] / per_image,
+        },
+    }
+
+
+def drift(samples: list[tuple[int, float]]) -> dict:
+    """Memory growth over a long run, after the first tenth (warm-up, caches filling)."""
+    if len(samples) < 3:
+        return {"drift_mb": None, "samples": samples}
+    n_last = samples[-1][0]
+    settled = next(rss for n, rss in samples if n >= 0.1 * n_last)
+    return {"drift_mb": samples[-1][1] - settled, "from_image": 0.1 * n_last, "samples": samples}
+
+
+def benchmark(
+    work: Path,
+    *,
+    sizes: list[str],
+    images: int,
+    models: list[Model],
+    device: str = "cpu",
+    onnx: bool = False,
+    long_run: int = 0,
+    say: Callable[[str], None] = print,
+) -> dict:
+    """Run everything; returns the JSON-able results."""
+    results: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "device": device,
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "images_per_size": images,
+        "sizes": {name: list(SIZES[name]) for name in sizes},
+        "models": {m.name: m.note for m in models},
+        "runs": {},
+    }
+    for model in models:
+        for size in sizes:
+            recipe, paths = bench_set(work, size, images, weights=model.weights)
+            folder = paths[0].parent
+            say(f"{model.name} {size}: ultralytics baseline ...")
+            base = run_child("baseline", recipe, folder, device=device)
+            say(f"{model.name} {size}: network alone ...")
+            net = run_child("network", recipe, folder, device=device)
+            say(f"{model.name} {size}: Inspector pipeline ...")
+            pipe = run_child("pipeline", recipe, folder, device=device)
+            entry = summarise(pipe, net, base)
+            if onnx and device == "cpu":
+                say(f"{model.name} {size}: ONNX Runtime ...")
+                onnx_net = run_child("network", recipe, folder, device=device, backend="onnx")
+                onnx_pipe = run_child("pipeline", recipe, folder, device=device, backend="onnx")
+                entry["onnx"] = {
+                    "forward_ms": percentiles(onnx_net["stages_ms"]["inference"]),
+                    "throughput_ips": onnx_pipe["throughput_ips"],
+                    "speedup_forward": statistics.median(net["stages_ms"]["inference"])
+                    / statistics.median(onnx_net["stages_ms"]["inference"]),
+                    "agreement": run_child("agreement", recipe, folder, device="cpu"),
+                }
+            results["runs"][f"{model.name} {size}"] = entry
+    if long_run:
+        model = models[0]
+        recipe, paths = bench_set(work, "0.3MP", long_run, weights=model.weights)
+        say(f"{model.name} 0.3MP: long run of {long_run} images for memory drift ...")
+        pipe = run_child("pipeline", recipe, paths[0].parent, device=device, sample_every=max(1, long_run // 40))
+        results["long_run"] = {
+            "model": model.name,
+            "images": pipe["images"],
+            "throughput_ips": pipe["throughput_ips"],
+            "peak_rss_mb": pipe["peak_rss_mb"],
+            **drift([tuple(s) for s in pipe["rss_mb"]]),
+        }
+    return results
+
+
+def table(results: dict) -> str:
+    """The short table printed after a run."""
+    lines = [
+        f"{results['machine']['cpus']} CPUs, device {results['machine']['device']}, "
+        f"{results['images_per_size']} images per size, {results['date']}",
+        "",
+        f"{'run':<22}{'ultra p50':>10}{'ours p50':>10}{'x faster':>9}{'fwd p50':>9}"
+        f"{'around':>8}{'ips':>7}{'net ips':>8}{'ratio':>7}{'RSS MB':>8}",
+    ]
+    for name, r in results["runs"].items():
+        ratios = r["ratios"]
+        lines.append(
+            f"{name:<22}{r['baseline_ms']['total']['p50']:>10.0f}{r['pipeline_wall_ms_per_image']:>10.0f}"
+            f"{ratios['baseline_to_pipeline']:>9.1f}{r['pipeline_stages_ms']['inference']['p50']:>9.0f}"
+            f"{100 * ratios['around_network_to_forward']:>7.0f}%{r['throughput_ips']:>7.2f}"
+            f"{r['network_only']['rate_ips']:>8.2f}{100 * ratios['throughput_to_network_rate']:>6.0f}%"
+            f"{r['peak_rss_mb']['pipeline']:>8.0f}"
+        )
+    lines.append("")
+    lines.append("ours: wall time per image of the whole run (read ahead, inspect, store); around: read, select,")
+    lines.append("rules, classify, outline and store per image against the forward pass; ratio: throughput")
+    lines.append("against the network-only rate. Stage p50 / p95 (ms):")
+    for name, r in results["runs"].items():
+        stages = ", ".join(f"{k} {v['p50']:.1f}/{v['p95']:.1f}" for k, v in r["pipeline_stages_ms"].items())
+        lines.append(f"  {name}: {stages}")
+        if "onnx" in r:
+            o = r["onnx"]
+            a = o["agreement"]
+            lines.append(
+                f"    ONNX Runtime: forward {o['forward_ms']['p50']:.0f} ms ({o['speedup_forward']:.2f}x), "
+                f"{o['throughput_ips']:.2f} images/s, mask IoU mean {a['mean_iou']:.3f}, "
+                f"{100 * a['share_at_least_0.95']:.0f}% of instances >= 0.95"
+            )
+    cold = [r["cold_start_s"] for r in results["runs"].values() if r.get("cold_start_s")]
+    if cold:
+        lines.append(f"cold start to first stored result: {min(cold):.1f} - {max(cold):.1f} s")
+    if "long_run" in results:
+        lr = results["long_run"]
+        drift_mb = "n/a" if lr["drift_mb"] is None else f"{lr['drift_mb']:+.0f} MB"
+        lines.append(
+            f"long run: {lr['images']} images at {lr['throughput_ips']:.2f} images/s, "
+            f"memory drift {drift_mb} after the first tenth, peak {lr['peak_rss_mb']:.0f} MB"
+        )
+    return "\n".join(lines)

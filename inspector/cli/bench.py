@@ -1,0 +1,99 @@
+"""``inspector bench``: the pipeline beside the ultralytics baseline, with the targets' ratios."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from inspector.bench.dataset import SIZES
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the pipeline against ultralytics' own FastSAM predictor",
+        description=(
+            "Measure, side by side on generated images at several sizes: ultralytics' FastSAM predict with "
+            "retina masks plus its prompt step, the network alone, and Inspector's whole pipeline (stages "
+            "p50 / p95, throughput, peak memory, cold start). Each measurement runs in its own process."
+        ),
+    )
+    p.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, of {', '.join(SIZES)} (default: all)")
+    p.add_argument("--images", type=int, default=20, help="images per size (default: 20)")
+    p.add_argument(
+        "--models",
+        default="embedded,fastsam-s",
+        help="embedded and/or fastsam-s (FastSAM-s from the model folder, else its architecture with random "
+        "weights, which costs the same) (default: both)",
+    )
+    p.add_argument("--onnx", action="store_true", help="also measure the ONNX Runtime export (made if missing)")
+    p.add_argument("--long", type=int, default=0, metavar="N", help="a long run of N images for memory drift")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--work", type=Path, default=None, help="folder for the generated images (default: temporary)")
+    p.add_argument("--json", type=Path, default=None, help="write the full results here")
+    p.set_defaults(run=run)
+
+
+def _models(names: str, work: Path):
+    from inspector.bench.runner import Model
+    from inspector.engine.architectures import fastsam_s_weights
+    from inspector.errors import InspectorError
+
+    models = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        if name == "embedded":
+            models.append(Model("embedded", "inspector-seg-n", "YOLOv8n-seg trained on synthetic products"))
+        elif name == "fastsam-s":
+            path, real = fastsam_s_weights(work)
+            note = "FastSAM-s.pt" if real else "FastSAM-s architecture (YOLOv8s-seg) with random weights"
+            models.append(Model("FastSAM-s" if real else "FastSAM-s*", str(path), note))
+        else:
+            raise InspectorError(f"--models: unknown model {name!r}; use embedded and/or fastsam-s")
+    return models
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.bench.runner import benchmark, table
+    from inspector.errors import InspectorError
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        raise InspectorError(f"--sizes: unknown size {unknown[0]!r}; use {', '.join(SIZES)}")
+    if args.images < 2:
+        raise InspectorError("--images: at least 2 images per size")
+    with tempfile.TemporaryDirectory(prefix="inspector-bench-") as scratch:
+        work = args.work or Path(scratch)
+        models = _models(args.models, work)
+        if args.onnx:
+            _ensure_exports(models)
+        results = benchmark(
+            work,
+            sizes=sizes,
+            images=args.images,
+            models=models,
+            device=args.device,
+            onnx=args.onnx,
+            long_run=args.long,
+        )
+    for model in models:
+        if model.note:
+            print(f"{model.name}: {model.note}")
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"results: {args.json}")
+    return 0
+
+
+def _ensure_exports(models) -> None:
+    from inspector.engine.exported import export_onnx, onnx_path
+    from inspector.engine.weights import resolve_weights
+
+    for model in models:
+        weights = resolve_weights(model.weights)
+        if not onnx_path(weights).is_file():
+            print(f"exporting {model.name} to ONNX ...")
+            export_onnx(weights)

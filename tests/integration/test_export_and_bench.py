@@ -1,0 +1,42 @@
+"""``inspector export`` (ONNX Runtime backend) and ``inspector bench``, run for real."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from inspector.cli import main
+from inspector.engine.rules import pairwise_iou
+from inspector.engine.segmenter import FastSAMSegmenter
+from inspector.errors import EngineError
+from inspector.synthetic.demo_product import demo_scene
+
+pytestmark = pytest.mark.model
+
+
+def test_onnx_backend_needs_an_export_and_then_agrees_with_torch(capsys):
+    image = demo_scene(np.random.default_rng(31), defective=True).image
+    with pytest.raises(EngineError, match="inspector export"):
+        FastSAMSegmenter(device="cpu", backend="onnx").segment(image)
+
+    assert main(["export"]) == 0
+    assert "exported inspector-seg-n.pt" in capsys.readouterr().out
+    automatic = FastSAMSegmenter(device="cpu")  # auto: the export is there, so it is used
+    torch_masks = FastSAMSegmenter(device="cpu", backend="torch").segment(image).masks
+    onnx_masks = automatic.segment(image).masks
+    assert automatic.backend == "onnx" and len(onnx_masks) == len(torch_masks) > 0
+    assert pairwise_iou(torch_masks, onnx_masks).max(axis=1).min() >= 0.95
+
+
+def test_bench_measures_the_pipeline_beside_ultralytics(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--sizes", "0.3MP", "--images", "3", "--models", "embedded", "--work", str(tmp_path)]
+    assert main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "embedded 0.3MP" in printed and "cold start" in printed
+    run = json.loads(out.read_text())["runs"]["embedded 0.3MP"]
+    assert run["images"] == 3 and run["baseline_masks_per_image"] > 0
+    assert set(run["ratios"]) == {"around_network_to_forward", "throughput_to_network_rate", "baseline_to_pipeline"}
+    assert run["pipeline_stages_ms"]["inference"]["p50"] > 0 and run["peak_rss_mb"]["pipeline"] > 0
