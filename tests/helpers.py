@@ -51,7 +51,7 @@ class TruthSegmenter:
         self._scenes = {hashlib.sha256(s.image.tobytes()).hexdigest(): s for s in scenes}
         self.calls = 0
 
-    def segment(self, image, *, imgsz=None, conf=None, iou=None) -> Segmentation:
+    def segment(self, image, *, imgsz=None, conf=None, iou=None, original_size=None) -> Segmentation:
         self.calls += 1
         scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
         masks = [i.mask for i in scene.instances if i.visible]

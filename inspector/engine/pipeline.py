@@ -180,9 +180,9 @@ class InspectionPipeline:
 
     # -- reference ---------------------------------------------------------------------
 
-    def _segment(self, image: np.ndarray) -> Segmentation:
+    def _segment(self, image: np.ndarray, original_size: tuple[int, int] | None = None) -> Segmentation:
         m = self.recipe.model
-        return self.segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou)
+        return self.segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou, original_size=original_size)
 
     def prepare(self) -> None:
         """Segment the reference image now (otherwise done with the first image)."""
@@ -275,7 +275,12 @@ class InspectionPipeline:
             except AlignmentFailed as exc:
                 timings["align"] = (time.perf_counter() - t) * 1e3
                 return self.error_result(str(exc), timings, size)
-            frame = ref.aligner.warp(image, matrix)
+            # The network sees at most imgsz pixels a side: warp straight to that size
+            # (the cost follows the output), and segment in reference pixels.
+            reference_size = ref.segmentation.image_size
+            shrink = min(1.0, self.recipe.model.imgsz / max(reference_size))
+            network_input = ref.aligner.warp(image, matrix, scale=shrink)
+            original_size = reference_size if shrink < 1.0 else None
         elif size != ref.segmentation.image_size:
             rw, rh = ref.segmentation.image_size
             return self.error_result(
@@ -285,10 +290,10 @@ class InspectionPipeline:
                 size,
             )
         else:
-            frame = image
+            network_input, original_size = image, None
         timings["align"] = (time.perf_counter() - t) * 1e3
 
-        segmentation = self._segment(frame)
+        segmentation = self._segment(network_input, original_size)
         timings.update(segmentation.timings)
 
         t = time.perf_counter()
@@ -317,6 +322,8 @@ class InspectionPipeline:
         patch_ms = (time.perf_counter() - t) * 1e3
         if self._classifier is not None and candidates:
             t = time.perf_counter()
+            # CLIP looks at the full-resolution pixels, in the reference frame.
+            frame = image if matrix is None else ref.aligner.warp(image, matrix)
             defects = label_candidates(self._classifier, frame, candidates, patches)
             timings["classify"] = (time.perf_counter() - t) * 1e3
         verdict = FAIL if len(defects) > self.recipe.defects.allowed else PASS

@@ -37,7 +37,13 @@ class Segmenter(Protocol):
     def identity(self) -> ModelIdentity: ...
 
     def segment(
-        self, image: np.ndarray, *, imgsz: int | None = None, conf: float | None = None, iou: float | None = None
+        self,
+        image: np.ndarray,
+        *,
+        imgsz: int | None = None,
+        conf: float | None = None,
+        iou: float | None = None,
+        original_size: tuple[int, int] | None = None,
     ) -> Segmentation: ...
 
 
@@ -227,12 +233,21 @@ class FastSAMSegmenter:
         )
 
     def segment(
-        self, image: np.ndarray, *, imgsz: int | None = None, conf: float | None = None, iou: float | None = None
+        self,
+        image: np.ndarray,
+        *,
+        imgsz: int | None = None,
+        conf: float | None = None,
+        iou: float | None = None,
+        original_size: tuple[int, int] | None = None,
     ) -> Segmentation:
         """Segment every instance of a BGR uint8 image.
 
         Args:
             image: (H, W, 3) uint8 BGR.
+            original_size: (width, height) of the image ``image`` was shrunk from, when the
+                caller shrank it already (e.g. while aligning it); the segmentation is
+                then in the original's pixels.
             imgsz: longest side of the network input (a multiple of 32 works best).
             conf: minimum instance confidence.
             iou: NMS overlap threshold.
@@ -249,17 +264,20 @@ class FastSAMSegmenter:
         if self._model is None:
             self.load()
         h, w = image.shape[:2]
+        size = original_size or (w, h)
+        shrunk = w / size[0]  # how much smaller than the original the given image is
         with self._run_lock, torch.inference_mode():
             t0 = time.perf_counter()
             tensor, ratio, valid = self._preprocess(image, imgsz)
+            ratio *= shrunk  # network pixels per original pixel
             t1 = time.perf_counter()
             raw = self._model(tensor)
             t2 = time.perf_counter()
-            boxes, scores, masks, probs = self._postprocess(raw, ratio, valid, (w, h), conf, iou)
+            boxes, scores, masks, probs = self._postprocess(raw, ratio, valid, size, conf, iou)
             t3 = time.perf_counter()
         scale = ratio / _PROTO_STRIDE
         return Segmentation(
-            image_size=(w, h),
+            image_size=size,
             scale=scale,
             boxes=boxes,
             scores=scores,

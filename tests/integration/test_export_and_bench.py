@@ -40,3 +40,22 @@ def test_bench_measures_the_pipeline_beside_ultralytics(tmp_path, capsys):
     assert run["images"] == 3 and run["baseline_masks_per_image"] > 0
     assert set(run["ratios"]) == {"around_network_to_forward", "throughput_to_network_rate", "baseline_to_pipeline"}
     assert run["pipeline_stages_ms"]["inference"]["p50"] > 0 and run["peak_rss_mb"]["pipeline"] > 0
+
+
+def test_a_higher_resolution_camera_gives_the_same_verdicts_in_its_own_pixels(tmp_path, embedded_segmenter):
+    from inspector.bench.dataset import bench_set
+    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.recipe.io import load_recipe
+
+    small_recipe, small = bench_set(tmp_path, "0.3MP", 4)
+    large_recipe, large = bench_set(tmp_path, "2MP", 4)  # the same parts, 2.55 times the pixels
+    factor = 1632 / 640
+    low = InspectionPipeline(load_recipe(small_recipe), segmenter=embedded_segmenter)
+    high = InspectionPipeline(load_recipe(large_recipe), segmenter=embedded_segmenter)
+    for a, b in zip(small, large, strict=True):
+        ra, rb = low.inspect_file(a), high.inspect_file(b)
+        assert rb.image_size == (1632, 1224)
+        assert ra.verdict == rb.verdict, (a.name, ra.findings, rb.findings)
+        for fa in ra.findings:  # every defect found at 0.3 MP is found at the same place at 2 MP
+            x1, y1, x2, y2 = np.array(fa.box) * factor
+            assert any(x1 < b[2] and b[0] < x2 and y1 < b[3] and b[1] < y2 for b in (f.box for f in rb.findings))
