@@ -52,10 +52,14 @@ def run_gui(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from inspector.engine.segmenter import import_runtime
     from inspector.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Inspector")
+    # torch and ultralytics load before the window shows: importing them later, on the
+    # first run's worker thread, would hold the interpreter lock and freeze the window.
+    import_runtime()
     window = MainWindow(db_url=args.db)
     install_excepthook(window)
     if args.recipe:

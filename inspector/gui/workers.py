@@ -44,17 +44,46 @@ class SegmentWorker(QThread):
             self.failed.emit(_describe(exc))
 
 
-class InspectionWorker(QThread):
-    """Runs the inspection loop into the store; Stop takes effect within one image."""
+_pipelines: dict[tuple[str, str], object] = {}
+_pipelines_lock = threading.Lock()
 
-    result = Signal(str, object, object)  # frame name, InspectionResult, image (BGR) or None
+
+def _pipeline_for(recipe):
+    """The validated pipeline of a recipe, kept for the next run: its model loads once.
+
+    Only the latest recipe's pipeline is kept, so switching products frees the old model.
+    """
+    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.recipe.validate import validate_recipe
+
+    key = (str(recipe.source), recipe.content_hash)
+    with _pipelines_lock:
+        if key not in _pipelines:
+            validate_recipe(recipe)
+            _pipelines.clear()
+            _pipelines[key] = InspectionPipeline(recipe)
+        return _pipelines[key]
+
+
+class InspectionWorker(QThread):
+    """Runs the inspection loop into the store; Stop takes effect within one image.
+
+    The recipe is checked, its pipeline built and the store opened here, not on the GUI
+    thread: reading the reference image, hashing the model file and opening (or upgrading)
+    the database take longer than the GUI thread may block.
+    """
+
+    result = Signal(str, object, object, object)  # frame name, InspectionResult, image (BGR) or None, prepared
     skipped = Signal(str)
     finished_run = Signal(object)  # RunSummary
     failed = Signal(str)
 
-    def __init__(self, pipeline, store, source, parent=None) -> None:
+    def __init__(self, recipe, store_factory, source, parent=None, *, prepare=None) -> None:
         super().__init__(parent)
-        self.pipeline, self.store, self.source = pipeline, store, source
+        self.recipe, self.store_factory, self.source = recipe, store_factory, source
+        # prepare(image, result) runs on this thread for each decoded image; what it returns
+        # (pictures to show) goes out with the result, so the GUI thread only displays it.
+        self.prepare = prepare
         self.cancel = threading.Event()
 
     def stop(self) -> None:
@@ -66,19 +95,25 @@ class InspectionWorker(QThread):
         from inspector.sources.files import FileSource
 
         def on_result(frame, result, image) -> None:
-            self.result.emit(frame.name, result, image)
+            shown = self.prepare(image, result) if self.prepare is not None and image is not None else None
+            self.result.emit(frame.name, result, image, shown)
 
         try:
-            summary = run_inspection(
-                self.pipeline,
-                self.store,
-                self.source.frames(),
-                source=self.source.describe(),
-                on_result=on_result,
-                on_skip=lambda f: self.skipped.emit(f.name),
-                cancel=self.cancel,
-                read_ahead_depth=READ_AHEAD_DEPTH if isinstance(self.source, FileSource) else 0,
-            )
+            pipeline = _pipeline_for(self.recipe)
+            store = self.store_factory()
+            try:
+                summary = run_inspection(
+                    pipeline,
+                    store,
+                    self.source.frames(),
+                    source=self.source.describe(),
+                    on_result=on_result,
+                    on_skip=lambda f: self.skipped.emit(f.name),
+                    cancel=self.cancel,
+                    read_ahead_depth=READ_AHEAD_DEPTH if isinstance(self.source, FileSource) else 0,
+                )
+            finally:
+                store.close()
             self.finished_run.emit(summary)
         except BaseException as exc:
             self.failed.emit(_describe(exc))

@@ -6,6 +6,7 @@ so redrawing after a prompt change costs a repaint, not a model run.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
@@ -13,13 +14,18 @@ from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsS
 
 
 def qimage_from_bgr(image: np.ndarray) -> QImage:
-    """A QImage that owns a copy of a (H, W, 3) BGR or (H, W, 4) BGRA uint8 array."""
+    """A QImage that owns a copy of a (H, W, 3) BGR or (H, W, 4) BGRA uint8 array.
+
+    It comes in the formats raster pixmaps keep (RGB32, premultiplied ARGB32), so
+    ``QPixmap.fromImage`` shares its pixels instead of converting them on the GUI thread.
+    """
     h, w = image.shape[:2]
     if image.ndim == 3 and image.shape[2] == 4:
-        rgba = np.ascontiguousarray(image[..., [2, 1, 0, 3]])
-        return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
-    rgb = np.ascontiguousarray(image[..., ::-1])
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        rgba = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+        source = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
+        return source.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    bgr = np.ascontiguousarray(image)
+    return QImage(bgr.data, w, h, 3 * w, QImage.Format.Format_BGR888).convertToFormat(QImage.Format.Format_RGB32)
 
 
 class ImageView(QGraphicsView):
@@ -57,14 +63,17 @@ class ImageView(QGraphicsView):
 
     # -- content -----------------------------------------------------------------------
 
-    def set_image(self, image: np.ndarray | None) -> None:
+    def set_image(self, image: np.ndarray | QImage | None) -> None:
+        """A BGR array, or a QImage from ``qimage_from_bgr`` (made on a worker thread), or None."""
         if image is None:
             self._image_item.setPixmap(QPixmap())
             self._overlay_item.setPixmap(QPixmap())
             self.image_size = None
             return
-        new_size = (image.shape[1], image.shape[0])
-        self._image_item.setPixmap(QPixmap.fromImage(qimage_from_bgr(image)))
+        if not isinstance(image, QImage):
+            image = qimage_from_bgr(image)
+        new_size = (image.width(), image.height())
+        self._image_item.setPixmap(QPixmap.fromImage(image))
         self._scene.setSceneRect(QRectF(0, 0, *new_size))
         if new_size != self.image_size:
             self.image_size = new_size
@@ -73,9 +82,11 @@ class ImageView(QGraphicsView):
         elif self._fit:
             self.fit()
 
-    def set_overlay(self, rgba: np.ndarray | None) -> None:
-        """An (H, W, 4) BGRA overlay the size of the image, or None."""
-        self._overlay_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(qimage_from_bgr(rgba)))
+    def set_overlay(self, rgba: np.ndarray | QImage | None) -> None:
+        """An (H, W, 4) BGRA overlay the size of the image (or its ``qimage_from_bgr``), or None."""
+        if rgba is not None and not isinstance(rgba, QImage):
+            rgba = qimage_from_bgr(rgba)
+        self._overlay_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(rgba))
 
     # -- zoom and pan --------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -52,21 +52,24 @@ def findings_overlay(image_size: tuple[int, int], result: InspectionResult) -> n
     return canvas
 
 
+def result_pictures(image: np.ndarray, result: InspectionResult) -> tuple[QImage, QImage]:
+    """The frame and its findings overlay, ready to show; made on the inspection thread."""
+    return qimage_from_bgr(image), qimage_from_bgr(findings_overlay((image.shape[1], image.shape[0]), result))
+
+
 class OperateWorkspace(QWidget):
     """The operator's screen. ``store_factory`` opens the results database when a run starts."""
 
     message = Signal(str, bool)  # text, is_error
     running_changed = Signal(bool)
     status_changed = Signal(str)  # from the source's thread; shown in the side panel
-    live_frame = Signal(object)  # newest camera frame for the live view (throttled)
+    live_frame = Signal(object)  # newest camera frame for the live view (throttled), as a QImage
 
     def __init__(self, store_factory, parent=None) -> None:
         super().__init__(parent)
         self._store_factory = store_factory
         self._worker = None
         self._source = None
-        self._store = None
-        self._pipeline = None
         self._counts: Counter = Counter()
         self._latencies: deque[float] = deque(maxlen=50)
         self._started = 0.0
@@ -179,21 +182,16 @@ class OperateWorkspace(QWidget):
             self.start()
 
     def start(self) -> None:
-        from inspector.engine.pipeline import InspectionPipeline
         from inspector.gui.workers import InspectionWorker
         from inspector.recipe.io import load_recipe
-        from inspector.recipe.validate import validate_recipe
         from inspector.sources import VIDEO_SUFFIXES, open_source
 
         recipe_path, source = self.recipe_edit.text().strip(), self.source_edit.text().strip()
         if not recipe_path or not source:
             self.message.emit("Choose a recipe and a source first.", True)
             return
-        try:
+        try:  # only parsed here; the worker checks the rest (reference image, model file)
             recipe = load_recipe(recipe_path)
-            validate_recipe(recipe)
-            self._pipeline = InspectionPipeline(recipe)
-            self._store = self._store_factory()
         except InspectorError as exc:
             self.message.emit(str(exc), True)
             return
@@ -207,7 +205,7 @@ class OperateWorkspace(QWidget):
         self._counts.clear()
         self._latencies.clear()
         self._started = time.monotonic()
-        self._worker = InspectionWorker(self._pipeline, self._store, self._source, self)
+        self._worker = InspectionWorker(recipe, self._store_factory, self._source, self, prepare=result_pictures)
         self._worker.result.connect(self._on_result)
         self._worker.skipped.connect(self._on_skipped)
         self._worker.finished_run.connect(self._on_finished)
@@ -250,15 +248,15 @@ class OperateWorkspace(QWidget):
         now = time.monotonic()
         if now - self._last_live >= 1.0 / LIVE_FPS:
             self._last_live = now
-            self.live_frame.emit(image)
+            self.live_frame.emit(qimage_from_bgr(image))  # converted here, not on the GUI thread
 
-    def _show_live(self, image: np.ndarray) -> None:
+    def _show_live(self, image: QImage) -> None:
         # After a verdict, its outlines stay up for a moment before the live view resumes.
         if time.monotonic() >= self._overlay_until:
             self.view.set_image(image)
             self.view.set_overlay(None)
 
-    def _on_result(self, name: str, result: InspectionResult, image) -> None:
+    def _on_result(self, name: str, result: InspectionResult, image, pictures) -> None:
         self._overlay_until = time.monotonic() + RESULT_HOLD_S
         self._counts[result.verdict] += 1
         self._latencies.append(result.total_ms)
@@ -267,8 +265,9 @@ class OperateWorkspace(QWidget):
             f"{Path(name).name}" + (f"\n{result.error}" if result.error else f"\n{len(result.findings)} defect(s)")
         )
         if image is not None:
-            self.view.set_image(image)
-            self.view.set_overlay(findings_overlay((image.shape[1], image.shape[0]), result))
+            picture, overlay = pictures  # from result_pictures(), on the inspection thread
+            self.view.set_image(picture)
+            self.view.set_overlay(overlay)
             if result.verdict == "FAIL":
                 self._add_reject(name, image, result)
         self._update_counters()
@@ -327,7 +326,4 @@ class OperateWorkspace(QWidget):
         self.trigger_button.setEnabled(False)
         self.start_button.setText("Start")
         self.start_button.setEnabled(True)
-        if self._store is not None:
-            self._store.close()
-            self._store = None
         self.running_changed.emit(False)
