@@ -7,6 +7,8 @@ only, so a fixed background cannot pull the registration to the identity.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import cv2
 import numpy as np
 
@@ -94,62 +96,101 @@ class ReferenceAligner:
         """
         if min(image.shape[:2]) < _MIN_SIDE:
             raise AlignmentFailed(f"alignment failed: a {image.shape[1]}x{image.shape[0]} image is too small to align")
+        gray, scale = _gray_scaled(image)
+        same_size = image.shape[:2] == self._ref_shape
         try:
-            matrix = self._features(image)
+            matrix = self._features(gray, scale)
         except AlignmentFailed as by_features:
+            if not same_size:
+                raise AlignmentFailed(
+                    f"{by_features}; intensity alignment needs an image of the reference's size"
+                ) from None
             try:
-                return self._intensity(image)
+                return self._intensity(gray)
             except AlignmentFailed as by_intensity:
                 raise AlignmentFailed(f"{by_features}; {by_intensity}") from None
-        return self._refine(image, matrix)
-
-    def _refine(self, image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        """Sharpen a feature-based registration with ECC on edges; keep it if ECC disagrees."""
-        if image.shape[:2] != self._ref_shape or abs(matrix[2, :2]).max() > 1e-6:
+        if not same_size or abs(matrix[2, :2]).max() > 1e-6:
             return matrix  # only affine registrations at the reference's size are refined
-        gray, _ = _gray_scaled(image)
+        return self._refine(gray, matrix)
+
+    def _to_work(self, matrix: np.ndarray) -> np.ndarray:
+        """A reference-to-image map in pixels, as the same map on the working scale."""
         s = self._ref_scale
-        to_image = np.diag([s, s, 1.0]) @ np.linalg.inv(matrix) @ np.diag([1 / s, 1 / s, 1.0])
-        warp = to_image[:2].astype(np.float32)
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-5)
+        return np.diag([s, s, 1.0]) @ matrix @ np.diag([1 / s, 1 / s, 1.0])
+
+    def _from_work(self, matrix: np.ndarray) -> np.ndarray:
+        s = self._ref_scale
+        return np.diag([1 / s, 1 / s, 1.0]) @ matrix @ np.diag([s, s, 1.0])
+
+    def _refine(self, gray: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Sharpen a feature-based registration with ECC on edges; keep it if ECC disagrees."""
         try:
-            rho, warp = cv2.findTransformECC(
-                _edges(self._ref_gray), _edges(gray), warp, cv2.MOTION_AFFINE, criteria, self._ref_mask, 5
+            rho, to_image = self._ecc(
+                gray, self._to_work(np.linalg.inv(matrix)), cv2.MOTION_AFFINE, ((0.5, 30), (1.0, 8))
             )
         except cv2.error:
             return matrix
         if rho < _MIN_CORRELATION:
             return matrix
-        refined = np.linalg.inv(np.diag([1 / s, 1 / s, 1.0]) @ np.vstack([warp, [0, 0, 1]]) @ np.diag([s, s, 1.0]))
+        refined = np.linalg.inv(self._from_work(to_image))
         return refined if _close(refined, matrix, self.size, tolerance=8.0) else matrix
 
-    def _intensity(self, image: np.ndarray) -> np.ndarray:
-        if image.shape[:2] != self._ref_shape:
-            raise AlignmentFailed("intensity alignment needs an image of the reference's size")
-        gray, _ = _gray_scaled(image)
-        warp = np.eye(2, 3, dtype=np.float32)
-        warp[:, 2] = self._coarse_shift(gray)
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
-        rho = 0.0
-        for factor in (0.5, 1.0):  # coarse to fine
-            template = _edges(cv2.resize(self._ref_gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA))
-            mask = cv2.resize(self._ref_mask, (template.shape[1], template.shape[0]), interpolation=cv2.INTER_NEAREST)
-            target = _edges(cv2.resize(gray, (template.shape[1], template.shape[0]), interpolation=cv2.INTER_AREA))
-            level = warp.copy()
-            level[:, 2] *= factor
-            try:
-                rho, level = cv2.findTransformECC(template, target, level, cv2.MOTION_EUCLIDEAN, criteria, mask, 5)
-            except cv2.error:
-                raise AlignmentFailed("intensity alignment did not converge") from None
-            warp = level.copy()
-            warp[:, 2] /= factor
+    def _intensity(self, gray: np.ndarray) -> np.ndarray:
+        start = np.eye(3)
+        start[:2, 2] = self._coarse_shift(gray)
+        try:
+            rho, to_image = self._ecc(gray, start, cv2.MOTION_EUCLIDEAN, ((0.5, 100), (1.0, 100)), eps=1e-5)
+        except cv2.error:
+            raise AlignmentFailed("intensity alignment did not converge") from None
         self.last_correlation = rho
         if rho < _MIN_CORRELATION:
             raise AlignmentFailed(f"intensity alignment matched poorly (correlation {rho:.2f})")
-        # ECC maps reference -> image on the working scale; invert and return to pixels.
-        s = self._ref_scale
-        to_image = np.diag([1 / s, 1 / s, 1.0]) @ np.vstack([warp, [0, 0, 1]]) @ np.diag([s, s, 1.0])
-        return np.linalg.inv(to_image)
+        return np.linalg.inv(self._from_work(to_image))
+
+    def _ecc(self, gray: np.ndarray, to_image: np.ndarray, motion: int, levels, eps: float = 1e-4):
+        """ECC of the reference part's edges against the image's, coarse to fine.
+
+        ``to_image`` maps reference to image on the working scale; the refined map is
+        returned with the final correlation. ECC compares equal-sized arrays, so the
+        reference is cropped to the part's box and the image to a window of that size
+        where the part is expected; both offsets are folded into the warp.
+        """
+        x0, y0, template, mask = self._part_template
+        th, tw = template.shape
+        target = _edges(gray)
+        warp = to_image @ _shift(x0, y0)
+        u0 = int(np.clip(round(warp[0, 2]), 0, max(0, target.shape[1] - tw)))
+        v0 = int(np.clip(round(warp[1, 2]), 0, max(0, target.shape[0] - th)))
+        window = target[v0 : v0 + th, u0 : u0 + tw]
+        if window.shape != template.shape:
+            window = cv2.copyMakeBorder(
+                window, 0, th - window.shape[0], 0, tw - window.shape[1], cv2.BORDER_CONSTANT, value=0
+            )
+        warp = (_shift(-u0, -v0) @ warp)[:2].astype(np.float32)
+        rho = 0.0
+        for factor, iterations in levels:
+            level = warp.copy()
+            level[:, 2] *= factor
+            t, m, g = template, mask, window
+            if factor != 1.0:
+                t, m, g = (
+                    cv2.resize(a, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+                    for a in (template, mask, window)
+                )
+            criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, eps)
+            rho, level = cv2.findTransformECC(t, g, level, motion, criteria, m, 5)
+            warp = level.copy()
+            warp[:, 2] /= factor
+        return rho, _shift(u0, v0) @ np.vstack([warp, [0, 0, 1]]) @ _shift(-x0, -y0)
+
+    @cached_property
+    def _part_template(self) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """The reference's edge image and mask, cropped to the part's box with a margin."""
+        ys, xs = np.nonzero(self._ref_mask)
+        h, w = self._ref_gray.shape
+        x0, y0 = max(0, int(xs.min()) - 16), max(0, int(ys.min()) - 16)
+        x1, y1 = min(w, int(xs.max()) + 17), min(h, int(ys.max()) + 17)
+        return x0, y0, _edges(self._ref_gray)[y0:y1, x0:x1], self._ref_mask[y0:y1, x0:x1]
 
     def _coarse_shift(self, gray: np.ndarray) -> np.ndarray:
         """Where the reference's part region lies in ``gray``, as a shift (template matching)."""
@@ -161,8 +202,7 @@ class ReferenceAligner:
         _, _, _, (bx, by) = cv2.minMaxLoc(scores)
         return np.float32([bx - x0, by - y0])
 
-    def _features(self, image: np.ndarray) -> np.ndarray:
-        gray, scale = _gray_scaled(image)
+    def _features(self, gray: np.ndarray, scale: float) -> np.ndarray:
         kp, desc = self._image_orb.detectAndCompute(gray, None)
         if desc is None or len(kp) < self.min_inliers:
             raise AlignmentFailed(f"alignment failed: only {len(kp or [])} features found in the image")
@@ -203,6 +243,11 @@ class ReferenceAligner:
         return cv2.warpPerspective(
             image, shrink @ matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+
+
+def _shift(dx: float, dy: float) -> np.ndarray:
+    """The 3x3 translation by (dx, dy)."""
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 def _close(a: np.ndarray, b: np.ndarray, size: tuple[int, int], tolerance: float = 4.0) -> bool:
