@@ -59,6 +59,15 @@ def ultralytics_map50(weights: Path, scenes) -> dict[str, float]:
     }
 
 
+def _kinds(stage: dict) -> str:
+    """How a stage weighted the defect kinds, when it did not draw them evenly."""
+    kinds = stage.get("defect_kinds")
+    if not kinds or len(set(kinds)) == len(kinds):
+        return ""
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    return ", defect kinds weighted " + " / ".join(f"{k} x{n}" for k, n in counts.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=100)
@@ -112,7 +121,8 @@ def main() -> None:
     total_min = sum(st["total_s"] for st in stages) / 60
     stage_lines = "\n".join(
         f"  {k}. {st['epochs']} epochs on {st['train_crops']} crops from {st['train_scenes']} scenes "
-        f"(seed {st['seeds']['train']}{', every part defective' if st.get('init') else ''}), "
+        f"(seed {st['seeds']['train']}{', every part defective' if st.get('init') else ''}"
+        f"{_kinds(st)}), "
         f"{st['training_s'] / 60:.0f} min: `{st['command']}`"
         for k, st in enumerate(stages, start=1)
     )

@@ -35,17 +35,19 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
     path.write_bytes(encoded.tobytes())
 
 
-def bench_set(folder: Path, size_name: str, count: int, *, weights: str | None = None) -> tuple[Path, list[Path]]:
+def bench_set(
+    folder: Path, size_name: str, count: int, *, weights: str | None = None, conf: float | None = None
+) -> tuple[Path, list[Path]]:
     """The recipe and images of one size, written once into ``folder`` and then reused.
 
     Returns:
         (recipe path, image paths).
     """
     size = SIZES[size_name]
-    folder = Path(folder) / f"{size_name}-{count}"
+    folder = Path(folder) / f"{size_name}-{count}-{Path(weights or 'embedded').stem}"
     images = folder / "images"
     stamp = folder / "set.json"
-    key = {"size": size, "count": count, "seed": SEED, "weights": weights}
+    key = {"size": size, "count": count, "seed": SEED, "weights": weights, "conf": conf}
     if not (stamp.exists() and json.loads(stamp.read_text()) == key):
         images.mkdir(parents=True, exist_ok=True)
         factor = size[0] / 640
@@ -54,7 +56,9 @@ def bench_set(folder: Path, size_name: str, count: int, *, weights: str | None =
         rules = demo.defects
         recipe = replace(
             demo,
-            model=replace(demo.model, weights=weights or demo.model.weights),
+            model=replace(
+                demo.model, weights=weights or demo.model.weights, conf=demo.model.conf if conf is None else conf
+            ),
             part=replace(demo.part, boxes=tuple(tuple(v * factor for v in b) for b in demo.part.boxes)),
             defects=replace(rules, min_area=rules.min_area * factor**2, max_area=rules.max_area * factor**2),
         )

@@ -34,6 +34,7 @@ class Model:
     name: str
     weights: str  # what the recipe names
     note: str = ""
+    conf: float | None = None  # instead of the demo recipe's
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -110,23 +111,25 @@ def benchmark(
     say: Callable[[str], None] = print,
 ) -> dict:
     """Run everything; returns the JSON-able results."""
+    from inspector.engine.segmenter import describe_device
+
     results: dict = {
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "device": device,
+            "device": describe_device(device),
         },
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "images_per_size": images,
         "sizes": {name: list(SIZES[name]) for name in sizes},
-        "models": {m.name: m.note for m in models},
+        "models": {m.name: m.note for m in models},  # what each model is
         "runs": {},
     }
     for model in models:
         for size in sizes:
-            recipe, paths = bench_set(work, size, images, weights=model.weights)
+            recipe, paths = bench_set(work, size, images, weights=model.weights, conf=model.conf)
             folder = paths[0].parent
             say(f"{model.name} {size}: ultralytics baseline ...")
             base = run_child("baseline", recipe, folder, device=device)
@@ -149,7 +152,7 @@ def benchmark(
             results["runs"][f"{model.name} {size}"] = entry
     if long_run:
         model = models[0]
-        recipe, paths = bench_set(work, "0.3MP", long_run, weights=model.weights)
+        recipe, paths = bench_set(work, "0.3MP", long_run, weights=model.weights, conf=model.conf)
         say(f"{model.name} 0.3MP: long run of {long_run} images for memory drift ...")
         pipe = run_child("pipeline", recipe, paths[0].parent, device=device, sample_every=max(1, long_run // 40))
         results["long_run"] = {

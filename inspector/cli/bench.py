@@ -38,8 +38,9 @@ def add_parser(sub) -> None:
 
 def _models(names: str, work: Path):
     from inspector.bench.runner import Model
-    from inspector.engine.architectures import fastsam_s_weights
+    from inspector.engine.architectures import calibrated_conf, fastsam_s_weights
     from inspector.errors import InspectorError
+    from inspector.synthetic.demo_product import demo_reference
 
     models = []
     for name in (n.strip() for n in names.split(",") if n.strip()):
@@ -47,8 +48,15 @@ def _models(names: str, work: Path):
             models.append(Model("embedded", "inspector-seg-n", "YOLOv8n-seg trained on synthetic products"))
         elif name == "fastsam-s":
             path, real = fastsam_s_weights(work)
-            note = "FastSAM-s.pt" if real else "FastSAM-s architecture (YOLOv8s-seg) with random weights"
-            models.append(Model("FastSAM-s" if real else "FastSAM-s*", str(path), note))
+            if real:
+                models.append(Model("FastSAM-s", str(path), "FastSAM-s.pt"))
+                continue
+            conf = calibrated_conf(path, demo_reference().image)
+            note = (
+                "FastSAM-s architecture (YOLOv8s-seg) with random weights, FastSAM-s.pt not being on this "
+                f"machine; confidence threshold {conf:.3g} gives 64 segments per image"
+            )
+            models.append(Model("FastSAM-s*", str(path), note, conf))
         else:
             raise InspectorError(f"--models: unknown model {name!r}; use embedded and/or fastsam-s")
     return models

@@ -32,5 +32,21 @@ def fastsam_s_weights(folder: Path) -> tuple[Path, bool]:
         torch.manual_seed(0)
         network = SegmentationModel("yolov8s-seg.yaml", nc=1, verbose=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": network.half(), "train_args": {}, "version": ultralytics.__version__}, path)
+        network.args = {"task": "segment", "imgsz": 1024}
+        checkpoint = {"model": network.half(), "train_args": {"task": "segment"}, "version": ultralytics.__version__}
+        torch.save(checkpoint, path)
     return path, False
+
+
+def calibrated_conf(weights: Path, image, *, segments: int = 64, imgsz: int = 640) -> float:
+    """The confidence threshold at which these weights give about ``segments`` segments.
+
+    Random weights have no meaningful scores; thresholding them where a trained FastSAM
+    would keep a typical number of segments makes every stage after the network (NMS,
+    masks, prompts, rules) do as much work as it would with the real file.
+    """
+    from inspector.engine.segmenter import FastSAMSegmenter
+
+    scores = FastSAMSegmenter(weights, device="cpu", conf=0.0, imgsz=imgsz, max_det=1000).segment(image).scores
+    ranked = sorted(scores.tolist(), reverse=True)
+    return float(ranked[min(segments, len(ranked)) - 1]) if ranked else 0.0

@@ -189,8 +189,11 @@ class ClipEncoder:
     Use :func:`clip_encoder` to get the process-wide instance for a checkpoint.
     """
 
-    def __init__(self, weights: ClipWeights, *, device: str = "auto", batch_size: int = 16) -> None:
+    def __init__(
+        self, weights: ClipWeights, *, device: str = "auto", batch_size: int = 16, image_size: int | None = None
+    ) -> None:
         self.weights = weights
+        self._image_size = image_size
         self.batch_size = batch_size
         self.text_encodes = 0  # how many strings went through the text encoder
         self._texts: dict[str, np.ndarray] = {}
@@ -215,6 +218,8 @@ class ClipEncoder:
                 pretrained=str(self.weights.path),
                 device=self._device,
                 force_quick_gelu=quick_gelu,
+                # A smaller side costs quadratically less; positional embeddings are resampled.
+                force_image_size=self._image_size,
             )
         except Exception as exc:  # a wrong or damaged checkpoint fails in many ways
             raise ClipUnavailable(f"cannot load CLIP {self.weights.model} from {self.weights.path}: {exc}") from exc
@@ -263,13 +268,13 @@ _encoders: dict[tuple, ClipEncoder] = {}
 _encoders_lock = threading.Lock()
 
 
-def clip_encoder(weights: ClipWeights, *, device: str = "auto") -> ClipEncoder:
+def clip_encoder(weights: ClipWeights, *, device: str = "auto", image_size: int | None = None) -> ClipEncoder:
     """The process-wide encoder of a checkpoint: loaded on first use, then shared."""
     stat = weights.path.stat()
-    key = (weights.model, str(weights.path), stat.st_size, stat.st_mtime_ns, device)
+    key = (weights.model, str(weights.path), stat.st_size, stat.st_mtime_ns, device, image_size)
     with _encoders_lock:
         if key not in _encoders:
-            _encoders[key] = ClipEncoder(weights, device=device)
+            _encoders[key] = ClipEncoder(weights, device=device, image_size=image_size)
         return _encoders[key]
 
 

@@ -26,7 +26,7 @@ def recipe_classifier(recipe: Recipe, *, device: str = "auto", allow_download: b
     weights = resolve_clip(recipe.clip.model, recipe.clip.weights, base=recipe.folder, allow_download=allow_download)
     rules = recipe.defects
     return SegmentClassifier(
-        clip_encoder(weights, device=device),
+        clip_encoder(weights, device=device, image_size=recipe.clip.image_size),
         classes=rules.classes,
         negatives=rules.negative_classes,
         threshold=rules.class_threshold,

@@ -61,6 +61,30 @@ def pick_device(requested: Device):
     return torch.device(requested)
 
 
+def import_runtime() -> None:
+    """Import torch, torchvision and ultralytics now.
+
+    Importing them holds Python's interpreter lock for seconds in long uninterruptible
+    steps; a GUI does it before its window appears rather than while a run starts.
+    """
+    import torch  # noqa: F401
+    import torchvision.ops  # noqa: F401
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ["YOLO_AUTOINSTALL"] = "0"
+    from ultralytics import FastSAM  # noqa: F401
+
+
+def describe_device(requested: Device = "auto") -> str:
+    """The device a request resolves to, in words (GPU model, or CPU and torch threads)."""
+    import torch
+
+    device = pick_device(requested)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA, torch {torch.__version__})"
+    return f"{device.type}, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
+
+
 class FastSAMSegmenter:
     """FastSAM (or the embedded model of the same family) run through ultralytics.
 
@@ -272,6 +296,8 @@ class FastSAMSegmenter:
             ratio *= shrunk  # network pixels per original pixel
             t1 = time.perf_counter()
             raw = self._model(tensor)
+            if self._device.type == "cuda":
+                torch.cuda.synchronize(self._device)  # time the forward, not its launch
             t2 = time.perf_counter()
             boxes, scores, masks, probs = self._postprocess(raw, ratio, valid, size, conf, iou)
             t3 = time.perf_counter()

@@ -205,10 +205,14 @@ def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
 
 
 def _clip(check: _Checker, data: Any) -> ClipSettings:
-    c = check.section(data, "clip", {"model", "weights"})
+    c = check.section(data, "clip", {"model", "weights", "image_size"})
+    size = None
+    if c.get("image_size") is not None:
+        size = check.number(c, "image_size", "clip", 224, low=32, high=1024, integer=True)
     return ClipSettings(
         model=check.text(c, "model", "clip", ClipSettings.model),
         weights=check.text(c, "weights", "clip", None),
+        image_size=size,
     )
 
 
@@ -371,6 +375,8 @@ def recipe_to_dict(recipe: Recipe) -> dict:
         out["defects"]["negative_classes"] = list(d.negative_classes)
         out["defects"]["class_threshold"] = d.class_threshold
         out["clip"] = {"model": recipe.clip.model, "weights": recipe.clip.weights}
+        if recipe.clip.image_size is not None:
+            out["clip"]["image_size"] = recipe.clip.image_size
     return out
 
 

@@ -68,6 +68,7 @@ class ClipSettings:
 
     model: str = "ViT-B-32"
     weights: str | None = None  # checkpoint path, file in the model folder, or pretrained tag
+    image_size: int | None = None  # crop side CLIP sees; None: the model's own (224 for ViT-B-32)
 
 
 @dataclass(frozen=True)

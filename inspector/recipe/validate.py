@@ -84,7 +84,7 @@ def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> None:
         try:
             weights = resolve_clip(recipe.clip.model, recipe.clip.weights, base=recipe.folder)
             if load_clip:
-                clip_encoder(weights, device="cpu")
+                clip_encoder(weights, device="cpu", image_size=recipe.clip.image_size)
         except InspectorError as exc:
             what = "defects.classes" if recipe.defects.classes else "defects.exemplars"
             problems.append(f"{what}: need CLIP: {exc}")

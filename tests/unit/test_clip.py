@@ -109,9 +109,14 @@ def test_crops_are_batched_without_changing_their_embeddings(tiny_encoder, rng):
     assert batched.shape == (7, 32)
 
 
-def test_the_encoder_is_loaded_once_per_checkpoint(tiny_clip, tiny_encoder):
+def test_the_encoder_is_loaded_once_per_checkpoint_and_crop_size(tiny_clip, tiny_encoder, rng):
     config, checkpoint = tiny_clip
-    assert clip_encoder(resolve_clip(str(config), str(checkpoint)), device="cpu") is tiny_encoder
+    weights = resolve_clip(str(config), str(checkpoint))
+    assert clip_encoder(weights, device="cpu") is tiny_encoder
+    smaller = clip_encoder(weights, device="cpu", image_size=16)
+    assert smaller is not tiny_encoder and smaller.image_size == 16
+    crop = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    assert smaller.encode_crops([crop]).shape == (1, 32)
 
 
 def test_real_encoder_classifies_segments_of_an_image(tiny_encoder):
@@ -270,7 +275,7 @@ def test_class_settings_round_trip_and_leave_other_recipes_unchanged(labelled):
         class_threshold=0.4,
         exemplars=(Exemplar(10, 12), Exemplar(30, 40, 0, "print"), Exemplar(5, 6, 1, "dent", "ex.png")),
     )
-    full = replace(recipe, defects=rules, clip=ClipSettings("ViT-B-16", "my-clip.bin"))
+    full = replace(recipe, defects=rules, clip=ClipSettings("ViT-B-16", "my-clip.bin", 160))
     again = parse_recipe(dump_recipe(full))
     assert again.defects == rules and again.clip == full.clip
 
