@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(write_demo_recipe(out / "recipe"))
     validate_recipe(recipe)
     pipeline = InspectionPipeline(recipe, device=args.device)
+    pipeline.prepare()
     store = open_store(str(out / "inspector.db"), images_dir=out / "results")
     results: dict[str, dict] = {}
     progress = Progress(enabled=not args.json, total=args.count)

@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     validate_recipe(recipe)
     pipeline = InspectionPipeline(recipe, device=args.device, backend=args.backend)
+    # The model, the reference and any CLIP classes load now: a problem with them stops
+    # the run here instead of turning every image into an ERROR row.
+    pipeline.prepare()
     store = open_store(args.db)
     if isinstance(source, CameraSource) and args.trigger == "software":
         _listen_for_enter(source)

@@ -151,9 +151,10 @@ class ReferenceAligner:
         """ECC of the reference part's edges against the image's, coarse to fine.
 
         ``to_image`` maps reference to image on the working scale; the refined map is
-        returned with the final correlation. ECC compares equal-sized arrays, so the
-        reference is cropped to the part's box and the image to a window of that size
-        where the part is expected; both offsets are folded into the warp.
+        returned with the final correlation. For speed the reference is cropped to the
+        part's box and the image to a window of that size where the part is expected
+        (pixels the warp takes outside the window do not count); both offsets are folded
+        into the warp.
         """
         x0, y0, template, mask = self._part_template
         th, tw = template.shape

@@ -270,8 +270,11 @@ _encoders_lock = threading.Lock()
 
 def clip_encoder(weights: ClipWeights, *, device: str = "auto", image_size: int | None = None) -> ClipEncoder:
     """The process-wide encoder of a checkpoint: loaded on first use, then shared."""
-    stat = weights.path.stat()
-    key = (weights.model, str(weights.path), stat.st_size, stat.st_mtime_ns, device, image_size)
+    from inspector.engine.segmenter import pick_device
+
+    path = weights.path.resolve()
+    stat = path.stat()
+    key = (weights.model, str(path), stat.st_size, stat.st_mtime_ns, str(pick_device(device)), image_size)
     with _encoders_lock:
         if key not in _encoders:
             _encoders[key] = ClipEncoder(weights, device=device, image_size=image_size)

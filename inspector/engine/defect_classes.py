@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from inspector.engine.clip import SegmentClassifier, clip_encoder, resolve_clip
+from inspector.engine.clip import DEFAULT_NEGATIVES, SegmentClassifier, clip_encoder, resolve_clip
 from inspector.engine.image import read_image
 from inspector.engine.rules import Candidate
 from inspector.engine.types import Segmentation
@@ -21,14 +21,20 @@ from inspector.errors import EngineError, InspectorError
 from inspector.recipe.model import Recipe
 
 
-def recipe_classifier(recipe: Recipe, *, device: str = "auto", allow_download: bool = False) -> SegmentClassifier:
-    """The classifier of a recipe's text classes (exemplars are added by :func:`teach_exemplars`)."""
-    weights = resolve_clip(recipe.clip.model, recipe.clip.weights, base=recipe.folder, allow_download=allow_download)
+def recipe_classifier(recipe: Recipe, *, device: str = "auto", encoder=None) -> SegmentClassifier:
+    """The classifier of a recipe's text classes (exemplars are added by :func:`teach_exemplars`).
+
+    ``encoder`` replaces the recipe's CLIP model (tests use a stand-in).
+    """
+    if encoder is None:
+        weights = resolve_clip(recipe.clip.model, recipe.clip.weights, base=recipe.folder)
+        encoder = clip_encoder(weights, device=device, image_size=recipe.clip.image_size)
     rules = recipe.defects
     return SegmentClassifier(
-        clip_encoder(weights, device=device, image_size=recipe.clip.image_size),
+        encoder,
         classes=rules.classes,
-        negatives=rules.negative_classes,
+        # Without negatives a lone class would win every defect with probability 1.
+        negatives=rules.negative_classes or DEFAULT_NEGATIVES,
         threshold=rules.class_threshold,
     )
 

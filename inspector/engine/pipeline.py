@@ -182,7 +182,8 @@ class InspectionPipeline:
 
     def _segment(self, image: np.ndarray, original_size: tuple[int, int] | None = None) -> Segmentation:
         m = self.recipe.model
-        return self.segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou, original_size=original_size)
+        extra = {"original_size": original_size} if original_size is not None else {}
+        return self.segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou, **extra)
 
     def prepare(self) -> None:
         """Segment the reference image now (otherwise done with the first image)."""

@@ -289,7 +289,7 @@ class FastSAMSegmenter:
             self.load()
         h, w = image.shape[:2]
         size = original_size or (w, h)
-        shrunk = w / size[0]  # how much smaller than the original the given image is
+        shrunk = w / size[0]  # how much smaller than the original (the same on both axes)
         with self._run_lock, torch.inference_mode():
             t0 = time.perf_counter()
             tensor, ratio, valid = self._preprocess(image, imgsz)

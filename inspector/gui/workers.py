@@ -60,8 +60,10 @@ def _pipeline_for(recipe):
     with _pipelines_lock:
         if key not in _pipelines:
             validate_recipe(recipe)
+            pipeline = InspectionPipeline(recipe)
+            pipeline.prepare()  # a failure is reported once, not as an ERROR per image
             _pipelines.clear()
-            _pipelines[key] = InspectionPipeline(recipe)
+            _pipelines[key] = pipeline
         return _pipelines[key]
 
 

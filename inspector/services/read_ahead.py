@@ -27,7 +27,6 @@ class Decoded:
     image: np.ndarray | None = None
     error: str | None = None
     read_ms: float = 0.0
-    skipped: bool = False
 
 
 def decode(frame: Frame) -> Decoded:
@@ -46,8 +45,8 @@ _END = object()
 def read_ahead(frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth: int = 2) -> Iterator[Decoded]:
     """Decoded frames, produced by a background thread up to ``depth`` frames ahead.
 
-    ``skip(frame)`` is asked before decoding; such frames come back ``skipped``.
-    Closing the iterator (or leaving the loop) stops the thread after its current frame.
+    ``skip(frame)`` is asked before decoding; such frames come back undecoded.
+    Closing the iterator (or leaving the loop) stops the thread and waits for it.
     """
     slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -66,7 +65,7 @@ def read_ahead(frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth:
             for frame in frames:
                 if stop.is_set():
                     return
-                item = Decoded(frame, skipped=True) if skip(frame) else decode(frame)
+                item = Decoded(frame) if skip(frame) else decode(frame)
                 if not put(item):
                     return
         except BaseException as exc:  # the source failed: hand the error to the consumer
@@ -86,3 +85,9 @@ def read_ahead(frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth:
             yield item
     finally:
         stop.set()
+        while True:  # free a producer blocked on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                break
+        thread.join(timeout=10.0)  # at most one decode in flight

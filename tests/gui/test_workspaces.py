@@ -171,3 +171,18 @@ def test_operate_runs_a_video_source(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not operate.running, timeout=180_000)
     assert operate.counters["Inspected"].text() == "3"
     assert "ended" in operate.source_status.text()
+
+
+def test_the_application_starts_from_its_entry_point_and_shows_a_recipe(qapp, tmp_path, monkeypatch):
+    import sys
+
+    from inspector.gui.app import build_parser, run_gui
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_gui installs its own; undone after
+
+    shot = tmp_path / "window.png"
+    args = build_parser().parse_args(
+        ["--recipe", "recipes/demo-label.yaml", "--db", str(tmp_path / "r.db"), "--screenshot", str(shot)]
+    )
+    assert run_gui(args) == 0
+    assert shot.stat().st_size > 10_000  # the window was drawn

@@ -329,3 +329,35 @@ def test_recipe_validate_loads_the_clip_checkpoint_and_names_a_damaged_one(tmp_p
     assert main(["recipe", "validate", str(saved.source)]) != 0
     out = capsys.readouterr()
     assert "defects.classes: need CLIP" in out.out + out.err
+
+
+def test_a_recipe_class_without_negative_classes_is_weighed_against_a_normal_surface(labelled):
+    from inspector.engine.defect_classes import recipe_classifier
+
+    recipe, reference = labelled
+    stained = fixtured(6, kinds=("stain",))
+    only_scratches = replace(recipe, defects=replace(recipe.defects, classes=("scratch",)))
+    classifier = recipe_classifier(only_scratches, encoder=ShapeEncoder())
+    pipeline = InspectionPipeline(only_scratches, segmenter=TruthSegmenter([reference, stained]), classifier=classifier)
+    # A stain is nothing like a scratch: it is not labelled one (the default negatives win).
+    assert all(f.label != "scratch" for f in pipeline.inspect(stained.image).findings)
+
+
+def test_a_clip_model_that_fails_to_load_stops_the_run_before_anything_is_written(tmp_path, tiny_clip, capsys):
+    from inspector.cli import main
+    from inspector.engine.clip import clip_dir
+    from inspector.engine.image import write_image
+
+    config, _ = tiny_clip
+    clip_dir().mkdir(parents=True)
+    (clip_dir() / "damaged.pt").write_bytes(b"\0" * 64)
+    recipe, _ = fixtured_recipe(tmp_path)
+    with_classes = replace(
+        recipe, defects=replace(recipe.defects, classes=("scratch",)), clip=ClipSettings(str(config), "damaged.pt")
+    )
+    saved = save_recipe(with_classes, tmp_path / "c.yaml")
+    write_image(tmp_path / "parts" / "p.png", fixtured(6).image)
+    db = tmp_path / "r.db"
+    status = main(["run", "--recipe", str(saved.source), str(tmp_path / "parts"), "--db", str(db)])
+    assert status == 2 and "damaged.pt" in capsys.readouterr().err
+    assert not db.exists()

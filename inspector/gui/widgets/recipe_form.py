@@ -51,7 +51,7 @@ class RecipeForm(QWidget):
         self.missing_features = QCheckBox("report reference features the part lacks")
         self.classes = QLineEdit(placeholderText="scratch, stain (needs CLIP weights)")
         self.negative_classes = QLineEdit(placeholderText="a normal surface")
-        self.class_threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
+        self.class_threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3)
         self.fields = {
             "product.name": self.name,
             "model.weights": self.weights,
