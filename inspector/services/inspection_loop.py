@@ -149,7 +149,13 @@ def run_inspection(
         source=source,
         station=station,
         force=force,
-        settings={"force": force, "save_overlays": save_overlays, "save_frames": save_frames},
+        settings={
+            "force": force,
+            "save_overlays": save_overlays,
+            "save_frames": save_frames,
+            # which engine ran the network (torch or an ONNX export of the same weights)
+            "backend": getattr(pipeline.segmenter, "backend", None),
+        },
     )
     summary = RunSummary(run_id=run_id)
     writer = ResultWriter(store, store.images_dir, save_overlays=save_overlays, save_frames=save_frames)
