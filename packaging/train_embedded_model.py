@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from inspector.synthetic.defects import VISIBLE_DEFECT_KINDS  # noqa: E402
 from inspector.synthetic.scene import generate_scene  # noqa: E402
 from inspector.synthetic.yolo_export import write_crops  # noqa: E402
 
@@ -34,11 +35,13 @@ MODEL_DIR = ROOT / "inspector" / "engine" / "models"
 MODEL_NAME = "inspector-seg-n.pt"
 
 
-def build_dataset(out: Path, *, scenes: int, seed: int, split: str, defect_probability: float = 0.85) -> int:
+def build_dataset(
+    out: Path, *, scenes: int, seed: int, split: str, defect_probability: float = 0.85, kinds=VISIBLE_DEFECT_KINDS
+) -> int:
     rng = np.random.default_rng(seed)
     count = 0
     for k in range(scenes):
-        scene = generate_scene(rng, defect_probability=defect_probability)
+        scene = generate_scene(rng, defect_probability=defect_probability, defect_kinds=kinds)
         count += write_crops(scene, out / split, f"{split}_{k:05d}", rng)
     return count
 
@@ -56,6 +59,11 @@ def main() -> None:
         help="continue from these weights (a second, defect-rich stage) instead of from scratch",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training scenes")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(VISIBLE_DEFECT_KINDS),
+        help="defect kinds drawn uniformly from this list; repeat a kind to weight it (e.g. hole,hole,stain)",
+    )
     parser.add_argument("--out", type=Path, default=MODEL_DIR / MODEL_NAME, help="where the weights go")
     args = parser.parse_args()
 
@@ -69,8 +77,17 @@ def main() -> None:
         shutil.rmtree(args.work)
     data = args.work / "data"
     stage2 = args.init is not None
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(VISIBLE_DEFECT_KINDS))
+    if unknown:
+        parser.error(f"--kinds: unknown defect kind(s) {', '.join(unknown)}")
     n_train = build_dataset(
-        data, scenes=args.scenes, seed=args.seed, split="train", defect_probability=1.0 if stage2 else 0.85
+        data,
+        scenes=args.scenes,
+        seed=args.seed,
+        split="train",
+        defect_probability=1.0 if stage2 else 0.85,
+        kinds=kinds,
     )
     n_val = build_dataset(data, scenes=40, seed=1, split="val")
     (data / "data.yaml").write_text(f"path: {data}\ntrain: train/images\nval: val/images\nnames:\n  0: object\n")
@@ -129,6 +146,7 @@ def main() -> None:
         "training_s": round(finished - generated, 1),
         "total_s": round(time.time() - started, 1),
         "seeds": {"train": args.seed, "val": 1},
+        "defect_kinds": list(kinds),
         "init": str(args.init) if stage2 else None,
         "command": "python " + " ".join(sys.argv),
     }

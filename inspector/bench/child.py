@@ -33,6 +33,17 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started.
+
+    Linux: VmHWM, which starts afresh at exec (ru_maxrss would carry the parent's peak
+    over into a child process).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 

@@ -25,6 +25,11 @@ import numpy as np
 from inspector.bench.dataset import SIZES, bench_set
 from inspector.errors import InspectorError
 
+# The thread count every measurement runs with, whatever was imported before: ultralytics
+# sets OMP_NUM_THREADS=1 in its process's environment on import, which child processes
+# would inherit, and a fresh ultralytics process would take for itself.
+THREADS = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
+
 # Stages of the pipeline that are not the network: the "around the network" cost.
 AROUND = ("read", "select", "rules", "classify", "outline")
 
@@ -49,7 +54,8 @@ def run_child(mode: str, recipe: Path, images: Path, *, device: str, backend: st
     command += ["--device", device, "--backend", backend, "--spawned-at", repr(time.time())]
     for key, value in extra.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": THREADS}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
         raise InspectorError(f"benchmark step {mode} on {images} failed:\n{tail}")
@@ -120,6 +126,7 @@ def benchmark(
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "device": describe_device(device),
+            "torch_threads": int(THREADS),
         },
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "images_per_size": images,
@@ -168,7 +175,8 @@ def benchmark(
 def table(results: dict) -> str:
     """The short table printed after a run."""
     lines = [
-        f"{results['machine']['cpus']} CPUs, device {results['machine']['device']}, "
+        f"{results['machine']['cpus']} CPUs, {results['machine']['torch_threads']} torch threads in every "
+        f"measurement, device {results['machine']['device']}, "
         f"{results['images_per_size']} images per size, {results['date']}",
         "",
         f"{'run':<22}{'ultra p50':>10}{'ours p50':>10}{'x faster':>9}{'fwd p50':>9}"

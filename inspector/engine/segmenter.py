@@ -82,7 +82,7 @@ def describe_device(requested: Device = "auto") -> str:
     device = pick_device(requested)
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, torch {torch.__version__})"
-    return f"{device.type}, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
+    return f"{device.type} (torch {torch.__version__})"
 
 
 class FastSAMSegmenter:
