@@ -314,19 +314,24 @@ def test_validation_passes_with_local_clip_weights(tmp_path, tiny_clip):
     validate_recipe(load_recipe(save_recipe(with_classes, tmp_path / "c.yaml").source))
 
 
-def test_recipe_validate_loads_the_clip_checkpoint_and_names_a_damaged_one(tmp_path, tiny_clip, capsys):
-    from inspector.cli import main
+def damaged_clip_recipe(folder, tiny_clip):
+    """A saved recipe with a text class whose CLIP checkpoint (in the CLIP folder) is damaged."""
     from inspector.engine.clip import clip_dir
 
     config, _ = tiny_clip
     clip_dir().mkdir(parents=True)
     (clip_dir() / "damaged.pt").write_bytes(b"\0" * 64)
-    recipe, _ = fixtured_recipe(tmp_path)
+    recipe, _ = fixtured_recipe(folder)
     with_classes = replace(
         recipe, defects=replace(recipe.defects, classes=("scratch",)), clip=ClipSettings(str(config), "damaged.pt")
     )
-    saved = save_recipe(with_classes, tmp_path / "c.yaml")
-    assert main(["recipe", "validate", str(saved.source)]) != 0
+    return save_recipe(with_classes, folder / "c.yaml").source
+
+
+def test_recipe_validate_loads_the_clip_checkpoint_and_names_a_damaged_one(tmp_path, tiny_clip, capsys):
+    from inspector.cli import main
+
+    assert main(["recipe", "validate", str(damaged_clip_recipe(tmp_path, tiny_clip))]) != 0
     out = capsys.readouterr()
     assert "defects.classes: need CLIP" in out.out + out.err
 
@@ -345,19 +350,11 @@ def test_a_recipe_class_without_negative_classes_is_weighed_against_a_normal_sur
 
 def test_a_clip_model_that_fails_to_load_stops_the_run_before_anything_is_written(tmp_path, tiny_clip, capsys):
     from inspector.cli import main
-    from inspector.engine.clip import clip_dir
     from inspector.engine.image import write_image
 
-    config, _ = tiny_clip
-    clip_dir().mkdir(parents=True)
-    (clip_dir() / "damaged.pt").write_bytes(b"\0" * 64)
-    recipe, _ = fixtured_recipe(tmp_path)
-    with_classes = replace(
-        recipe, defects=replace(recipe.defects, classes=("scratch",)), clip=ClipSettings(str(config), "damaged.pt")
-    )
-    saved = save_recipe(with_classes, tmp_path / "c.yaml")
+    recipe = damaged_clip_recipe(tmp_path, tiny_clip)
     write_image(tmp_path / "parts" / "p.png", fixtured(6).image)
     db = tmp_path / "r.db"
-    status = main(["run", "--recipe", str(saved.source), str(tmp_path / "parts"), "--db", str(db)])
+    status = main(["run", "--recipe", str(recipe), str(tmp_path / "parts"), "--db", str(db)])
     assert status == 2 and "damaged.pt" in capsys.readouterr().err
     assert not db.exists()
