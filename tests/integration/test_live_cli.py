@@ -106,7 +106,10 @@ def test_hot_folder_inspects_dropped_files_once_and_sorts_them(line, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2)
+    # The watcher makes the folder when it starts watching, after loading the model.
+    deadline = time.monotonic() + 120
+    while not drop.is_dir() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
     for k, image in enumerate(images[:3]):
         data = cv2.imencode(".png", image)[1].tobytes()
         with open(drop / f"part{k}.png", "wb") as f:  # written slowly, in two pieces
