@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from inspector import settings
+from inspector.engine.weights import host_answers
 from inspector.errors import EngineError
 
 DEFAULT_MODEL = "ViT-B-32"
@@ -88,15 +89,9 @@ def _register(model: str, base: Path | None) -> tuple[str, Path | None]:
     return path.stem, path
 
 
-def _online(host: str, timeout: float = 1.5) -> bool:
-    from inspector.engine.weights import _online as probe
-
-    return probe(host, timeout)
-
-
 def _download(model: str, tag: str, target: Path) -> Path:
     open_clip = _open_clip()
-    if not _online(_DOWNLOAD_HOST):
+    if not host_answers(_DOWNLOAD_HOST, timeout=1.5):
         raise ClipUnavailable(f"cannot download CLIP {model} {tag}: no network; " + how_to_provide(model, tag))
     cfg = open_clip.get_pretrained_cfg(model, tag)
     cache = target.parent / ".download"

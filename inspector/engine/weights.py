@@ -63,7 +63,7 @@ def _is_builtin(spec: str) -> bool:
     return spec in (BUILTIN_NAME, f"{BUILTIN_NAME}.pt", "builtin")
 
 
-def _online(host: str, timeout: float) -> bool:
+def host_answers(host: str, timeout: float) -> bool:
     """Whether ``host`` answers on 443 within ``timeout`` seconds (DNS included)."""
     answered: list[bool] = []
 
@@ -82,7 +82,7 @@ def _online(host: str, timeout: float) -> bool:
 
 def _download(name: str, target_dir: Path) -> Path:
     """Fetch a FastSAM release with ultralytics into the user's model folder."""
-    if not _online(_DOWNLOAD_HOST, timeout=1.5):
+    if not host_answers(_DOWNLOAD_HOST, timeout=1.5):
         raise EngineError(
             f"cannot download {name}: no network. Copy {name} into {target_dir} or pass its path with --weights"
         )
