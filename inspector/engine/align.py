@@ -17,6 +17,7 @@ from inspector.errors import EngineError
 _WORK_SIDE = 800  # features are found on images scaled to at most this side
 _MIN_SIDE = 32  # below this, ORB finds nothing to match
 _MIN_CORRELATION = 0.4  # edge-image ECC: wrong registrations score under 0.2, right ones 0.45 and up
+_MIN_SILHOUETTE_CORRELATION = 0.9  # blurred part masks: a half-overlapping outline scores about 0.6
 
 
 class AlignmentFailed(EngineError):
@@ -112,6 +113,35 @@ class ReferenceAligner:
         if not same_size or abs(matrix[2, :2]).max() > 1e-6:
             return matrix  # only affine registrations at the reference's size are refined
         return self._refine(gray, matrix)
+
+    def from_silhouettes(self, reference_part: np.ndarray, image_part: np.ndarray) -> np.ndarray:
+        """Register by the part's outline alone: for a part whose prints are gone.
+
+        ``reference_part`` and ``image_part`` are bool masks of the part (any size,
+        scaled to the image sizes they stand for). The start comes from the masks'
+        centroids and orientations, ECC on the blurred masks refines it.
+
+        Raises:
+            AlignmentFailed: the outlines do not match.
+        """
+        gray_size = self._ref_gray.shape[::-1]
+        ref = _silhouette(reference_part, gray_size)
+        img = _silhouette(image_part, gray_size)
+        (rx, ry), r_angle = _centroid_orientation(ref)
+        (ix, iy), i_angle = _centroid_orientation(img)
+        turn = (i_angle - r_angle + 90.0) % 180.0 - 90.0  # an outline is the same turned half a turn
+        start = cv2.getRotationMatrix2D((rx, ry), -turn, 1.0)
+        start[:, 2] += (ix - rx, iy - ry)
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
+        try:
+            rho, to_image = cv2.findTransformECC(
+                ref, img, start.astype(np.float32), cv2.MOTION_EUCLIDEAN, criteria, None, 5
+            )
+        except cv2.error:
+            raise AlignmentFailed("alignment by the part's outline did not converge") from None
+        if rho < _MIN_SILHOUETTE_CORRELATION:
+            raise AlignmentFailed(f"the part's outline does not match the reference's (correlation {rho:.2f})")
+        return np.linalg.inv(self._from_work(np.vstack([to_image, [0, 0, 1]])))
 
     def _to_work(self, matrix: np.ndarray) -> np.ndarray:
         """A reference-to-image map in pixels, as the same map on the working scale."""
@@ -232,18 +262,43 @@ class ReferenceAligner:
                 matrix = refined
         return matrix
 
-    def warp(self, image: np.ndarray, matrix: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
+    def warp(
+        self,
+        image: np.ndarray,
+        matrix: np.ndarray,
+        *,
+        scale: float = 1.0,
+        window: tuple[int, int, int, int] | None = None,
+    ) -> np.ndarray:
         """The image in the reference frame (edges replicated, not black).
 
-        With ``scale`` < 1 the result is the reference frame shrunk by that factor, made
-        in one pass: the cost follows the output's size, not the image's.
+        With ``window`` (x1, y1, x2, y2 in reference pixels) only that part of the
+        frame; with ``scale`` the result is resized by that factor in the same pass:
+        the cost follows the output's size, not the image's.
         """
-        w, h = self.size
+        x1, y1, x2, y2 = window if window is not None else (0, 0, *self.size)
+        w, h = x2 - x1, y2 - y1
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        shrink = np.diag([size[0] / w, size[1] / h, 1.0])
+        to_output = np.diag([size[0] / w, size[1] / h, 1.0]) @ _shift(-x1, -y1)
         return cv2.warpPerspective(
-            image, shrink @ matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            image, to_output @ matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+
+
+def _silhouette(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A part mask at the working size, blurred so that ECC has a slope to follow."""
+    resized = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(resized, (0, 0), 3.0)
+
+
+def _centroid_orientation(image: np.ndarray) -> tuple[tuple[float, float], float]:
+    """Centre of mass and principal-axis angle (degrees) of a weight image."""
+    m = cv2.moments(image)
+    if m["m00"] <= 0:
+        raise AlignmentFailed("alignment failed: no part outline to align")
+    cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
+    angle = 0.5 * np.degrees(np.arctan2(2 * m["mu11"], m["mu20"] - m["mu02"]))
+    return (cx, cy), float(angle)
 
 
 def _shift(dx: float, dy: float) -> np.ndarray:

@@ -34,6 +34,15 @@ class _Reference:
     part_region: np.ndarray  # low-res bool
     features: np.ndarray  # indices of expected features
     aligner: ReferenceAligner | None
+    window: tuple[int, int, int, int] | None  # what the network sees, in reference pixels
+    outline: np.ndarray | None  # the part's silhouette on the whole image (low-res bool)
+
+
+# Segments are kept down to this fraction of the recipe's confidence, for matching only
+# (hysteresis): a print the model segments at 0.12 in one image and 0.08 in the next is
+# still recognised as the reference's print, and still counts as present; defects and
+# prompts use the recipe's confidence itself.
+MATCH_CONF_RATIO = 0.5
 
 
 class PartNotFound(EngineError):
@@ -98,6 +107,42 @@ def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
     return Regions(part_indices, part_region, normal, ignore)
 
 
+def part_outline(segmentation: Segmentation, regions: Regions) -> np.ndarray | None:
+    """The part's segments as one filled silhouette (low-res bool); None without part segments."""
+    if not regions.part_indices:
+        return None
+    return solid(segmentation.masks[sorted(regions.part_indices)].any(axis=0))
+
+
+_WINDOW_MARGIN = 0.1  # of the part's longer side: room for a part that sits a little off
+
+
+def part_window(segmentation: Segmentation, part_region: np.ndarray, boxes) -> tuple[int, int, int, int]:
+    """The window around the part on the reference: its region and boxes, plus a margin.
+
+    ``part_region`` is on the segmentation's low-resolution grid; the result is
+    (x1, y1, x2, y2) in image pixels, inside the image.
+    """
+    width, height = segmentation.image_size
+    ys, xs = np.nonzero(part_region)
+    if len(xs) == 0:
+        return 0, 0, width, height
+    ox, oy = segmentation.origin
+    corners = [
+        (xs.min() / segmentation.scale + ox, ys.min() / segmentation.scale + oy),
+        ((xs.max() + 1) / segmentation.scale + ox, (ys.max() + 1) / segmentation.scale + oy),
+    ]
+    corners += [(x1, y1) for x1, y1, _, _ in boxes] + [(x2, y2) for _, _, x2, y2 in boxes]
+    (x1, y1), (x2, y2) = np.min(corners, axis=0), np.max(corners, axis=0)
+    margin = _WINDOW_MARGIN * max(x2 - x1, y2 - y1)
+    return (
+        max(0, int(np.floor(x1 - margin))),
+        max(0, int(np.floor(y1 - margin))),
+        min(width, int(np.ceil(x2 + margin))),
+        min(height, int(np.ceil(y2 + margin))),
+    )
+
+
 def defect_candidates(
     segmentation: Segmentation,
     regions: Regions,
@@ -105,6 +150,7 @@ def defect_candidates(
     *,
     reference_masks: np.ndarray | None = None,
     reference_features: np.ndarray | None = None,
+    min_score: float = 0.0,
 ):
     """The rules applied to one segmentation and its selected regions (see ``rules.find_defects``)."""
     return find_defects(
@@ -117,6 +163,7 @@ def defect_candidates(
         rules=rules,
         reference_masks=reference_masks,
         reference_features=reference_features,
+        min_score=min_score,
     )
 
 
@@ -181,57 +228,119 @@ class InspectionPipeline:
     # -- reference ---------------------------------------------------------------------
 
     def _segment(self, image: np.ndarray, original_size: tuple[int, int] | None = None) -> Segmentation:
+        """Every segment down to the matching confidence, most confident first."""
         m = self.recipe.model
         extra = {"original_size": original_size} if original_size is not None else {}
-        return self.segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou, **extra)
+        conf = m.conf * MATCH_CONF_RATIO
+        return self.segmenter.segment(image, imgsz=m.imgsz, conf=conf, iou=m.iou, **extra).ranked()
+
+    def _confident(self, segmentation: Segmentation) -> Segmentation:
+        """The segments at the recipe's confidence: what prompts select and defects come from."""
+        return segmentation.head(int((segmentation.scores >= self.recipe.model.conf).sum()))
 
     def prepare(self) -> None:
         """Segment the reference image now (otherwise done with the first image)."""
         with self._lock:
             if self._reference is not None:
                 return
-            segmentation = self._segment(self.reference_image)
-            try:
-                regions = select_regions(segmentation, self.recipe)
-                part_indices, part_region = regions.part_indices, regions.part_region
-            except PartNotFound:
-                raise EngineError(
-                    f"{self.recipe.source or 'recipe'}: the part prompts select nothing on the reference image"
-                ) from None
+            everything = self._segment(self.reference_image)
+            whole = self._confident(everything)
+            regions = self._reference_regions(whole)
+            aligner = self._aligner(whole, regions) if self.recipe.alignment.method == "orb" else None
+            outline = part_outline(whole, regions)
+            window = None
+            if self.recipe.model.window == "part":
+                window = part_window(whole, regions.part_region, self.recipe.part.boxes)
+                everything = self._segment_frame(self.reference_image, None, window)
+                regions = self._reference_regions(self._confident(everything))
+            segmentation = self._confident(everything)
             rules = self.recipe.defects
-            pixel_area = 1.0 / segmentation.scale**2
             features = (
                 expected_features(
                     segmentation.masks,
-                    part_region=part_region,
-                    part_indices=part_indices,
+                    part_region=regions.part_region,
+                    part_indices=regions.part_indices,
                     rules=rules,
-                    pixel_area=pixel_area,
+                    pixel_area=1.0 / segmentation.scale**2,
                 )
                 if rules.missing_features
                 else np.zeros(0, np.int64)
             )
-            aligner = None
-            if self.recipe.alignment.method == "orb":
-                # Features come from the part: its segment and the recipe's part boxes
-                # (which still hold when the segment is imperfect).
-                region = (
-                    cv2.resize(part_region.astype(np.uint8), segmentation.image_size, interpolation=cv2.INTER_NEAREST)
-                    > 0
-                )
-                if len(part_indices) == 0:
-                    region[:] = True
-                for x1, y1, x2, y2 in self.recipe.part.boxes:
-                    region[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))] = True
-                aligner = ReferenceAligner(
-                    self.reference_image,
-                    region=region,
-                    max_features=self.recipe.alignment.max_features,
-                    min_inliers=self.recipe.alignment.min_inliers,
-                )
             if self.recipe.defects.uses_clip:
                 self._prepare_classifier(segmentation)
-            self._reference = _Reference(segmentation, part_indices, part_region, features, aligner)
+            # Feature indices point into the confident head, which ``everything`` starts with.
+            self._reference = _Reference(
+                everything, regions.part_indices, regions.part_region, features, aligner, window, outline
+            )
+
+    def _reference_regions(self, segmentation: Segmentation) -> Regions:
+        try:
+            return select_regions(segmentation, self.recipe)
+        except PartNotFound:
+            raise EngineError(
+                f"{self.recipe.source or 'recipe'}: the part prompts select nothing on the reference image"
+            ) from None
+
+    def _aligner(self, whole: Segmentation, regions: Regions) -> ReferenceAligner:
+        # Features come from the part: its segment and the recipe's part boxes (which
+        # still hold when the segment is imperfect).
+        region = cv2.resize(regions.part_region.astype(np.uint8), whole.image_size, interpolation=cv2.INTER_NEAREST) > 0
+        if len(regions.part_indices) == 0:
+            region[:] = True
+        for x1, y1, x2, y2 in self.recipe.part.boxes:
+            region[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))] = True
+        return ReferenceAligner(
+            self.reference_image,
+            region=region,
+            max_features=self.recipe.alignment.max_features,
+            min_inliers=self.recipe.alignment.min_inliers,
+        )
+
+    def _align_by_outline(self, image: np.ndarray) -> np.ndarray:
+        """Last resort for a part that lost most of its prints: register it by its outline,
+        taken from a segmentation of the whole image (one more network pass)."""
+        ref = self._reference
+        if ref.outline is None or image.shape[:2] != self.reference_image.shape[:2]:
+            raise AlignmentFailed("no outline to align by (needs part prompts and an image of the reference's size)")
+        whole = self._confident(self._segment(image))
+        try:
+            outline = part_outline(whole, select_regions(whole, self.recipe))
+        except PartNotFound:
+            outline = None
+        if outline is None:
+            raise AlignmentFailed("the part prompts select nothing to align by")
+        return ref.aligner.from_silhouettes(ref.outline, outline)
+
+    def _network_input(self, image: np.ndarray, matrix: np.ndarray | None, window):
+        """What the network gets for an image registered by ``matrix`` (None: not aligned).
+
+        Returns the image to segment and the (width, height) in reference pixels it
+        stands for (None: its own size). The network sees at most ``imgsz`` pixels a
+        side, so an aligned image is warped straight to that size (the cost follows the
+        output), and a window is cut out and scaled to it.
+        """
+        imgsz = self.recipe.model.imgsz
+        reference_size = (self.reference_image.shape[1], self.reference_image.shape[0])
+        if window is not None:
+            x1, y1, x2, y2 = window
+            if matrix is None:
+                return image[y1:y2, x1:x2], None
+            size = (x2 - x1, y2 - y1)
+            return self._reference.aligner.warp(image, matrix, scale=imgsz / max(size), window=window), size
+        if matrix is None:
+            return image, None
+        shrink = min(1.0, imgsz / max(reference_size))
+        return self._reference.aligner.warp(image, matrix, scale=shrink), (reference_size if shrink < 1.0 else None)
+
+    def _segment_frame(self, image: np.ndarray, matrix: np.ndarray | None, window) -> Segmentation:
+        """Segment an image (or its window) in reference pixels."""
+        return self._placed(self._segment(*self._network_input(image, matrix, window)), window)
+
+    def _placed(self, segmentation: Segmentation, window) -> Segmentation:
+        if window is None:
+            return segmentation
+        reference_size = (self.reference_image.shape[1], self.reference_image.shape[0])
+        return segmentation.placed(window[:2], reference_size)
 
     def _prepare_classifier(self, reference: Segmentation) -> None:
         if self._classifier is None:
@@ -240,7 +349,7 @@ class InspectionPipeline:
             teach_exemplars(
                 self._classifier,
                 self.recipe,
-                segment=self._segment,
+                segment=lambda image: self._confident(self._segment(image)),
                 reference_image=self.reference_image,
                 reference=reference,
             )
@@ -273,15 +382,12 @@ class InspectionPipeline:
         if ref.aligner is not None:
             try:
                 matrix = ref.aligner.homography(image)
-            except AlignmentFailed as exc:
-                timings["align"] = (time.perf_counter() - t) * 1e3
-                return self.error_result(str(exc), timings, size)
-            # The network sees at most imgsz pixels a side: warp straight to that size
-            # (the cost follows the output), and segment in reference pixels.
-            reference_size = ref.segmentation.image_size
-            shrink = min(1.0, self.recipe.model.imgsz / max(reference_size))
-            network_input = ref.aligner.warp(image, matrix, scale=shrink)
-            original_size = reference_size if shrink < 1.0 else None
+            except AlignmentFailed as by_features:
+                try:
+                    matrix = self._align_by_outline(image)
+                except AlignmentFailed as by_outline:
+                    timings["align"] = (time.perf_counter() - t) * 1e3
+                    return self.error_result(f"{by_features}; {by_outline}", timings, size)
         elif size != ref.segmentation.image_size:
             rw, rh = ref.segmentation.image_size
             return self.error_result(
@@ -290,16 +396,15 @@ class InspectionPipeline:
                 timings,
                 size,
             )
-        else:
-            network_input, original_size = image, None
+        network_input, original_size = self._network_input(image, matrix, ref.window)
         timings["align"] = (time.perf_counter() - t) * 1e3
 
-        segmentation = self._segment(network_input, original_size)
+        segmentation = self._placed(self._segment(network_input, original_size), ref.window)
         timings.update(segmentation.timings)
 
         t = time.perf_counter()
         try:
-            regions = select_regions(segmentation, self.recipe)
+            regions = select_regions(self._confident(segmentation), self.recipe)
         except PartNotFound as exc:
             timings["select"] = (time.perf_counter() - t) * 1e3
             return self.error_result(str(exc), timings, size)
@@ -313,6 +418,7 @@ class InspectionPipeline:
             self.recipe.defects,
             reference_masks=on_grid(ref.segmentation.masks, grid),
             reference_features=ref.features,
+            min_score=self.recipe.model.conf,
         )
         timings["rules"] = (time.perf_counter() - t) * 1e3
 

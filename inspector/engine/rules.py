@@ -98,6 +98,7 @@ def find_defects(
     rules: DefectRules,
     reference_masks: np.ndarray | None = None,
     reference_features: np.ndarray | None = None,
+    min_score: float = 0.0,
 ) -> list[Candidate]:
     """Candidate defects of one image.
 
@@ -112,6 +113,8 @@ def find_defects(
         rules: the recipe's defect rules.
         reference_masks: the reference image's segments on the same grid, for matching.
         reference_features: indices into ``reference_masks`` that a good part must show.
+        min_score: confidence a segment needs to be a defect; segments under it still
+            match reference features and cover them.
     """
     found: list[Candidate] = []
     if len(masks):
@@ -120,7 +123,7 @@ def find_defects(
         ignored = (masks & ignore_region).reshape(len(masks), -1).sum(1) / np.maximum(areas, 1)
         part_area = max(float(part_region.sum()), 1.0)
         area_px = areas * pixel_area
-        ok = (inside >= rules.inside_fraction) & (ignored < 0.5)
+        ok = (inside >= rules.inside_fraction) & (ignored < 0.5) & (scores >= min_score)
         ok &= (area_px >= rules.min_area) & (area_px <= rules.max_area)
         ok &= areas < 0.5 * part_area  # the part itself, seen twice, is not a defect on it
         ok[list(excluded)] = False

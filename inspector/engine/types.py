@@ -34,10 +34,12 @@ class Segmentation:
         scale: low-resolution pixels per image pixel (the same on both axes).
         boxes: (N, 4) float32 x1, y1, x2, y2 in image pixels.
         scores: (N,) float32 confidence.
-        masks: (N, h, w) bool at prototype resolution, covering the image exactly.
+        masks: (N, h, w) bool at prototype resolution, covering the segmented window
+            exactly (the whole image unless a window was placed with :meth:`placed`).
         probabilities: (N, h, w) float16 mask probabilities behind ``masks``, used to
             build smooth full-resolution masks.
         timings: milliseconds per stage (preprocess, inference, postprocess).
+        origin: image pixel (x, y) of the segmented window's top-left corner.
     """
 
     image_size: tuple[int, int]
@@ -47,18 +49,45 @@ class Segmentation:
     masks: np.ndarray
     probabilities: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    origin: tuple[float, float] = (0.0, 0.0)
 
     def __len__(self) -> int:
         return len(self.boxes)
+
+    def ranked(self) -> Segmentation:
+        """The same instances, most confident first (as NMS returns them already)."""
+        order = np.argsort(-self.scores, kind="stable")
+        if np.array_equal(order, np.arange(len(order))):
+            return self
+        return self._take(order)
+
+    def head(self, count: int) -> Segmentation:
+        """The first ``count`` instances; on a ranked segmentation, the most confident."""
+        return self if count >= len(self) else self._take(np.arange(count))
+
+    def _take(self, indices: np.ndarray) -> Segmentation:
+        return replace(
+            self,
+            boxes=self.boxes[indices],
+            scores=self.scores[indices],
+            masks=self.masks[indices],
+            probabilities=self.probabilities[indices],
+        )
 
     @property
     def lowres_size(self) -> tuple[int, int]:
         """(width, height) of the low-resolution masks."""
         return self.masks.shape[2], self.masks.shape[1]
 
+    def placed(self, origin: tuple[float, float], image_size: tuple[int, int]) -> Segmentation:
+        """This segmentation of a window, placed at ``origin`` in an image of ``image_size``."""
+        ox, oy = origin
+        return replace(self, origin=(float(ox), float(oy)), image_size=image_size, boxes=self.boxes + [ox, oy, ox, oy])
+
     def to_lowres(self, xy: np.ndarray) -> np.ndarray:
         """Map image pixel coordinates (points (K, 2) or boxes (M, 4)) onto the masks."""
-        return np.asarray(xy, np.float64) * self.scale
+        xy = np.asarray(xy, np.float64)
+        return (xy - np.tile(self.origin, xy.shape[-1] // 2)) * self.scale
 
     def lowres_points(self, points: np.ndarray) -> np.ndarray:
         """Image points mapped onto mask pixels, clipped inside the low-resolution grid."""
@@ -86,8 +115,9 @@ class Segmentation:
         if x3 <= x0 or y3 <= y0:
             return (x0, y0), np.zeros((0, 0), bool)
         # Pixel centres of the box, expressed in low-resolution pixel coordinates.
-        xs = ((np.arange(x0, x3) + 0.5) * self.scale - 0.5).astype(np.float32)
-        ys = ((np.arange(y0, y3) + 0.5) * self.scale - 0.5).astype(np.float32)
+        ox, oy = self.origin
+        xs = ((np.arange(x0, x3) + 0.5 - ox) * self.scale - 0.5).astype(np.float32)
+        ys = ((np.arange(y0, y3) + 0.5 - oy) * self.scale - 0.5).astype(np.float32)
         map_x, map_y = np.meshgrid(xs, ys)
         prob = self.probabilities[index].astype(np.float32)
         patch = cv2.remap(prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -119,7 +119,7 @@ def _check_version(check: _Checker, top: dict, origin: str) -> None:
 
 
 def _model(check: _Checker, data: Any) -> ModelSettings:
-    m = check.section(data, "model", {"weights", "sha256", "imgsz", "conf", "iou", "point_mode"})
+    m = check.section(data, "model", {"weights", "sha256", "imgsz", "conf", "iou", "point_mode", "window"})
     return ModelSettings(
         weights=check.text(m, "weights", "model", ModelSettings.weights),
         sha256=check.text(m, "sha256", "model", None),
@@ -127,6 +127,7 @@ def _model(check: _Checker, data: Any) -> ModelSettings:
         conf=check.number(m, "conf", "model", 0.25, low=0.0, high=1.0),
         iou=check.number(m, "iou", "model", 0.7, low=0.0, high=1.0),
         point_mode=check.text(m, "point_mode", "model", "merge", choices=("merge", "instances")),
+        window=check.text(m, "window", "model", "image", choices=("image", "part")),
     )
 
 
@@ -370,7 +371,9 @@ def recipe_to_dict(recipe: Recipe) -> dict:
             "exemplars": [_exemplar_to_yaml(e) for e in d.exemplars],
         },
     }
-    # Written only when used, so that recipes without classes keep their content hash.
+    # Written only when used, so that recipes written before them keep their content hash.
+    if recipe.model.window != "image":
+        out["model"]["window"] = recipe.model.window
     if d.uses_clip:
         out["defects"]["negative_classes"] = list(d.negative_classes)
         out["defects"]["class_threshold"] = d.class_threshold

@@ -14,6 +14,7 @@ from typing import Literal
 SCHEMA_VERSION = 1
 
 PointMode = Literal["merge", "instances"]
+Window = Literal["image", "part"]
 AlignmentMethod = Literal["none", "orb"]
 
 Point = tuple[float, float]
@@ -29,6 +30,10 @@ class ModelSettings:
     conf: float = 0.25
     iou: float = 0.7
     point_mode: PointMode = "merge"
+    # What the network sees: the whole image, or the window around the part (its
+    # boxes and its segment on the reference, plus a margin) scaled to ``imgsz``. A
+    # part that fills a fifth of the frame is then seen at several times the pixels.
+    window: Window = "image"
 
 
 @dataclass(frozen=True)

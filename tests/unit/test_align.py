@@ -60,3 +60,18 @@ def test_unrelated_or_tiny_images_fail_with_a_reason():
     noise = np.random.default_rng(1).integers(0, 255, reference.image.shape, dtype=np.uint8)
     with pytest.raises(AlignmentFailed, match="alignment failed"):
         aligner.homography(noise)
+
+
+def test_a_part_that_lost_its_prints_is_registered_by_its_outline():
+    reference = demo_reference()
+    aligner = ReferenceAligner(reference.image, region=part_region(reference))
+    outline = reference.parts[0].mask
+    image_part, to_moved = moved(outline.astype(np.uint8) * 255, -4.0, (22, -15))
+    matrix = aligner.from_silhouettes(outline[::4, ::4], image_part[::4, ::4] > 127)  # any common grid
+    corners = np.float32([[200, 170], [450, 170], [450, 320], [200, 320]])
+    back = transform_points(transform_points(corners, to_moved), matrix)
+    assert np.abs(back - corners).max() < 2.5
+    round_part = np.zeros_like(outline)
+    cv2.circle(round_part.view(np.uint8), (320, 240), 60, 1, -1)
+    with pytest.raises(AlignmentFailed, match="outline"):
+        aligner.from_silhouettes(outline, round_part)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from inspector.engine.prompts import select_segments
 from inspector.engine.types import Segmentation
+from tests.helpers import segmentation_of
 
 
 def square_segmentation() -> Segmentation:
@@ -51,3 +54,30 @@ def test_prompts_outside_the_image_are_errors_not_clipped():
         select_segments(seg, points=[[400, 10]])
     with pytest.raises(ValueError, match="box"):
         select_segments(seg, boxes=[[0, 0, 500, 100]])
+
+
+def test_a_segmented_window_is_placed_back_in_image_pixels():
+    blob = np.zeros((480, 640), bool)
+    blob[200:231, 300:341] = True
+    x0, y0 = 250, 150
+    window = segmentation_of([blob[y0:330, x0:450]], (200, 180)).placed((x0, y0), (640, 480))
+    assert window.image_size == (640, 480)
+    np.testing.assert_allclose(window.boxes[0], [300, 200, 341, 231])
+    full = window.full_mask(0)
+    assert (full & blob).sum() / (full | blob).sum() > 0.9
+    ((px, py),) = window.lowres_points(np.array([[320.0, 215.0]])).astype(int)
+    assert window.masks[0, py, px]  # a point given in image pixels lands on the blob
+    ((bx1, by1, bx2, by2),) = window.lowres_boxes(np.array([[300, 200, 341, 231]]))
+    inside = window.masks[0, int(by1) : int(by2), int(bx1) : int(bx2)]
+    assert inside.sum() == window.masks[0].sum() and inside.mean() > 0.6  # the box frames the blob
+
+
+def test_ranked_segments_put_the_most_confident_first():
+    blobs = [np.zeros((40, 40), bool) for _ in range(3)]
+    for k, m in enumerate(blobs):
+        m[5 + 10 * k : 12 + 10 * k, 5:30] = True
+    seg = replace(segmentation_of(blobs, (40, 40)), scores=np.float32([0.2, 0.9, 0.5]))
+    ranked = seg.ranked()
+    np.testing.assert_allclose(ranked.scores, [0.9, 0.5, 0.2])
+    assert ranked.masks[0].sum() == seg.masks[1].sum() and (ranked.masks[0] == seg.masks[1]).all()
+    assert len(ranked.head(2)) == 2 and ranked.head(5) is ranked

@@ -42,6 +42,8 @@ class RecipeForm(QWidget):
         self.iou = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
         self.point_mode = QComboBox()
         self.point_mode.addItems(["merge", "instances"])
+        self.window = QComboBox(toolTip="what the network sees: the whole image, or the window around the part")
+        self.window.addItems(["image", "part"])
         self.alignment = QComboBox()
         self.alignment.addItems(["none", "orb"])
         self.min_area = QDoubleSpinBox(minimum=0, maximum=1e9, decimals=0, singleStep=10)
@@ -59,6 +61,7 @@ class RecipeForm(QWidget):
             "model.conf": self.conf,
             "model.iou": self.iou,
             "model.point_mode": self.point_mode,
+            "model.window": self.window,
             "alignment.method": self.alignment,
             "defects.min_area": self.min_area,
             "defects.max_area": self.max_area,
@@ -77,6 +80,7 @@ class RecipeForm(QWidget):
             "Confidence",
             "NMS IoU",
             "Point mode",
+            "Network sees",
             "Alignment",
             "Min defect area (px)",
             "Max defect area (px)",
@@ -94,7 +98,7 @@ class RecipeForm(QWidget):
         spins = (self.imgsz, self.conf, self.iou, self.min_area, self.max_area, self.allowed, self.class_threshold)
         for spin in spins:
             spin.valueChanged.connect(self._emit)
-        for combo in (self.point_mode, self.alignment):
+        for combo in (self.point_mode, self.window, self.alignment):
             combo.currentTextChanged.connect(self._emit)
         for box in (self.match_reference, self.missing_features):
             box.toggled.connect(self._emit)
@@ -113,6 +117,7 @@ class RecipeForm(QWidget):
             self.conf.setValue(recipe.model.conf)
             self.iou.setValue(recipe.model.iou)
             self.point_mode.setCurrentText(recipe.model.point_mode)
+            self.window.setCurrentText(recipe.model.window)
             self.alignment.setCurrentText(recipe.alignment.method)
             self.min_area.setValue(recipe.defects.min_area)
             self.max_area.setValue(recipe.defects.max_area)
@@ -140,6 +145,7 @@ class RecipeForm(QWidget):
                 conf=self.conf.value(),
                 iou=self.iou.value(),
                 point_mode=self.point_mode.currentText(),
+                window=self.window.currentText(),
             ),
             alignment=replace(r.alignment, method=self.alignment.currentText()),
             defects=replace(
