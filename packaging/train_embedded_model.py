@@ -73,6 +73,8 @@ def main() -> None:
     from ultralytics import YOLO
 
     started = time.time()
+    # Absolute: ultralytics puts a relative project folder under its own runs/ directory.
+    args.work = args.work.resolve()
     if args.work.exists():
         shutil.rmtree(args.work)
     data = args.work / "data"
