@@ -14,7 +14,7 @@ import numpy as np
 
 from inspector.errors import EngineError
 
-_WORK_SIDE = 800  # features are found on images scaled to at most this side
+WORK_SIDE = 800  # features are found on images scaled to at most this side
 _MIN_SIDE = 32  # below this, ORB finds nothing to match
 _MIN_CORRELATION = 0.4  # edge-image ECC: wrong registrations score under 0.2, right ones 0.45 and up
 _MIN_SILHOUETTE_CORRELATION = 0.9  # blurred part masks: a half-overlapping outline scores about 0.6
@@ -33,9 +33,9 @@ def _edges(gray: np.ndarray) -> np.ndarray:
 
 
 def _gray_scaled(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """Gray, at most ``_WORK_SIDE`` on its longer side, and the scale that took it there."""
+    """Gray, at most ``WORK_SIDE`` on its longer side, and the scale that took it there."""
     h, w = image.shape[:2]
-    scale = min(1.0, _WORK_SIDE / max(h, w))
+    scale = min(1.0, WORK_SIDE / max(h, w))
     if scale < 0.5:
         # Big images: pick every k-th pixel down to about twice the working size first
         # (cheap), so that the area average below touches 4 pixels each, not 25.
@@ -88,17 +88,22 @@ class ReferenceAligner:
                 "alignment needs a textured part (or set alignment.method: none)"
             )
 
-    def homography(self, image: np.ndarray) -> np.ndarray:
+    def homography(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> np.ndarray:
         """3x3 matrix mapping image pixels to reference pixels.
 
         ORB features with RANSAC first; when a plain part offers too few distinctive
         corners, an intensity-based (ECC) registration of the part region, which needs
-        no corners, is tried before giving up.
+        no corners, is tried before giving up. ``full_size`` is the (width, height) of
+        the image when ``image`` is that image decoded smaller: the matrix is then for
+        the full-size pixels.
         """
-        if min(image.shape[:2]) < _MIN_SIDE:
-            raise AlignmentFailed(f"alignment failed: a {image.shape[1]}x{image.shape[0]} image is too small to align")
+        height, width = image.shape[:2]
+        full_width, full_height = full_size or (width, height)
+        if min(full_width, full_height) < _MIN_SIDE:
+            raise AlignmentFailed(f"alignment failed: a {full_width}x{full_height} image is too small to align")
         gray, scale = _gray_scaled(image)
-        same_size = image.shape[:2] == self._ref_shape
+        scale *= width / full_width  # working pixels per full-size pixel
+        same_size = (full_height, full_width) == self._ref_shape
         try:
             matrix = self._features(gray, scale)
         except AlignmentFailed as by_features:

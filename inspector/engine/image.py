@@ -54,6 +54,53 @@ def decode_image(data: bytes | np.ndarray, *, name: str = "image") -> np.ndarray
     return normalise(image, name=name)
 
 
+def jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header without decoding it; None when not a JPEG."""
+    if data.size < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return None
+    i, end = 2, data.size - 9
+    while i < end:
+        if data[i] != 0xFF:
+            return None
+        marker = int(data[i + 1])
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            height = int(data[i + 5]) << 8 | int(data[i + 6])
+            width = int(data[i + 7]) << 8 | int(data[i + 8])
+            return (width, height) if width and height else None
+        i += 2 + (int(data[i + 2]) << 8 | int(data[i + 3]))
+    return None
+
+
+_REDUCED_READS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_reduced(
+    data: bytes | np.ndarray, *, name: str = "image", reduce: int = 1
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode at 1/``reduce`` of the size where the format allows it cheaply (JPEG).
+
+    A JPEG decoder can skip the fine detail of every block: a 12-megapixel photograph
+    decodes at a quarter of the size in a fraction of the time. Other formats decode in
+    full. Returns the image and the (width, height) of the full-size image it stands for.
+    """
+    buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    size = jpeg_size(buffer) if reduce in _REDUCED_READS else None
+    if size is None or _truncated_jpeg(buffer):
+        image = decode_image(buffer, name=name)
+        return image, (image.shape[1], image.shape[0])
+    # EXIF orientation is ignored, as the full-size decode does.
+    image = cv2.imdecode(buffer, _REDUCED_READS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise SourceError(f"{name}: not a readable image (corrupt, truncated or not an image format)")
+    return normalise(image, name=name), size
+
+
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The bytes of a file, or a SourceError that says why not."""
     path = Path(path)

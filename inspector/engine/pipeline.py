@@ -14,12 +14,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from inspector.engine.align import WORK_SIDE as ALIGN_WORK_SIDE
 from inspector.engine.align import AlignmentFailed, ReferenceAligner, transform_points
 from inspector.engine.clip import SegmentClassifier
 from inspector.engine.defect_classes import label_candidates, recipe_classifier, teach_exemplars
-from inspector.engine.image import read_image
-from inspector.engine.prompts import select_masks, select_segments
-from inspector.engine.rules import expected_features, find_defects, on_grid
+from inspector.engine.image import decode_reduced, read_bytes
+from inspector.engine.regions import (
+    PartNotFound,
+    Regions,
+    defect_candidates,
+    outline_of,
+    part_outline,
+    part_window,
+    select_regions,
+)
+from inspector.engine.rules import expected_features, on_grid
 from inspector.engine.segmenter import FastSAMSegmenter, Segmenter
 from inspector.engine.types import ERROR, FAIL, PASS, Finding, InspectionResult, Segmentation
 from inspector.errors import EngineError, InspectorError, RecipeError
@@ -43,140 +52,6 @@ class _Reference:
 # still recognised as the reference's print, and still counts as present; defects and
 # prompts use the recipe's confidence itself.
 MATCH_CONF_RATIO = 0.5
-
-
-class PartNotFound(EngineError):
-    """The part prompts selected nothing in an image."""
-
-
-@dataclass(frozen=True)
-class Regions:
-    """What a recipe's prompts select in one segmentation, on its low-resolution grid."""
-
-    part_indices: frozenset[int]
-    part_region: np.ndarray  # bool; everything when the recipe has no part prompts
-    normal_indices: frozenset[int]
-    ignore_region: np.ndarray  # bool
-
-
-def solid(mask: np.ndarray) -> np.ndarray:
-    """Each blob of ``mask`` filled out to its convex hull.
-
-    A defect changes how a part is segmented: a hole or a stain may be cut out of the
-    part's mask and a chip bites into its outline. Searching for defects inside the
-    hull keeps those within the part region they belong to.
-    """
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    filled = np.zeros(mask.shape, np.uint8)
-    cv2.fillPoly(filled, [cv2.convexHull(c) for c in contours], 1)
-    return filled.astype(bool) | mask
-
-
-def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
-    """Apply the recipe's part, normal and ignore prompts (recipe pixels = image pixels).
-
-    Raises:
-        PartNotFound: the recipe has part prompts and they select nothing.
-    """
-    prompts = recipe.part
-    w, h = segmentation.lowres_size
-    if prompts.boxes or prompts.points:
-        points = np.array([p[:2] for p in prompts.points]) if prompts.points else None
-        labels = np.array([p[2] for p in prompts.points]) if prompts.points else None
-        boxes = np.array(prompts.boxes) if prompts.boxes else None
-        selection = select_segments(
-            segmentation, points=points, labels=labels, boxes=boxes, mode=recipe.model.point_mode
-        )
-        if not selection.mask.any():
-            raise PartNotFound("part not found: the recipe's part prompts select no segment in this image")
-        part_indices, part_region = frozenset(int(i) for i in selection.indices), solid(selection.mask)
-        # The recipe's part boxes belong to the part region too: a segmentation that
-        # misses a strip of the part must not hide the defects on that strip.
-        for x1, y1, x2, y2 in segmentation.lowres_boxes(np.array(prompts.boxes).reshape(-1, 4)).astype(int):
-            part_region[y1:y2, x1:x2] = True
-    else:
-        part_indices, part_region = frozenset(), np.ones((h, w), bool)
-    normal: frozenset[int] = frozenset()
-    if recipe.normal_points:
-        points = segmentation.lowres_points(np.array(recipe.normal_points) + 0.5)
-        normal = frozenset(int(i) for i in select_masks(segmentation.masks, points=points, mode="instances").indices)
-    ignore = np.zeros((h, w), bool)
-    if recipe.ignore_boxes:
-        for x1, y1, x2, y2 in segmentation.lowres_boxes(np.array(recipe.ignore_boxes)).astype(int):
-            ignore[y1:y2, x1:x2] = True
-    return Regions(part_indices, part_region, normal, ignore)
-
-
-def part_outline(segmentation: Segmentation, regions: Regions) -> np.ndarray | None:
-    """The part's segments as one filled silhouette (low-res bool); None without part segments."""
-    if not regions.part_indices:
-        return None
-    return solid(segmentation.masks[sorted(regions.part_indices)].any(axis=0))
-
-
-_WINDOW_MARGIN = 0.1  # of the part's longer side: room for a part that sits a little off
-
-
-def part_window(segmentation: Segmentation, part_region: np.ndarray, boxes) -> tuple[int, int, int, int]:
-    """The window around the part on the reference: its region and boxes, plus a margin.
-
-    ``part_region`` is on the segmentation's low-resolution grid; the result is
-    (x1, y1, x2, y2) in image pixels, inside the image.
-    """
-    width, height = segmentation.image_size
-    ys, xs = np.nonzero(part_region)
-    if len(xs) == 0:
-        return 0, 0, width, height
-    ox, oy = segmentation.origin
-    corners = [
-        (xs.min() / segmentation.scale + ox, ys.min() / segmentation.scale + oy),
-        ((xs.max() + 1) / segmentation.scale + ox, (ys.max() + 1) / segmentation.scale + oy),
-    ]
-    corners += [(x1, y1) for x1, y1, _, _ in boxes] + [(x2, y2) for _, _, x2, y2 in boxes]
-    (x1, y1), (x2, y2) = np.min(corners, axis=0), np.max(corners, axis=0)
-    margin = _WINDOW_MARGIN * max(x2 - x1, y2 - y1)
-    return (
-        max(0, int(np.floor(x1 - margin))),
-        max(0, int(np.floor(y1 - margin))),
-        min(width, int(np.ceil(x2 + margin))),
-        min(height, int(np.ceil(y2 + margin))),
-    )
-
-
-def defect_candidates(
-    segmentation: Segmentation,
-    regions: Regions,
-    rules,
-    *,
-    reference_masks: np.ndarray | None = None,
-    reference_features: np.ndarray | None = None,
-    min_score: float = 0.0,
-):
-    """The rules applied to one segmentation and its selected regions (see ``rules.find_defects``)."""
-    return find_defects(
-        segmentation.masks,
-        segmentation.scores,
-        pixel_area=1.0 / segmentation.scale**2,
-        part_region=regions.part_region,
-        excluded=set(regions.part_indices | regions.normal_indices),
-        ignore_region=regions.ignore_region,
-        rules=rules,
-        reference_masks=reference_masks,
-        reference_features=reference_features,
-        min_score=min_score,
-    )
-
-
-def outline_of(mask: np.ndarray) -> np.ndarray:
-    """Largest outer contour of a bool mask, simplified to about a pixel, as (K, 2) float32."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return np.zeros((0, 2), np.float32)
-    x0, y0 = xs.min(), ys.min()
-    crop = mask[y0 : ys.max() + 1, x0 : xs.max() + 1].astype(np.uint8)
-    contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    contour = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 0.7, True).reshape(-1, 2)
-    return (contour + [x0, y0]).astype(np.float32)
 
 
 class InspectionPipeline:
@@ -296,13 +171,13 @@ class InspectionPipeline:
             min_inliers=self.recipe.alignment.min_inliers,
         )
 
-    def _align_by_outline(self, image: np.ndarray) -> np.ndarray:
+    def _align_by_outline(self, image: np.ndarray, full_size: tuple[int, int]) -> np.ndarray:
         """Last resort for a part that lost most of its prints: register it by its outline,
         taken from a segmentation of the whole image (one more network pass)."""
         ref = self._reference
-        if ref.outline is None or image.shape[:2] != self.reference_image.shape[:2]:
+        if ref.outline is None or full_size != ref.segmentation.image_size:
             raise AlignmentFailed("no outline to align by (needs part prompts and an image of the reference's size)")
-        whole = self._confident(self._segment(image))
+        whole = self._confident(self._segment(image, full_size))  # in the full image's pixels
         try:
             outline = part_outline(whole, select_regions(whole, self.recipe))
         except PartNotFound:
@@ -362,29 +237,52 @@ class InspectionPipeline:
 
     def inspect_file(self, path: str | os.PathLike) -> InspectionResult:
         """Inspect an image file; an unreadable file is an ERROR result, not an exception."""
+        reduce = self.read_reduction()
         t0 = time.perf_counter()
         try:
-            image = read_image(path)
+            image, full_size = decode_reduced(read_bytes(path), name=str(path), reduce=reduce)
         except InspectorError as exc:
             return self.error_result(str(exc), {"read": (time.perf_counter() - t0) * 1e3})
         read_ms = (time.perf_counter() - t0) * 1e3
-        return self.inspect(image).with_timing("read", read_ms)
+        return self.inspect(image, full_size=full_size).with_timing("read", read_ms)
 
-    def inspect(self, image: np.ndarray) -> InspectionResult:
-        """Inspect one (H, W, 3) uint8 BGR image."""
+    def read_reduction(self) -> int:
+        """How many times smaller (1, 2, 4 or 8) images may be decoded than they are.
+
+        An aligned image is warped to what the network sees anyway, and registered at
+        800 px at most: a 12-megapixel camera needs no 12-megapixel decode for that. Not
+        without alignment (the image is used as it is) nor with CLIP classes (which look
+        at full-resolution pixels). Results stay in the full-size image's pixels.
+        """
+        if self.recipe.alignment.method != "orb" or self.recipe.defects.uses_clip:
+            return 1
+        if self._reference is None:
+            self.prepare()
+        width, height = self._reference.segmentation.image_size
+        x1, y1, x2, y2 = self._reference.window or (0, 0, width, height)
+        network_side = max(x2 - x1, y2 - y1) / self.recipe.model.imgsz  # image pixels per network pixel
+        allowed = min(network_side, max(width, height) / ALIGN_WORK_SIDE)
+        return next((k for k in (8, 4, 2) if k <= allowed), 1)
+
+    def inspect(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> InspectionResult:
+        """Inspect one (H, W, 3) uint8 BGR image.
+
+        ``full_size`` is the image's (width, height) when ``image`` is it decoded smaller
+        (see :meth:`read_reduction`); results are in the full-size pixels.
+        """
         if self._reference is None:
             self.prepare()
         ref = self._reference
         timings: dict[str, float] = {}
-        size = (image.shape[1], image.shape[0])
+        size = tuple(full_size) if full_size is not None else (image.shape[1], image.shape[0])
         t = time.perf_counter()
         matrix = None
         if ref.aligner is not None:
             try:
-                matrix = ref.aligner.homography(image)
+                matrix = ref.aligner.homography(image, full_size=size)
             except AlignmentFailed as by_features:
                 try:
-                    matrix = self._align_by_outline(image)
+                    matrix = self._align_by_outline(image, size)
                 except AlignmentFailed as by_outline:
                     timings["align"] = (time.perf_counter() - t) * 1e3
                     return self.error_result(f"{by_features}; {by_outline}", timings, size)
@@ -396,7 +294,9 @@ class InspectionPipeline:
                 timings,
                 size,
             )
-        network_input, original_size = self._network_input(image, matrix, ref.window)
+        # From the pixels at hand to the reference's (through the full-size image's).
+        warp = None if matrix is None else matrix @ np.diag([size[0] / image.shape[1], size[1] / image.shape[0], 1.0])
+        network_input, original_size = self._network_input(image, warp, ref.window)
         timings["align"] = (time.perf_counter() - t) * 1e3
 
         segmentation = self._placed(self._segment(network_input, original_size), ref.window)
@@ -430,7 +330,7 @@ class InspectionPipeline:
         if self._classifier is not None and candidates:
             t = time.perf_counter()
             # CLIP looks at the full-resolution pixels, in the reference frame.
-            frame = image if matrix is None else ref.aligner.warp(image, matrix)
+            frame = image if warp is None else ref.aligner.warp(image, warp)
             defects = label_candidates(self._classifier, frame, candidates, patches)
             timings["classify"] = (time.perf_counter() - t) * 1e3
         verdict = FAIL if len(defects) > self.recipe.defects.allowed else PASS

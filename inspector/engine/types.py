@@ -159,6 +159,12 @@ class Finding:
     box: tuple[float, float, float, float]
     outline: np.ndarray
 
+    def scaled(self, sx: float, sy: float) -> Finding:
+        """The same finding in pixels ``sx`` x ``sy`` times as fine (area in the new pixels)."""
+        x1, y1, x2, y2 = self.box
+        outline = (self.outline * np.array([sx, sy], np.float32)).astype(np.float32)
+        return replace(self, area=self.area * sx * sy, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy), outline=outline)
+
     def to_dict(self) -> dict:
         return {
             "label": self.label,
@@ -184,6 +190,13 @@ class InspectionResult:
     def with_timing(self, stage: str, ms: float) -> InspectionResult:
         """The same result with one more stage timed before the others (e.g. reading)."""
         return replace(self, timings={stage: ms, **self.timings})
+
+    def findings_at(self, image_size: tuple[int, int]) -> tuple[Finding, ...]:
+        """The findings on the same image at another (width, height), e.g. decoded smaller."""
+        if self.image_size is None or tuple(image_size) == tuple(self.image_size):
+            return self.findings
+        sx, sy = image_size[0] / self.image_size[0], image_size[1] / self.image_size[1]
+        return tuple(f.scaled(sx, sy) for f in self.findings)
 
     @property
     def total_ms(self) -> float:

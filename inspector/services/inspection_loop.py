@@ -68,12 +68,12 @@ def inspect_frame(
 
     ``decoded`` is the frame already read ahead; otherwise it is decoded here.
     """
-    decoded = decoded or decode(frame)
+    decoded = decoded or decode(frame, reduce=pipeline.read_reduction())
     read_ms, image = decoded.read_ms, decoded.image
     if image is None:
         return pipeline.error_result(decoded.error or f"{frame.name}: no image", {"read": read_ms}), None
     try:
-        return pipeline.inspect(image).with_timing("read", read_ms), image
+        return pipeline.inspect(image, full_size=decoded.full_size).with_timing("read", read_ms), image
     except InspectorError as exc:
         return pipeline.error_result(str(exc), {"read": read_ms}), image
     except Exception as exc:  # a bug must not stop the line: log it, record it, go on
@@ -136,7 +136,9 @@ def run_inspection(
             "all" frames, or "none".
         relocate: called with each frame and its verdict; may move the file and return
             its new path, which is what the database records.
-        on_result: called on the inspection thread after each result, with the decoded image.
+        on_result: called on the inspection thread after each result, with the decoded image
+            (which may be smaller than the frame: see ``InspectionPipeline.read_reduction``;
+            ``InspectionResult.findings_at`` puts the findings on it).
         on_skip: called for each frame skipped as already inspected.
         cancel: set it to stop after the current frame.
         read_ahead_depth: for finite sources (files), read and decode this many images
@@ -165,7 +167,9 @@ def run_inspection(
         return frame.sha256 is not None and frame.sha256 in done
 
     items: Iterable[Frame | Decoded] = (
-        read_ahead(frames, skip=already_done, depth=read_ahead_depth) if read_ahead_depth else frames
+        read_ahead(frames, skip=already_done, depth=read_ahead_depth, reduce=pipeline.read_reduction())
+        if read_ahead_depth
+        else frames
     )
     try:
         for item in items:

@@ -21,28 +21,36 @@ from inspector.sources.frame import Frame
 
 @dataclass(frozen=True)
 class Decoded:
-    """A frame with its pixels decoded (or why not), and how long reading took."""
+    """A frame with its pixels decoded (or why not), and how long reading took.
+
+    ``image`` may be smaller than the frame (see ``reduce`` in :func:`decode`);
+    ``full_size`` is the frame's own (width, height).
+    """
 
     frame: Frame
     image: np.ndarray | None = None
     error: str | None = None
     read_ms: float = 0.0
+    full_size: tuple[int, int] | None = None
 
 
-def decode(frame: Frame) -> Decoded:
+def decode(frame: Frame, *, reduce: int = 1) -> Decoded:
+    """Decode a frame, at 1/``reduce`` of its size where that is cheap."""
     t0 = time.perf_counter()
     try:
-        image = frame.image()
+        image, full_size = frame.image_at(reduce)
     except InspectorError as exc:
         return Decoded(frame, error=str(exc), read_ms=(time.perf_counter() - t0) * 1e3)
-    return Decoded(frame, image, read_ms=(time.perf_counter() - t0) * 1e3)
+    return Decoded(frame, image, read_ms=(time.perf_counter() - t0) * 1e3, full_size=full_size)
 
 
 READ_AHEAD_DEPTH = 2  # images decoded ahead: enough to hide reading, few enough to hold
 _END = object()
 
 
-def read_ahead(frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth: int = 2) -> Iterator[Decoded]:
+def read_ahead(
+    frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth: int = 2, reduce: int = 1
+) -> Iterator[Decoded]:
     """Decoded frames, produced by a background thread up to ``depth`` frames ahead.
 
     ``skip(frame)`` is asked before decoding; such frames come back undecoded.
@@ -65,7 +73,7 @@ def read_ahead(frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth:
             for frame in frames:
                 if stop.is_set():
                     return
-                item = Decoded(frame) if skip(frame) else decode(frame)
+                item = Decoded(frame) if skip(frame) else decode(frame, reduce=reduce)
                 if not put(item):
                     return
         except BaseException as exc:  # the source failed: hand the error to the consumer

@@ -110,10 +110,11 @@ class ResultWriter:
             return None, ()
         folder = self.images_dir / f"run_{item.run_id:05d}"
         stem = f"{_safe_stem(item.name)}_{(item.image_sha256 or 'x')[:10]}"
-        overlay = write_image(folder / f"{stem}_overlay.jpg", draw_findings(item.image, result.findings))
-        crops = []
         h, w = item.image.shape[:2]
-        for k, finding in enumerate(result.findings):
+        findings = result.findings_at((w, h))  # the image may have been decoded smaller
+        overlay = write_image(folder / f"{stem}_overlay.jpg", draw_findings(item.image, findings))
+        crops = []
+        for k, finding in enumerate(findings):
             x1, y1, x2, y2 = finding.box
             pad = max(8.0, 0.25 * max(x2 - x1, y2 - y1))
             x0, y0 = int(max(0, x1 - pad)), int(max(0, y1 - pad))

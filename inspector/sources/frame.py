@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from inspector.engine.image import decode_image
+from inspector.engine.image import decode_image, decode_reduced
 from inspector.errors import SourceError
 
 
@@ -45,6 +45,14 @@ class Frame:
         if self.data is None:
             raise SourceError(f"{self.name}: no image data")
         return decode_image(self.data, name=self.name)
+
+    def image_at(self, reduce: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
+        """The frame decoded at 1/``reduce`` of its size where that is cheap (JPEG files),
+        and the (width, height) of the full-size frame; SourceError when it cannot be had."""
+        if reduce > 1 and self.error is None and self.pixels is None and self.data is not None:
+            return decode_reduced(self.data, name=self.name, reduce=reduce)
+        image = self.image()
+        return image, (image.shape[1], image.shape[0])
 
 
 class FrameSource(Protocol):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +61,43 @@ def test_a_higher_resolution_camera_gives_the_same_verdicts_in_its_own_pixels(tm
         for fa in ra.findings:  # every defect found at 0.3 MP is found at the same place at 2 MP
             x1, y1, x2, y2 = np.array(fa.box) * factor
             assert any(x1 < b[2] and b[0] < x2 and y1 < b[3] and b[1] < y2 for b in (f.box for f in rb.findings))
+
+
+def test_a_large_image_is_decoded_smaller_and_reported_in_its_own_pixels(tmp_path, embedded_segmenter):
+    from inspector.bench.dataset import bench_set
+    from inspector.engine.image import read_image
+    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.recipe.io import load_recipe
+    from inspector.services.inspection_loop import run_inspection
+    from inspector.sources.files import FileSource
+    from inspector.store.database import open_store
+
+    recipe, images = bench_set(tmp_path, "2MP", 4)
+    pipeline = InspectionPipeline(load_recipe(recipe), segmenter=embedded_segmenter)
+    assert pipeline.read_reduction() == 2  # 1632 px: the network and the aligner need 816
+    store = open_store(str(tmp_path / "results.db"), images_dir=tmp_path / "pictures")
+    seen = {}
+    try:
+        run_inspection(
+            pipeline,
+            store,
+            FileSource(images).frames(),
+            source="2MP",
+            read_ahead_depth=2,
+            on_result=lambda frame, result, image: seen.__setitem__(Path(frame.name).name, (result, image.shape)),
+        )
+    finally:
+        store.close()
+    assert len(seen) == 4
+    for path in images:
+        result, shape = seen[path.name]
+        assert shape[:2] == (612, 816) and result.image_size == (1632, 1224)
+        full = pipeline.inspect(read_image(path))  # the same image decoded in full
+        assert result.verdict == full.verdict, (path.name, result.findings, full.findings)
+        for f in full.findings:
+            x1, y1, x2, y2 = f.box
+            assert any(x1 < b[2] and b[0] < x2 and y1 < b[3] and b[1] < y2 for b in (g.box for g in result.findings))
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        rows = db.execute("select width, height, overlay_path from inspections where verdict = 'FAIL'").fetchall()
+    assert rows and all(r[:2] == (1632, 1224) for r in rows)
+    assert read_image(rows[0][2]).shape[:2] == (612, 816)  # the overlay is drawn on what was decoded

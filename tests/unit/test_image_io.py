@@ -49,3 +49,21 @@ def test_bad_files_raise_errors_naming_the_file(tmp_path, setup, fragment):
     with pytest.raises(SourceError, match=fragment) as err:
         read_image(path)
     assert "broken.png" in str(err.value)
+
+
+def test_a_jpeg_decodes_smaller_and_says_how_large_it_is(tmp_path):
+    from inspector.engine.image import decode_reduced, jpeg_size, read_bytes
+
+    gradient = np.tile(np.linspace(0, 255, 1001, dtype=np.uint8), (603, 1))
+    image = cv2.merge([gradient, gradient[:, ::-1], np.full_like(gradient, 90)])
+    write_image(tmp_path / "big.jpg", image)
+    write_image(tmp_path / "big.png", image)
+    data = np.frombuffer(read_bytes(tmp_path / "big.jpg"), np.uint8)
+    assert jpeg_size(data) == (1001, 603)
+    small, full = decode_reduced(data, name="big.jpg", reduce=4)
+    assert full == (1001, 603) and small.shape == (151, 251, 3)  # each side rounded up
+    assert np.abs(small.astype(int) - cv2.resize(image, (251, 151), interpolation=cv2.INTER_AREA)).mean() < 4
+    png, full = decode_reduced(read_bytes(tmp_path / "big.png"), name="big.png", reduce=4)
+    assert full == (1001, 603) and png.shape == (603, 1001, 3)  # no cheap way to shrink a PNG
+    with pytest.raises(SourceError, match=r"cut\.jpg: truncated JPEG"):
+        decode_reduced(data[: len(data) // 2].tobytes(), name="cut.jpg", reduce=4)

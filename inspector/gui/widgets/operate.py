@@ -42,12 +42,14 @@ RESULT_HOLD_S = 0.8  # how long an inspected frame's outlines stay before the li
 
 
 def findings_overlay(image_size: tuple[int, int], result: InspectionResult) -> np.ndarray:
+    """The result's outlines on a transparent canvas of ``image_size`` (the shown image's)."""
     canvas = render.blank(image_size)
+    findings = result.findings_at(image_size)
     render.outlines(
         canvas,
-        [f.outline for f in result.findings],
+        [f.outline for f in findings],
         render.RED,
-        labels=[f"{f.label} {f.score:.2f}" for f in result.findings],
+        labels=[f"{f.label} {f.score:.2f}" for f in findings],
     )
     return canvas
 

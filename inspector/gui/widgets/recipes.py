@@ -335,7 +335,7 @@ class RecipesWorkspace(QWidget):
         """Redraw prompts and what they select; no model run."""
         if self.recipe is None or self.reference is None or not self.showing_reference:
             return
-        from inspector.engine.pipeline import PartNotFound, defect_candidates, select_regions
+        from inspector.engine.regions import PartNotFound, defect_candidates, select_regions
 
         size = (self.reference.shape[1], self.reference.shape[0])
         canvas = render.blank(size)
