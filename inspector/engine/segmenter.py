@@ -62,13 +62,12 @@ def pick_device(requested: Device):
 
 
 def import_runtime() -> None:
-    """Import torch, torchvision and ultralytics now.
+    """Import torch and ultralytics now.
 
     Importing them holds Python's interpreter lock for seconds in long uninterruptible
     steps; a GUI does it before its window appears rather than while a run starts.
     """
     import torch  # noqa: F401
-    import torchvision.ops  # noqa: F401
 
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ["YOLO_AUTOINSTALL"] = "0"
@@ -83,6 +82,20 @@ def describe_device(requested: Device = "auto") -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, torch {torch.__version__})"
     return f"{device.type} (torch {torch.__version__})"
+
+
+def non_max_suppression(boxes, scores, iou: float) -> np.ndarray:
+    """Indices of the boxes (with positive scores) greedy NMS keeps, best first (OpenCV, on the CPU).
+
+    torchvision's ``nms`` does the same, but importing torchvision pulls in torch's
+    compiler stack: about 3 seconds of a cold start on a small CPU.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    xyxy = boxes.float().cpu().numpy().astype(np.float64)
+    xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.float().cpu().numpy().tolist(), 0.0, float(iou))
+    return np.asarray(keep, np.int64).reshape(-1)
 
 
 class FastSAMSegmenter:
@@ -213,7 +226,6 @@ class FastSAMSegmenter:
 
     def _postprocess(self, raw, ratio: float, valid: tuple[int, int], image_size, conf: float, iou: float):
         import torch
-        from torchvision.ops import nms
 
         (pred, proto) = raw[0] if isinstance(raw[0], tuple) else raw
         pred = pred[0].float().T  # (anchors, 4 + classes + 32)
@@ -224,7 +236,7 @@ class FastSAMSegmenter:
         pred, scores = pred[keep], scores[keep]
         xy, wh = pred[:, :2], pred[:, 2:4]
         boxes = torch.cat([xy - wh / 2, xy + wh / 2], dim=1)
-        order = nms(boxes, scores, iou)[: self.max_det]
+        order = torch.as_tensor(non_max_suppression(boxes, scores, iou)[: self.max_det], device=boxes.device)
         boxes, scores, coefs = boxes[order], scores[order], pred[order, -n_coef:]
 
         # Masks on the prototype grid, cut to the image area (bottom/right padding off).

@@ -39,3 +39,15 @@ def test_importing_the_cli_loads_neither_qt_nor_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_inspecting_an_image_never_imports_torchvision():
+    # torchvision pulls in torch's compiler stack: seconds of every cold start.
+    code = (
+        "import sys, numpy as np;"
+        "from inspector.engine.segmenter import FastSAMSegmenter;"
+        "FastSAMSegmenter(device='cpu').segment(np.full((96, 128, 3), 90, np.uint8));"
+        "print('torchvision' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -81,3 +81,19 @@ def test_ranked_segments_put_the_most_confident_first():
     np.testing.assert_allclose(ranked.scores, [0.9, 0.5, 0.2])
     assert ranked.masks[0].sum() == seg.masks[1].sum() and (ranked.masks[0] == seg.masks[1]).all()
     assert len(ranked.head(2)) == 2 and ranked.head(5) is ranked
+
+
+def test_non_max_suppression_keeps_what_torchvision_keeps_in_the_same_order():
+    import torch
+    from torchvision.ops import nms
+
+    from inspector.engine.segmenter import non_max_suppression
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        corner = torch.rand(300, 2, generator=generator) * 500
+        boxes = torch.cat([corner, corner + torch.rand(300, 2, generator=generator) * 120 + 2], dim=1)
+        scores = torch.rand(300, generator=generator) + 1e-3
+        for iou in (0.5, 0.7):
+            np.testing.assert_array_equal(non_max_suppression(boxes, scores, iou), nms(boxes, scores, iou).numpy())
+    assert len(non_max_suppression(torch.zeros((0, 4)), torch.zeros(0), 0.7)) == 0
