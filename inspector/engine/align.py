@@ -12,6 +12,7 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from inspector.engine.image import reduction_of
 from inspector.errors import EngineError
 
 WORK_SIDE = 800  # features are found on images scaled to at most this side
@@ -102,7 +103,7 @@ class ReferenceAligner:
         if min(full_width, full_height) < _MIN_SIDE:
             raise AlignmentFailed(f"alignment failed: a {full_width}x{full_height} image is too small to align")
         gray, scale = _gray_scaled(image)
-        scale *= width / full_width  # working pixels per full-size pixel
+        scale /= reduction_of((width, height), (full_width, full_height))  # working pixels per full-size pixel
         same_size = (full_height, full_width) == self._ref_shape
         try:
             matrix = self._features(gray, scale)

@@ -18,7 +18,7 @@ from inspector.engine.align import WORK_SIDE as ALIGN_WORK_SIDE
 from inspector.engine.align import AlignmentFailed, ReferenceAligner, transform_points
 from inspector.engine.clip import SegmentClassifier
 from inspector.engine.defect_classes import label_candidates, recipe_classifier, teach_exemplars
-from inspector.engine.image import decode_reduced, read_bytes
+from inspector.engine.image import decode_reduced, from_reduced, read_bytes, reduction_of
 from inspector.engine.regions import (
     PartNotFound,
     Regions,
@@ -237,44 +237,47 @@ class InspectionPipeline:
 
     def inspect_file(self, path: str | os.PathLike) -> InspectionResult:
         """Inspect an image file; an unreadable file is an ERROR result, not an exception."""
-        reduce = self.read_reduction()
+        min_side = self.decode_side()
         t0 = time.perf_counter()
         try:
-            image, full_size = decode_reduced(read_bytes(path), name=str(path), reduce=reduce)
+            image, full_size = decode_reduced(read_bytes(path), name=str(path), min_side=min_side)
         except InspectorError as exc:
             return self.error_result(str(exc), {"read": (time.perf_counter() - t0) * 1e3})
         read_ms = (time.perf_counter() - t0) * 1e3
         return self.inspect(image, full_size=full_size).with_timing("read", read_ms)
 
-    def read_reduction(self) -> int:
-        """How many times smaller (1, 2, 4 or 8) images may be decoded than they are.
+    def decode_side(self) -> int | None:
+        """Pixels an image needs on its longer side; None: decode every image in full.
 
         An aligned image is warped to what the network sees anyway, and registered at
-        800 px at most: a 12-megapixel camera needs no 12-megapixel decode for that. Not
-        without alignment (the image is used as it is) nor with CLIP classes (which look
-        at full-resolution pixels). Results stay in the full-size image's pixels.
+        800 px at most: a 12-megapixel camera needs no 12-megapixel decode for that (see
+        ``decode_reduced``). Not without alignment (the image is used as it is) nor with
+        CLIP classes (which look at full-resolution pixels). Results stay in the
+        full-size image's pixels. Segments the reference first if that is not done yet.
         """
         if self.recipe.alignment.method != "orb" or self.recipe.defects.uses_clip:
-            return 1
+            return None
         if self._reference is None:
             self.prepare()
         width, height = self._reference.segmentation.image_size
         x1, y1, x2, y2 = self._reference.window or (0, 0, width, height)
-        network_side = max(x2 - x1, y2 - y1) / self.recipe.model.imgsz  # image pixels per network pixel
-        allowed = min(network_side, max(width, height) / ALIGN_WORK_SIDE)
-        return next((k for k in (8, 4, 2) if k <= allowed), 1)
+        # The network sees the window at imgsz: the frame, which shows what the
+        # reference shows, needs that many pixels per reference pixel.
+        for_network = max(width, height) * self.recipe.model.imgsz / max(x2 - x1, y2 - y1)
+        return int(np.ceil(max(for_network, ALIGN_WORK_SIDE)))
 
     def inspect(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> InspectionResult:
         """Inspect one (H, W, 3) uint8 BGR image.
 
         ``full_size`` is the image's (width, height) when ``image`` is it decoded smaller
-        (see :meth:`read_reduction`); results are in the full-size pixels.
+        (see :meth:`decode_side`); results are in the full-size pixels.
         """
         if self._reference is None:
             self.prepare()
         ref = self._reference
         timings: dict[str, float] = {}
         size = tuple(full_size) if full_size is not None else (image.shape[1], image.shape[0])
+        reduced = reduction_of((image.shape[1], image.shape[0]), size)
         t = time.perf_counter()
         matrix = None
         if ref.aligner is not None:
@@ -286,16 +289,16 @@ class InspectionPipeline:
                 except AlignmentFailed as by_outline:
                     timings["align"] = (time.perf_counter() - t) * 1e3
                     return self.error_result(f"{by_features}; {by_outline}", timings, size)
-        elif size != ref.segmentation.image_size:
+        elif size != ref.segmentation.image_size or reduced != 1:
             rw, rh = ref.segmentation.image_size
             return self.error_result(
-                f"image is {size[0]}x{size[1]} but the reference is {rw}x{rh}; "
-                "use a camera of the same resolution or enable alignment",
+                f"image is {size[0]}x{size[1]} (decoded at {image.shape[1]}x{image.shape[0]}) "
+                f"but the reference is {rw}x{rh}; use a camera of the same resolution or enable alignment",
                 timings,
                 size,
             )
         # From the pixels at hand to the reference's (through the full-size image's).
-        warp = None if matrix is None else matrix @ np.diag([size[0] / image.shape[1], size[1] / image.shape[0], 1.0])
+        warp = None if matrix is None else matrix @ from_reduced(reduced)
         network_input, original_size = self._network_input(image, warp, ref.window)
         timings["align"] = (time.perf_counter() - t) * 1e3
 
@@ -356,6 +359,10 @@ class InspectionPipeline:
                 float(outline[:, 0].max()),
                 float(outline[:, 1].max()),
             )
-        else:
-            box = tuple(float(v) for v in source.boxes[candidate.index])
+        else:  # too small to outline: its box, in the image's pixels like the outlines
+            x1, y1, x2, y2 = (float(v) for v in source.boxes[candidate.index])
+            corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+            if matrix is not None:
+                corners = transform_points(corners, np.linalg.inv(matrix))
+            box = (*(float(v) for v in corners.min(axis=0)), *(float(v) for v in corners.max(axis=0)))
         return Finding(candidate.label, candidate.score, area, box, outline)

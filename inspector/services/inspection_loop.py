@@ -61,6 +61,15 @@ class RunSummary:
         }
 
 
+def decode_side(pipeline: InspectionPipeline) -> int | None:
+    """The pixels images need (see ``InspectionPipeline.decode_side``); None, to decode in
+    full, when the reference cannot be prepared: each image then gets that ERROR."""
+    try:
+        return pipeline.decode_side()
+    except InspectorError:
+        return None
+
+
 def inspect_frame(
     pipeline: InspectionPipeline, frame: Frame, decoded: Decoded | None = None
 ) -> tuple[InspectionResult, np.ndarray | None]:
@@ -68,7 +77,7 @@ def inspect_frame(
 
     ``decoded`` is the frame already read ahead; otherwise it is decoded here.
     """
-    decoded = decoded or decode(frame, reduce=pipeline.read_reduction())
+    decoded = decoded or decode(frame, min_side=decode_side(pipeline))
     read_ms, image = decoded.read_ms, decoded.image
     if image is None:
         return pipeline.error_result(decoded.error or f"{frame.name}: no image", {"read": read_ms}), None
@@ -137,7 +146,7 @@ def run_inspection(
         relocate: called with each frame and its verdict; may move the file and return
             its new path, which is what the database records.
         on_result: called on the inspection thread after each result, with the decoded image
-            (which may be smaller than the frame: see ``InspectionPipeline.read_reduction``;
+            (which may be smaller than the frame: see ``InspectionPipeline.decode_side``;
             ``InspectionResult.findings_at`` puts the findings on it).
         on_skip: called for each frame skipped as already inspected.
         cancel: set it to stop after the current frame.
@@ -167,7 +176,7 @@ def run_inspection(
         return frame.sha256 is not None and frame.sha256 in done
 
     items: Iterable[Frame | Decoded] = (
-        read_ahead(frames, skip=already_done, depth=read_ahead_depth, reduce=pipeline.read_reduction())
+        read_ahead(frames, skip=already_done, depth=read_ahead_depth, min_side=decode_side(pipeline))
         if read_ahead_depth
         else frames
     )

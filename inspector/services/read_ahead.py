@@ -23,7 +23,7 @@ from inspector.sources.frame import Frame
 class Decoded:
     """A frame with its pixels decoded (or why not), and how long reading took.
 
-    ``image`` may be smaller than the frame (see ``reduce`` in :func:`decode`);
+    ``image`` may be smaller than the frame (see ``min_side`` in :func:`decode`);
     ``full_size`` is the frame's own (width, height).
     """
 
@@ -34,11 +34,11 @@ class Decoded:
     full_size: tuple[int, int] | None = None
 
 
-def decode(frame: Frame, *, reduce: int = 1) -> Decoded:
-    """Decode a frame, at 1/``reduce`` of its size where that is cheap."""
+def decode(frame: Frame, *, min_side: int | None = None) -> Decoded:
+    """Decode a frame, as small as keeps ``min_side`` pixels where that is cheap."""
     t0 = time.perf_counter()
     try:
-        image, full_size = frame.image_at(reduce)
+        image, full_size = frame.image_at(min_side)
     except InspectorError as exc:
         return Decoded(frame, error=str(exc), read_ms=(time.perf_counter() - t0) * 1e3)
     return Decoded(frame, image, read_ms=(time.perf_counter() - t0) * 1e3, full_size=full_size)
@@ -49,7 +49,7 @@ _END = object()
 
 
 def read_ahead(
-    frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth: int = 2, reduce: int = 1
+    frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth: int = 2, min_side: int | None = None
 ) -> Iterator[Decoded]:
     """Decoded frames, produced by a background thread up to ``depth`` frames ahead.
 
@@ -73,7 +73,7 @@ def read_ahead(
             for frame in frames:
                 if stop.is_set():
                     return
-                item = Decoded(frame) if skip(frame) else decode(frame, reduce=reduce)
+                item = Decoded(frame) if skip(frame) else decode(frame, min_side=min_side)
                 if not put(item):
                     return
         except BaseException as exc:  # the source failed: hand the error to the consumer

@@ -46,11 +46,12 @@ class Frame:
             raise SourceError(f"{self.name}: no image data")
         return decode_image(self.data, name=self.name)
 
-    def image_at(self, reduce: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
-        """The frame decoded at 1/``reduce`` of its size where that is cheap (JPEG files),
-        and the (width, height) of the full-size frame; SourceError when it cannot be had."""
-        if reduce > 1 and self.error is None and self.pixels is None and self.data is not None:
-            return decode_reduced(self.data, name=self.name, reduce=reduce)
+    def image_at(self, min_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+        """The frame decoded as small as keeps ``min_side`` pixels on its longer side where
+        that is cheap (JPEG files; see ``decode_reduced``), and the (width, height) of the
+        full-size frame; SourceError when it cannot be had."""
+        if min_side and self.error is None and self.pixels is None and self.data is not None:
+            return decode_reduced(self.data, name=self.name, min_side=min_side)
         image = self.image()
         return image, (image.shape[1], image.shape[0])
 
