@@ -126,7 +126,8 @@ class InspectionPipeline:
             window = None
             if self.recipe.model.window == "part":
                 window = part_window(whole, regions.part_region, self.recipe.part.boxes)
-                everything = self._segment_frame(self.reference_image, None, window)
+                network_input, original_size = self._network_input(self.reference_image, None, window)
+                everything = self._placed(self._segment(network_input, original_size), window)
                 regions = self._reference_regions(self._confident(everything))
             segmentation = self._confident(everything)
             rules = self.recipe.defects
@@ -195,7 +196,7 @@ class InspectionPipeline:
         output), and a window is cut out and scaled to it.
         """
         imgsz = self.recipe.model.imgsz
-        reference_size = (self.reference_image.shape[1], self.reference_image.shape[0])
+        reference_size = self._reference_size
         if window is not None:
             x1, y1, x2, y2 = window
             if matrix is None:
@@ -207,15 +208,13 @@ class InspectionPipeline:
         shrink = min(1.0, imgsz / max(reference_size))
         return self._reference.aligner.warp(image, matrix, scale=shrink), (reference_size if shrink < 1.0 else None)
 
-    def _segment_frame(self, image: np.ndarray, matrix: np.ndarray | None, window) -> Segmentation:
-        """Segment an image (or its window) in reference pixels."""
-        return self._placed(self._segment(*self._network_input(image, matrix, window)), window)
-
     def _placed(self, segmentation: Segmentation, window) -> Segmentation:
-        if window is None:
-            return segmentation
-        reference_size = (self.reference_image.shape[1], self.reference_image.shape[0])
-        return segmentation.placed(window[:2], reference_size)
+        """A segmentation of ``window`` (None: of the whole frame) in reference pixels."""
+        return segmentation if window is None else segmentation.placed(window[:2], self._reference_size)
+
+    @property
+    def _reference_size(self) -> tuple[int, int]:
+        return self.reference_image.shape[1], self.reference_image.shape[0]
 
     def _prepare_classifier(self, reference: Segmentation) -> None:
         if self._classifier is None:

@@ -160,10 +160,18 @@ class Finding:
     outline: np.ndarray
 
     def scaled(self, sx: float, sy: float) -> Finding:
-        """The same finding in pixels ``sx`` x ``sy`` times as fine (area in the new pixels)."""
+        """The same finding on the image resampled ``sx`` x ``sy`` times as fine (pixel
+        centres kept in place, as a reduced decode does; area in the new pixels)."""
+
+        def x(v):
+            return (v + 0.5) * sx - 0.5
+
+        def y(v):
+            return (v + 0.5) * sy - 0.5
+
         x1, y1, x2, y2 = self.box
-        outline = (self.outline * np.array([sx, sy], np.float32)).astype(np.float32)
-        return replace(self, area=self.area * sx * sy, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy), outline=outline)
+        outline = np.stack([x(self.outline[:, 0]), y(self.outline[:, 1])], axis=1).astype(np.float32)
+        return replace(self, area=self.area * sx * sy, box=(x(x1), y(y1), x(x2), y(y2)), outline=outline)
 
     def to_dict(self) -> dict:
         return {
