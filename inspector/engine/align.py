@@ -7,6 +7,7 @@ only, so a fixed background cannot pull the registration to the identity.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 
 import cv2
@@ -18,11 +19,24 @@ from inspector.errors import EngineError
 WORK_SIDE = 800  # features are found on images scaled to at most this side
 _MIN_SIDE = 32  # below this, ORB finds nothing to match
 _MIN_CORRELATION = 0.4  # edge-image ECC: wrong registrations score under 0.2, right ones 0.45 and up
+# ECC that lines the part's edges up this well is right even far from the feature
+# estimate: matches on a background that does not move can outvote the part's own.
+_SURE_CORRELATION = 0.8
 _MIN_SILHOUETTE_CORRELATION = 0.9  # blurred part masks: a half-overlapping outline scores about 0.6
 
 
 class AlignmentFailed(EngineError):
     """An image could not be registered to the reference."""
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """``matrix`` maps image pixels to reference pixels; ``fine`` says it does so to about
+    a pixel (features, or edges that line up convincingly), so that the image's pixels
+    can be compared with the reference's."""
+
+    matrix: np.ndarray
+    fine: bool
 
 
 def _edges(gray: np.ndarray) -> np.ndarray:
@@ -90,7 +104,11 @@ class ReferenceAligner:
             )
 
     def homography(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> np.ndarray:
-        """3x3 matrix mapping image pixels to reference pixels.
+        """3x3 matrix mapping image pixels to reference pixels (see :meth:`align`)."""
+        return self.align(image, full_size=full_size).matrix
+
+    def align(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> Alignment:
+        """The image registered to the reference.
 
         ORB features with RANSAC first; when a plain part offers too few distinctive
         corners, an intensity-based (ECC) registration of the part region, which needs
@@ -113,12 +131,13 @@ class ReferenceAligner:
                     f"{by_features}; intensity alignment needs an image of the reference's size"
                 ) from None
             try:
-                return self._intensity(gray)
+                matrix, rho = self._intensity(gray)
             except AlignmentFailed as by_intensity:
                 raise AlignmentFailed(f"{by_features}; {by_intensity}") from None
+            return Alignment(matrix, fine=rho >= _SURE_CORRELATION)
         if not same_size or abs(matrix[2, :2]).max() > 1e-6:
-            return matrix  # only affine registrations at the reference's size are refined
-        return self._refine(gray, matrix)
+            return Alignment(matrix, fine=True)  # only affine registrations at the reference's size are refined
+        return Alignment(self._refine(gray, matrix), fine=True)
 
     def from_silhouettes(self, reference_part: np.ndarray, image_part: np.ndarray) -> np.ndarray:
         """Register by the part's outline alone: for a part whose prints are gone.
@@ -159,7 +178,8 @@ class ReferenceAligner:
         return np.diag([1 / s, 1 / s, 1.0]) @ matrix @ np.diag([s, s, 1.0])
 
     def _refine(self, gray: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        """Sharpen a feature-based registration with ECC on edges; keep it if ECC disagrees."""
+        """Sharpen a feature-based registration with ECC on edges; keep it if ECC disagrees
+        without lining the edges up convincingly."""
         try:
             rho, to_image = self._ecc(
                 gray, self._to_work(np.linalg.inv(matrix)), cv2.MOTION_AFFINE, ((0.5, 30), (1.0, 8))
@@ -169,19 +189,20 @@ class ReferenceAligner:
         if rho < _MIN_CORRELATION:
             return matrix
         refined = np.linalg.inv(self._from_work(to_image))
-        return refined if _close(refined, matrix, self.size, tolerance=8.0) else matrix
+        sure = rho >= _SURE_CORRELATION
+        return refined if sure or _close(refined, matrix, self.size, tolerance=8.0) else matrix
 
-    def _intensity(self, gray: np.ndarray) -> np.ndarray:
+    def _intensity(self, gray: np.ndarray) -> tuple[np.ndarray, float]:
+        """Registration by the part's edges alone (ECC), and how well they correlate."""
         start = np.eye(3)
         start[:2, 2] = self._coarse_shift(gray)
         try:
             rho, to_image = self._ecc(gray, start, cv2.MOTION_EUCLIDEAN, ((0.5, 100), (1.0, 100)), eps=1e-5)
         except cv2.error:
             raise AlignmentFailed("intensity alignment did not converge") from None
-        self.last_correlation = rho
         if rho < _MIN_CORRELATION:
             raise AlignmentFailed(f"intensity alignment matched poorly (correlation {rho:.2f})")
-        return np.linalg.inv(self._from_work(to_image))
+        return np.linalg.inv(self._from_work(to_image)), float(rho)
 
     def _ecc(self, gray: np.ndarray, to_image: np.ndarray, motion: int, levels, eps: float = 1e-4):
         """ECC of the reference part's edges against the image's, coarse to fine.

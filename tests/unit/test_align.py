@@ -47,7 +47,9 @@ def test_a_plain_part_without_corners_is_registered_by_intensity():
     aligner = ReferenceAligner(reference, region=region, min_inliers=4)
     image, to_moved = moved(reference, 3.0, (9, -6))
     aligner.min_inliers = 10_000  # no feature match is ever enough: the intensity path must do it
-    matrix = aligner.homography(image)
+    alignment = aligner.align(image)
+    matrix = alignment.matrix
+    assert alignment.fine  # the edges line up: its pixels can be compared with the reference's
     centre = np.float32([[160, 120], [220, 120]])
     assert np.abs(transform_points(transform_points(centre, to_moved), matrix) - centre).max() < 2.0
 
@@ -75,3 +77,15 @@ def test_a_part_that_lost_its_prints_is_registered_by_its_outline():
     cv2.circle(round_part.view(np.uint8), (320, 240), 60, 1, -1)
     with pytest.raises(AlignmentFailed, match="outline"):
         aligner.from_silhouettes(outline, round_part)
+
+
+def test_edges_that_line_up_overrule_features_misled_by_a_still_background(monkeypatch):
+    reference = demo_reference()
+    aligner = ReferenceAligner(reference.image, region=part_region(reference))
+    image, to_moved = moved(reference.image, 3.0, (8, -6))  # corners move 15-25 px
+    # Matches on a background that does not move vote for "the part did not move".
+    monkeypatch.setattr(aligner, "_features", lambda gray, scale: np.eye(3))
+    matrix = aligner.homography(image)
+    corners = np.float32([[200, 170], [450, 170], [450, 320], [200, 320]])
+    back = transform_points(transform_points(corners, to_moved), matrix)
+    assert np.abs(back - corners).max() < 2.5
