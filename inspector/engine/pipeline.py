@@ -16,6 +16,7 @@ import numpy as np
 
 from inspector.engine.align import WORK_SIDE as ALIGN_WORK_SIDE
 from inspector.engine.align import AlignmentFailed, ReferenceAligner, transform_points
+from inspector.engine.change import Difference, changed_fractions, differences, pixels_on_grid
 from inspector.engine.clip import SegmentClassifier
 from inspector.engine.defect_classes import label_candidates, recipe_classifier, teach_exemplars
 from inspector.engine.image import decode_reduced, from_reduced, read_bytes, reduction_of
@@ -28,12 +29,35 @@ from inspector.engine.regions import (
     part_window,
     select_regions,
 )
-from inspector.engine.rules import expected_features, on_grid
+from inspector.engine.rules import DIFFERENCE_LABEL, expected_features, on_grid
 from inspector.engine.segmenter import FastSAMSegmenter, Segmenter
 from inspector.engine.types import ERROR, FAIL, PASS, Finding, InspectionResult, Segmentation
 from inspector.errors import EngineError, InspectorError, RecipeError
 from inspector.recipe.model import Recipe
 from inspector.recipe.validate import load_reference, reference_problems
+
+
+@dataclass(frozen=True)
+class Registration:
+    """An image aligned to the reference, with what the network will see of it.
+
+    ``size`` is the image's full (width, height); ``matrix`` maps its pixels to the
+    reference's (None: not aligned); ``network_input`` is the image cut and scaled for the
+    network, standing for ``original_size`` reference pixels (None: its own size).
+    ``fine``: registered to about a pixel, so that its pixels can be compared with the
+    reference's. ``error`` says why the image cannot be inspected; ``unaligned`` why its
+    features did not register it (the outline is then tried, see
+    ``InspectionPipeline.register``).
+    """
+
+    size: tuple[int, int]
+    matrix: np.ndarray | None
+    network_input: np.ndarray | None
+    original_size: tuple[int, int] | None
+    align_ms: float
+    fine: bool = True
+    error: str | None = None
+    unaligned: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,7 @@ class _Reference:
     aligner: ReferenceAligner | None
     window: tuple[int, int, int, int] | None  # what the network sees, in reference pixels
     outline: np.ndarray | None  # the part's silhouette on the whole image (low-res bool)
+    view: np.ndarray  # the reference image as the network saw it (the window, or all of it)
 
 
 # Segments are kept down to this fraction of the recipe's confidence, for matching only
@@ -124,10 +149,11 @@ class InspectionPipeline:
             aligner = self._aligner(whole, regions) if self.recipe.alignment.method == "orb" else None
             outline = part_outline(whole, regions)
             window = None
+            view = self.reference_image
             if self.recipe.model.window == "part":
                 window = part_window(whole, regions.part_region, self.recipe.part.boxes)
-                network_input, original_size = self._network_input(self.reference_image, None, window)
-                everything = self._placed(self._segment(network_input, original_size), window)
+                view, original_size = self._network_input(self.reference_image, None, window)
+                everything = self._placed(self._segment(view, original_size), window)
                 regions = self._reference_regions(self._confident(everything))
             segmentation = self._confident(everything)
             rules = self.recipe.defects
@@ -146,7 +172,7 @@ class InspectionPipeline:
                 self._prepare_classifier(segmentation)
             # Feature indices point into the confident head, which ``everything`` starts with.
             self._reference = _Reference(
-                everything, regions.part_indices, regions.part_region, features, aligner, window, outline
+                everything, regions.part_indices, regions.part_region, features, aligner, window, outline, view
             )
 
     def _reference_regions(self, segmentation: Segmentation) -> Regions:
@@ -265,43 +291,79 @@ class InspectionPipeline:
         for_network = max(width, height) * self.recipe.model.imgsz / max(x2 - x1, y2 - y1)
         return int(np.ceil(max(for_network, ALIGN_WORK_SIDE)))
 
-    def inspect(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> InspectionResult:
-        """Inspect one (H, W, 3) uint8 BGR image.
+    def register(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> Registration:
+        """Align an image to the reference and cut out what the network will see.
 
-        ``full_size`` is the image's (width, height) when ``image`` is it decoded smaller
-        (see :meth:`decode_side`); results are in the full-size pixels.
+        The part of inspecting that needs no network, so that it can run ahead of it on
+        another thread (see :meth:`inspect`). An image whose features and edges do not
+        register it is left for :meth:`inspect` to align by its outline, which takes a
+        network pass. ``full_size`` as in :meth:`inspect`.
         """
         if self._reference is None:
             self.prepare()
         ref = self._reference
-        timings: dict[str, float] = {}
         size = tuple(full_size) if full_size is not None else (image.shape[1], image.shape[0])
-        reduced = reduction_of((image.shape[1], image.shape[0]), size)
         t = time.perf_counter()
-        matrix = None
         if ref.aligner is not None:
             try:
-                matrix = ref.aligner.homography(image, full_size=size)
+                alignment = ref.aligner.align(image, full_size=size)
             except AlignmentFailed as by_features:
-                try:
-                    matrix = self._align_by_outline(image, size)
-                except AlignmentFailed as by_outline:
-                    timings["align"] = (time.perf_counter() - t) * 1e3
-                    return self.error_result(f"{by_features}; {by_outline}", timings, size)
-        elif size != ref.segmentation.image_size or reduced != 1:
+                return Registration(size, None, None, None, (time.perf_counter() - t) * 1e3, unaligned=str(by_features))
+            return self._registered(image, size, alignment.matrix, t, fine=alignment.fine)
+        reduced = reduction_of((image.shape[1], image.shape[0]), size)
+        if size != ref.segmentation.image_size or reduced != 1:
             rw, rh = ref.segmentation.image_size
-            return self.error_result(
+            error = (
                 f"image is {size[0]}x{size[1]} (decoded at {image.shape[1]}x{image.shape[0]}) "
-                f"but the reference is {rw}x{rh}; use a camera of the same resolution or enable alignment",
-                timings,
-                size,
+                f"but the reference is {rw}x{rh}; use a camera of the same resolution or enable alignment"
             )
-        # From the pixels at hand to the reference's (through the full-size image's).
-        warp = None if matrix is None else matrix @ from_reduced(reduced)
-        network_input, original_size = self._network_input(image, warp, ref.window)
-        timings["align"] = (time.perf_counter() - t) * 1e3
+            return Registration(size, None, None, None, 0.0, error=error)
+        return self._registered(image, size, None, t)
 
-        segmentation = self._placed(self._segment(network_input, original_size), ref.window)
+    def _registered(self, image: np.ndarray, size, matrix, started: float, *, fine: bool = True) -> Registration:
+        # From the pixels at hand to the reference's (through the full-size image's).
+        reduced = reduction_of((image.shape[1], image.shape[0]), size)
+        warp = None if matrix is None else matrix @ from_reduced(reduced)
+        network_input, original_size = self._network_input(image, warp, self._reference.window)
+        align_ms = (time.perf_counter() - started) * 1e3
+        return Registration(size, matrix, network_input, original_size, align_ms, fine=fine)
+
+    def inspect(
+        self,
+        image: np.ndarray,
+        *,
+        full_size: tuple[int, int] | None = None,
+        registration: Registration | None = None,
+    ) -> InspectionResult:
+        """Inspect one (H, W, 3) uint8 BGR image.
+
+        ``full_size`` is the image's (width, height) when ``image`` is it decoded smaller
+        (see :meth:`decode_side`); results are in the full-size pixels. ``registration``
+        is this image's :meth:`register`, when that was done ahead.
+        """
+        if registration is None:
+            registration = self.register(image, full_size=full_size)
+        ref = self._reference
+        size = registration.size
+        timings: dict[str, float] = {"align": registration.align_ms}
+        if registration.error:
+            return self.error_result(registration.error, timings, size)
+        if registration.unaligned:
+            t = time.perf_counter()
+            try:
+                matrix = self._align_by_outline(image, size)
+            except AlignmentFailed as by_outline:
+                timings["align"] += (time.perf_counter() - t) * 1e3
+                return self.error_result(f"{registration.unaligned}; {by_outline}", timings, size)
+            # An outline registers a part to a few pixels only (see Registration.fine).
+            registration = self._registered(image, size, matrix, t, fine=False)
+            timings["align"] += registration.align_ms
+        matrix, network_input = registration.matrix, registration.network_input
+        # The pixels are compared with the reference's only where the registration is
+        # fine; elsewhere the comparison would mostly see the registration's error.
+        compare = registration.fine
+
+        segmentation = self._placed(self._segment(network_input, registration.original_size), ref.window)
         timings.update(segmentation.timings)
 
         t = time.perf_counter()
@@ -313,15 +375,24 @@ class InspectionPipeline:
         timings["select"] = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()
-        grid = segmentation.masks.shape[1:]
+        reference_masks = on_grid(ref.segmentation.masks, segmentation.masks.shape[1:])
         candidates = defect_candidates(
             segmentation,
             regions,
             self.recipe.defects,
-            reference_masks=on_grid(ref.segmentation.masks, grid),
+            reference_masks=reference_masks,
             reference_features=ref.features,
             min_score=self.recipe.model.conf,
+            changed=self._change_meter(segmentation, network_input, regions)
+            if compare and self.recipe.defects.changed_fraction
+            else None,
         )
+        unsegmented: list[Finding] = []
+        if compare and self.recipe.defects.differences:
+            reported = regions.ignore_region.copy()
+            for c in candidates:
+                reported |= (reference_masks if c.missing else segmentation.masks)[c.index]
+            unsegmented = self._differences(network_input, regions.part_region, reported, matrix)
         timings["rules"] = (time.perf_counter() - t) * 1e3
 
         # Full resolution only for what is reported, and only inside each segment's box.
@@ -332,15 +403,73 @@ class InspectionPipeline:
         if self._classifier is not None and candidates:
             t = time.perf_counter()
             # CLIP looks at the full-resolution pixels, in the reference frame.
-            frame = image if warp is None else ref.aligner.warp(image, warp)
+            if matrix is None:
+                frame = image
+            else:
+                reduced = reduction_of((image.shape[1], image.shape[0]), size)
+                frame = ref.aligner.warp(image, matrix @ from_reduced(reduced))
             defects = label_candidates(self._classifier, frame, candidates, patches)
             timings["classify"] = (time.perf_counter() - t) * 1e3
-        verdict = FAIL if len(defects) > self.recipe.defects.allowed else PASS
+        verdict = FAIL if len(defects) + len(unsegmented) > self.recipe.defects.allowed else PASS
 
         t = time.perf_counter()
         findings = tuple(self._finding(c, patch, segmentation, ref, matrix) for c, patch in defects)
+        findings += tuple(unsegmented)
         timings["outline"] = patch_ms + (time.perf_counter() - t) * 1e3
         return InspectionResult(verdict, findings, size, timings, self.recipe_hash, self.model)
+
+    def _change_meter(self, segmentation: Segmentation, network_input: np.ndarray, regions: Regions):
+        """How much of each of some segments differs from the reference (engine/change.py)."""
+        grid = segmentation.lowres_size
+        image = pixels_on_grid(network_input, grid)
+        reference = pixels_on_grid(self._reference.view, grid)
+        return lambda indices: changed_fractions(image, reference, segmentation.masks[indices], regions.part_region)
+
+    def _differences(
+        self, network_input: np.ndarray, part_region: np.ndarray, reported: np.ndarray, matrix
+    ) -> list[Finding]:
+        """Visible differences from the reference inside the part that no reported defect
+        (or ignored area) explains, as findings in the image's pixels (engine/change.py).
+
+        ``part_region`` and ``reported`` are low-resolution masks over the network input.
+        """
+        image = network_input
+        limit = self.recipe.model.imgsz
+        if max(image.shape[:2]) > limit:  # not warped (no alignment): compare at the network's size
+            f = limit / max(image.shape[:2])
+            image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+
+        def full(grid_mask: np.ndarray) -> np.ndarray:
+            return cv2.resize(grid_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+        reference = cv2.resize(self._reference.view, (w, h), interpolation=cv2.INTER_AREA)
+        explained = full(reported)
+        x0, y0, x1, _ = self._reference.window or (0, 0, *self._reference_size)
+        per_reference_pixel = w / (x1 - x0)
+        rules = self.recipe.defects
+        found = []
+        for blob in differences(image, reference, full(part_region)):
+            (bx, by), mask = blob.origin, blob.mask
+            if explained[by : by + mask.shape[0], bx : bx + mask.shape[1]][mask].mean() >= 0.1:
+                continue  # a reported defect, or ignored
+            area = float(mask.sum()) / per_reference_pixel**2
+            if not rules.min_area <= area <= rules.max_area:
+                continue
+            found.append(self._difference_finding(blob, per_reference_pixel, (x0, y0), area, matrix))
+        return found
+
+    @staticmethod
+    def _difference_finding(blob: Difference, per_reference_pixel: float, origin, area: float, matrix) -> Finding:
+        # Pixel centres of the compared image, in the reference's pixels, then the image's.
+        outline = (outline_of(blob.mask) + np.float32(blob.origin) + 0.5) / per_reference_pixel - 0.5
+        outline = outline + np.float32(origin)
+        if matrix is not None:
+            outline = transform_points(outline, np.linalg.inv(matrix))
+        x1, y1 = outline.min(axis=0)
+        x2, y2 = outline.max(axis=0)
+        box = (float(x1), float(y1), float(x2), float(y2))
+        return Finding(DIFFERENCE_LABEL, min(1.0, blob.change), area, box, outline.astype(np.float32))
 
     def _finding(self, candidate, patch, segmentation: Segmentation, ref: _Reference, matrix) -> Finding:
         source = ref.segmentation if candidate.missing else segmentation

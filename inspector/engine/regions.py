@@ -124,6 +124,7 @@ def defect_candidates(
     reference_masks: np.ndarray | None = None,
     reference_features: np.ndarray | None = None,
     min_score: float = 0.0,
+    changed=None,
 ):
     """The rules applied to one segmentation and its selected regions (see ``rules.find_defects``)."""
     return find_defects(
@@ -137,6 +138,7 @@ def defect_candidates(
         reference_masks=reference_masks,
         reference_features=reference_features,
         min_score=min_score,
+        changed=changed,
     )
 
 

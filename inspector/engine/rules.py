@@ -8,6 +8,7 @@ lacks is a defect too. Counting them against the allowed number gives the verdic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +18,7 @@ from inspector.recipe.model import DefectRules
 
 SEGMENT_LABEL = "defect"
 MISSING_LABEL = "missing feature"
+DIFFERENCE_LABEL = "difference"  # a visible change from the reference no segment explains
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def find_defects(
     reference_masks: np.ndarray | None = None,
     reference_features: np.ndarray | None = None,
     min_score: float = 0.0,
+    changed: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Candidate]:
     """Candidate defects of one image.
 
@@ -115,6 +118,12 @@ def find_defects(
         reference_features: indices into ``reference_masks`` that a good part must show.
         min_score: confidence a segment needs to be a defect; segments under it still
             match reference features and cover them.
+        changed: for segment indices, the share of each segment's pixels that differs
+            from the reference (see engine/change.py); with ``rules.changed_fraction``,
+            a segment that changed less is no defect, and a segment under
+            ``min_score`` is one when it changed by ``CLEAR_CHANGE``. Checked before
+            duplicates are suppressed, so that an unchanged piece of surface does not
+            hide the defect it covers.
     """
     found: list[Candidate] = []
     if len(masks):
@@ -123,7 +132,10 @@ def find_defects(
         ignored = (masks & ignore_region).reshape(len(masks), -1).sum(1) / np.maximum(areas, 1)
         part_area = max(float(part_region.sum()), 1.0)
         area_px = areas * pixel_area
-        ok = (inside >= rules.inside_fraction) & (ignored < 0.5) & (scores >= min_score)
+        # With the change check, a segment under min_score may still be a defect when
+        # its pixels say so clearly (see CLEAR_CHANGE).
+        weighed = rules.changed_fraction > 0 and changed is not None
+        ok = (inside >= rules.inside_fraction) & (ignored < 0.5) & ((scores >= min_score) | weighed)
         ok &= (area_px >= rules.min_area) & (area_px <= rules.max_area)
         ok &= areas < 0.5 * part_area  # the part itself, seen twice, is not a defect on it
         ok[list(excluded)] = False
@@ -131,6 +143,9 @@ def find_defects(
         if rules.match_reference and reference_masks is not None and len(candidates) and len(reference_masks):
             best = pairwise_iou(masks[candidates], reference_masks).max(axis=1)
             candidates = candidates[best < rules.match_iou]
+        if weighed and len(candidates):
+            needed = np.where(scores[candidates] >= min_score, rules.changed_fraction, CLEAR_CHANGE)
+            candidates = candidates[changed(candidates) >= np.maximum(needed, rules.changed_fraction)]
         found = [Candidate(int(i), SEGMENT_LABEL, float(scores[i]), float(area_px[i])) for i in candidates]
         found = _suppress_duplicates(found, masks)
 
@@ -143,6 +158,11 @@ def find_defects(
                 found.append(Candidate(int(ref_index), MISSING_LABEL, 1.0 - coverage, area, missing=True))
     return found
 
+
+# A segment the network is unsure of (under the recipe's confidence) is a defect when at
+# least this share of it visibly changed: the pixels make up for the weak score. On good
+# demo parts, unchanged pieces of surface change by at most 5 %.
+CLEAR_CHANGE = 0.5
 
 _PRESENT_COVER = 0.5  # a feature half covered by some segment of the image is there
 _COVER_SIZE = 10.0  # ...as long as that segment is not the whole part or background

@@ -146,7 +146,8 @@ class Finding:
     """One reported defect, in the pixels of the inspected image.
 
     Attributes:
-        label: "defect", "missing feature", or a text class.
+        label: "defect", "missing feature", "difference" (a visible change no segment
+            explains), or a text class.
         score: confidence in [0, 1].
         area: pixels.
         box: (x1, y1, x2, y2).

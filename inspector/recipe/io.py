@@ -159,6 +159,8 @@ _DEFECT_KEYS = {
     "match_reference",
     "match_iou",
     "missing_features",
+    "changed_fraction",
+    "differences",
     "classes",
     "negative_classes",
     "class_threshold",
@@ -227,6 +229,8 @@ def _defects(check: _Checker, data: Any) -> DefectRules:
         match_reference=check.flag(d, "match_reference", "defects", True),
         match_iou=check.number(d, "match_iou", "defects", 0.5, low=0.0, high=1.0),
         missing_features=check.flag(d, "missing_features", "defects", True),
+        changed_fraction=check.number(d, "changed_fraction", "defects", 0.0, low=0.0, high=1.0),
+        differences=check.flag(d, "differences", "defects", False),
         classes=_names(check, d, "classes"),
         negative_classes=_names(check, d, "negative_classes"),
         class_threshold=check.number(d, "class_threshold", "defects", 0.5, low=0.0, high=1.0),
@@ -374,6 +378,10 @@ def recipe_to_dict(recipe: Recipe) -> dict:
     # Written only when used, so that recipes written before them keep their content hash.
     if recipe.model.window != "image":
         out["model"]["window"] = recipe.model.window
+    if d.changed_fraction:
+        out["defects"]["changed_fraction"] = d.changed_fraction
+    if d.differences:
+        out["defects"]["differences"] = True
     if d.uses_clip:
         out["defects"]["negative_classes"] = list(d.negative_classes)
         out["defects"]["class_threshold"] = d.class_threshold

@@ -85,6 +85,11 @@ class DefectRules:
     match_reference: bool = True
     match_iou: float = 0.5  # a segment overlapping a reference segment this much is expected
     missing_features: bool = True  # a reference feature with no match is a defect
+    # How much of a candidate must look different from the reference (0: not checked);
+    # see engine/change.py.
+    changed_fraction: float = 0.0
+    # Also report visible differences from the reference that no segment explains.
+    differences: bool = False
     classes: tuple[str, ...] = ()  # text classes (CLIP)
     negative_classes: tuple[str, ...] = ()  # a defect whose best class is one of these is dropped
     class_threshold: float = 0.5  # probability a class needs to label a defect

@@ -75,12 +75,15 @@ def test_author_a_recipe_from_a_reference_image(window, qtbot, tmp_path):
     assert recipes.recipe.normal_points == (point,)
 
     recipes.form.allowed.setValue(1)
-    assert recipes.recipe.defects.allowed == 1
+    recipes.form.changed_fraction.setValue(0.1)
+    recipes.form.differences.setChecked(True)
+    assert recipes.recipe.defects.allowed == 1 and recipes.recipe.defects.changed_fraction == 0.1
     assert "part:" in recipes.showing.text()  # the preview applied the prompts
 
     assert recipes.save_as(tmp_path / "recipes" / "good.yaml")
     saved = load_recipe(tmp_path / "recipes" / "good.yaml")
     assert saved.part.boxes == recipes.recipe.part.boxes and saved.defects.allowed == 1
+    assert saved.defects.changed_fraction == 0.1 and saved.defects.differences
     assert saved.reference_image == "../good.png"
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from inspector.engine.pipeline import InspectionPipeline
-from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe
+from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe, segmentation_of
 
 SIZE = (640, 480)
 
@@ -92,3 +93,72 @@ def test_unreadable_file_is_an_error_result_not_an_exception(setup, tmp_path):
     result = pipeline_for(recipe, reference).inspect_file(tmp_path / "bad.png")
     assert result.verdict == "ERROR" and "bad.png" in result.error
     assert result.recipe_hash == recipe.content_hash
+
+
+class FragmentingSegmenter(TruthSegmenter):
+    """A perfect segmenter that also cuts a piece out of the bare label of every image but
+    the reference: a segment no reference segment matches, over unchanged surface."""
+
+    def __init__(self, scenes, reference) -> None:
+        super().__init__(scenes)
+        self._reference_key = reference.image.tobytes()
+
+    def segment(self, image, **kwargs):
+        segmentation = super().segment(image, **kwargs)
+        if np.ascontiguousarray(image).tobytes() == self._reference_key:
+            return segmentation
+        scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
+        piece = np.zeros(image.shape[:2], bool)
+        piece[250:300, 340:420] = True
+        piece &= scene.parts[0].mask
+        for defect in scene.defects:
+            piece &= ~defect.mask
+        masks = [i.mask for i in scene.instances if i.visible] + [piece]
+        return segmentation_of(masks, (image.shape[1], image.shape[0]))
+
+
+def test_a_piece_of_unchanged_surface_is_no_defect_with_the_change_check(setup):
+    recipe, reference = setup
+    good, bad = fixtured(1, defective=False), fixtured(2)
+    checked = replace(recipe, defects=replace(recipe.defects, changed_fraction=0.08))
+    plain = InspectionPipeline(recipe, segmenter=FragmentingSegmenter([reference, good, bad], reference))
+    assert plain.inspect(good.image).verdict == "FAIL"  # the piece matches nothing on the reference
+    pipeline = InspectionPipeline(checked, segmenter=FragmentingSegmenter([reference, good, bad], reference))
+    assert pipeline.inspect(good.image).verdict == "PASS"
+    result = pipeline.inspect(bad.image)
+    assert result.verdict == "FAIL" and [f.label for f in result.findings] == ["defect"]
+
+
+class DefectBlindSegmenter(TruthSegmenter):
+    """A segmenter that sees the part and its prints but never a defect."""
+
+    def segment(self, image, **kwargs):
+        scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
+        masks = [i.mask for i in scene.instances if i.visible and i.role != "defect"]
+        return segmentation_of(masks, (image.shape[1], image.shape[0]))
+
+
+def test_differences_report_a_defect_the_network_did_not_segment(setup):
+    recipe, reference = setup
+    good, bad = fixtured(1, defective=False), fixtured(2)
+    scenes = [reference, good, bad]
+    assert InspectionPipeline(recipe, segmenter=DefectBlindSegmenter(scenes)).inspect(bad.image).verdict == "PASS"
+    checked = replace(recipe, defects=replace(recipe.defects, differences=True))
+    pipeline = InspectionPipeline(checked, segmenter=DefectBlindSegmenter(scenes))
+    assert pipeline.inspect(good.image).verdict == "PASS"
+    result = pipeline.inspect(bad.image)
+    assert result.verdict == "FAIL"
+    (finding,) = result.findings
+    assert finding.label == "difference"
+    ys, xs = np.nonzero(bad.defects[0].mask)
+    x1, y1, x2, y2 = finding.box
+    assert abs(x1 - xs.min()) < 6 and abs(y1 - ys.min()) < 6 and abs(x2 - xs.max()) < 6 and abs(y2 - ys.max()) < 6
+    assert 0.6 < finding.area / bad.defects[0].mask.sum() < 1.6
+
+
+def test_a_segmented_defect_is_not_reported_again_as_a_difference(setup):
+    recipe, reference = setup
+    bad = fixtured(2)
+    checked = replace(recipe, defects=replace(recipe.defects, differences=True))
+    result = pipeline_for(checked, reference, bad).inspect(bad.image)
+    assert [f.label for f in result.findings] == ["defect"]

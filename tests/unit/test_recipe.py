@@ -55,6 +55,19 @@ def test_round_trip_keeps_every_field_and_the_hash(recipe_dir):
     assert dump_recipe(reloaded) == dump_recipe(recipe)
 
 
+def test_comparison_with_the_reference_is_kept_and_written_only_when_used(recipe_dir):
+    recipe = load_recipe(write(recipe_dir, GOOD))
+    assert recipe.defects.changed_fraction == 0.0 and not recipe.defects.differences
+    text = dump_recipe(recipe)
+    assert "changed_fraction" not in text and "differences" not in text  # older recipes keep their hash
+    checked = load_recipe(
+        write(recipe_dir, GOOD.replace("  allowed: 1", "  allowed: 1\n  changed_fraction: 0.1\n  differences: true"))
+    )
+    assert checked.defects.changed_fraction == 0.1 and checked.defects.differences
+    assert load_recipe(save_recipe(checked, recipe_dir / "copy.yaml").source) == checked
+    assert checked.content_hash != recipe.content_hash
+
+
 def test_hash_changes_with_content(recipe_dir):
     recipe = load_recipe(write(recipe_dir, GOOD))
     other = Recipe(**{**recipe.__dict__, "defects": DefectRules(allowed=2)})
@@ -68,6 +81,7 @@ def test_hash_changes_with_content(recipe_dir):
         (GOOD + "colour: red\n", ["colour", "unknown key"]),
         (GOOD.replace("  allowed: 1", "  allowed: 1\n  severity: 3"), ["defects.severity", "unknown key"]),
         (GOOD.replace("min_area: 20", "min_area: -5"), ["defects.min_area", "must be >= 0", "-5"]),
+        (GOOD.replace("  allowed: 1", "  allowed: 1\n  changed_fraction: 1.5"), ["defects.changed_fraction", "1.5"]),
         (GOOD.replace("schema_version: 1", f"schema_version: {SCHEMA_VERSION + 1}"), ["newer", "upgrade"]),
         (GOOD.replace("schema_version: 1\n", ""), ["schema_version", "missing"]),
         ("product: [unclosed\n", ["not valid YAML", "line"]),

@@ -1,4 +1,4 @@
-"""The recipe settings form: model, point mode, alignment, area limits, allowed defects, classes.
+"""The recipe settings form: model, point mode, alignment, defect rules, classes.
 
 The form shows a Recipe and emits an edited copy; it never holds recipe state of its
 own, so undo / redo and the image tools stay the single source of truth.
@@ -51,6 +51,14 @@ class RecipeForm(QWidget):
         self.allowed = QSpinBox(minimum=0, maximum=1000)
         self.match_reference = QCheckBox("ignore segments the reference part also has")
         self.missing_features = QCheckBox("report reference features the part lacks")
+        self.changed_fraction = QDoubleSpinBox(
+            minimum=0.0,
+            maximum=1.0,
+            singleStep=0.02,
+            decimals=2,
+            toolTip="share of a defect's pixels that must look different from the reference (0: not checked)",
+        )
+        self.differences = QCheckBox("report differences from the reference no segment explains")
         self.classes = QLineEdit(placeholderText="scratch, stain (needs CLIP weights)")
         self.negative_classes = QLineEdit(placeholderText="a normal surface")
         self.class_threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3)
@@ -68,6 +76,8 @@ class RecipeForm(QWidget):
             "defects.allowed": self.allowed,
             "defects.match_reference": self.match_reference,
             "defects.missing_features": self.missing_features,
+            "defects.changed_fraction": self.changed_fraction,
+            "defects.differences": self.differences,
             "defects.classes": self.classes,
             "defects.negative_classes": self.negative_classes,
             "defects.class_threshold": self.class_threshold,
@@ -87,6 +97,8 @@ class RecipeForm(QWidget):
             "Defects allowed",
             "Reference",
             "Features",
+            "Changed share",
+            "Differences",
             "Text classes",
             "Not defects",
             "Class threshold",
@@ -95,12 +107,21 @@ class RecipeForm(QWidget):
             form.addRow(label, widget)
         for line in (self.name, self.weights, self.classes, self.negative_classes):
             line.editingFinished.connect(self._emit)
-        spins = (self.imgsz, self.conf, self.iou, self.min_area, self.max_area, self.allowed, self.class_threshold)
+        spins = (
+            self.imgsz,
+            self.conf,
+            self.iou,
+            self.min_area,
+            self.max_area,
+            self.allowed,
+            self.changed_fraction,
+            self.class_threshold,
+        )
         for spin in spins:
             spin.valueChanged.connect(self._emit)
         for combo in (self.point_mode, self.window, self.alignment):
             combo.currentTextChanged.connect(self._emit)
-        for box in (self.match_reference, self.missing_features):
+        for box in (self.match_reference, self.missing_features, self.differences):
             box.toggled.connect(self._emit)
 
     def show_recipe(self, recipe: Recipe | None) -> None:
@@ -124,6 +145,8 @@ class RecipeForm(QWidget):
             self.allowed.setValue(recipe.defects.allowed)
             self.match_reference.setChecked(recipe.defects.match_reference)
             self.missing_features.setChecked(recipe.defects.missing_features)
+            self.changed_fraction.setValue(recipe.defects.changed_fraction)
+            self.differences.setChecked(recipe.defects.differences)
             self.classes.setText(", ".join(recipe.defects.classes))
             self.negative_classes.setText(", ".join(recipe.defects.negative_classes))
             self.class_threshold.setValue(recipe.defects.class_threshold)
@@ -155,6 +178,8 @@ class RecipeForm(QWidget):
                 allowed=self.allowed.value(),
                 match_reference=self.match_reference.isChecked(),
                 missing_features=self.missing_features.isChecked(),
+                changed_fraction=self.changed_fraction.value(),
+                differences=self.differences.isChecked(),
                 classes=classes,
                 negative_classes=_names(self.negative_classes.text()),
                 class_threshold=self.class_threshold.value(),
