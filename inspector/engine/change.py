@@ -1,13 +1,14 @@
 """The image's pixels against the golden part's: what visibly changed.
 
 Two uses, both with the image registered to the reference and compared as the network
-saw it (lighting that differs smoothly from the reference's is taken out with a gain):
+saw it (lighting that differs smoothly from the reference's is taken out with a gain
+averaged over the part):
 
 - ``defects.changed_fraction``: the network sometimes cuts a good surface into a piece
   the reference does not have (half of the label, a band split in two), which then
   matches no reference segment and passes every segment rule. A real defect changes the
-  pixels under it; such a piece does not. Compared on the grid the masks live on, with
-  the gain measured just around each candidate: the cost follows the candidates.
+  pixels under it; such a piece does not. Compared on the grid the masks live on (a few
+  thousand pixels, one map for every candidate).
 - ``defects.differences``: a defect the network does not segment at all (a small dark
   hole on dark print) still changes the pixels: blobs of change inside the part that no
   reported defect explains are reported too.
@@ -25,13 +26,23 @@ import numpy as np
 CHANGE = 0.3
 # ... measured above this many gray levels, so that sensor noise on dark print is no change.
 DARK_FLOOR = 16.0
-# Grid pixels around a candidate where the lighting gain is measured.
-RING = 3
 
 
 def pixels_on_grid(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` (H, W, 3) averaged down onto a (width, height) mask grid, float32."""
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def change_map(image: np.ndarray, reference: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """How much each pixel differs from the reference, as a share of its brightness.
+
+    ``image`` and ``reference`` are (h, w, 3) float32, the image registered to the
+    reference; ``part`` is (h, w) bool, where the lighting gain is measured. The largest
+    change over the colour channels, above a floor of ``DARK_FLOOR`` gray levels.
+    """
+    expected = reference * _lighting_gain(image, reference, part)
+    relative = np.abs(image - expected) / (expected + DARK_FLOOR)
+    return np.maximum(np.maximum(relative[..., 0], relative[..., 1]), relative[..., 2])
 
 
 def changed_fractions(image: np.ndarray, reference: np.ndarray, masks: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -41,23 +52,14 @@ def changed_fractions(image: np.ndarray, reference: np.ndarray, masks: np.ndarra
         image, reference: (h, w, 3) float32 on the masks' grid (see :func:`pixels_on_grid`),
             the image registered to the reference.
         masks: (N, h, w) bool candidate masks.
-        region: (h, w) bool where the gain may be measured (the part).
+        region: (h, w) bool where the lighting gain is measured (the part).
     """
-    kernel = np.ones((2 * RING + 1, 2 * RING + 1), np.uint8)
-    out = np.zeros(len(masks), np.float32)
-    for k, mask in enumerate(masks):
-        if not mask.any():
-            continue
-        ring = (cv2.dilate(mask.astype(np.uint8), kernel) > 0) & ~mask & region
-        if ring.sum() < RING:  # nothing around it on the part: the part's own lighting
-            ring = region & ~mask
-        gain = np.ones(3, np.float32)
-        if ring.any():
-            gain = (np.median(image[ring], axis=0) + 1.0) / (np.median(reference[ring], axis=0) + 1.0)
-        expected = reference[mask] * gain
-        change = (np.abs(image[mask] - expected) / (expected + DARK_FLOOR)).max(axis=1)
-        out[k] = float((change > CHANGE).mean())
-    return out
+    if len(masks) == 0:
+        return np.zeros(0, np.float32)
+    changed = change_map(image, reference, region) > CHANGE
+    areas = masks.reshape(len(masks), -1).sum(axis=1)
+    hits = (masks & changed).reshape(len(masks), -1).sum(axis=1)
+    return (hits / np.maximum(areas, 1)).astype(np.float32)
 
 
 # Differences the network did not segment (``defects.differences``): blobs of changed
@@ -87,11 +89,11 @@ def _lighting_gain(image: np.ndarray, reference: np.ndarray, part: np.ndarray) -
     """
     h, w = part.shape
     small = (max(1, w // 4), max(1, h // 4))
-    weight = part.astype(np.float32)[..., None]
+    weight = cv2.resize(part.astype(np.float32), small, interpolation=cv2.INTER_AREA)[..., None]
     sigma = max(small) / 12.0
 
     def smooth(x: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(cv2.resize(x * weight, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)
+        return cv2.GaussianBlur(cv2.resize(x, small, interpolation=cv2.INTER_AREA) * weight, (0, 0), sigma)
 
     gain = (smooth(image) + 1.0) / (smooth(reference) + 1.0)
     return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -105,16 +107,24 @@ def differences(image: np.ndarray, reference: np.ndarray, part: np.ndarray) -> l
             reference, at the same size.
         part: (h, w) bool where the part is.
     """
-    imagef, referencef = image.astype(np.float32), reference.astype(np.float32)
-    expected = referencef * _lighting_gain(imagef, referencef, part)
-    change = (np.abs(imagef - expected) / (expected + DARK_FLOOR)).max(axis=2)
-    inside = cv2.erode(part.astype(np.uint8), np.ones((2 * EDGE_MARGIN + 1,) * 2, np.uint8)) > 0
+    bx, by, bw, bh = cv2.boundingRect(part.astype(np.uint8))
+    if bw == 0 or bh == 0:
+        return []
+    # Only the part's box is compared, with a margin off the part so that its outline
+    # is eroded away (see EDGE_MARGIN).
+    h, w = part.shape
+    x0, y0 = max(0, bx - EDGE_MARGIN), max(0, by - EDGE_MARGIN)
+    x1, y1 = min(w, bx + bw + EDGE_MARGIN), min(h, by + bh + EDGE_MARGIN)
+    part = part[y0:y1, x0:x1]
+    change = change_map(image[y0:y1, x0:x1].astype(np.float32), reference[y0:y1, x0:x1].astype(np.float32), part)
+    kernel = np.ones((2 * EDGE_MARGIN + 1,) * 2, np.uint8)
+    inside = cv2.erode(part.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     changed = ((change > CHANGE) & inside).astype(np.uint8)
     changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((OPENING, OPENING), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
     found = []
     for k in range(1, count):
-        x, y, w, h = (int(v) for v in stats[k, :4])
-        mask = labels[y : y + h, x : x + w] == k
-        found.append(Difference((x, y), mask, float(change[y : y + h, x : x + w][mask].mean())))
+        x, y, dx, dy = (int(v) for v in stats[k, :4])
+        mask = labels[y : y + dy, x : x + dx] == k
+        found.append(Difference((x0 + x, y0 + y), mask, float(change[y : y + dy, x : x + dx][mask].mean())))
     return found

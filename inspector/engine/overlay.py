@@ -57,6 +57,15 @@ def draw_prompts(image: np.ndarray, *, points=None, labels=None, boxes=None) -> 
     return out
 
 
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def load_label_font() -> None:
+    """Load the labels' font now: OpenCV loads it on first use, which takes tens of
+    milliseconds that would otherwise land on the first picture drawn."""
+    cv2.getTextSize("0", LABEL_FONT, 1.0, 1)
+
+
 def draw_findings(image: np.ndarray, findings, *, color: tuple[int, int, int] = (40, 40, 230)) -> np.ndarray:
     """A copy of ``image`` with each defect outlined and labelled."""
     out = image.copy()
@@ -68,8 +77,8 @@ def draw_findings(image: np.ndarray, findings, *, color: tuple[int, int, int] = 
         x1, y1, _, _ = (int(v) for v in finding.box)
         text = f"{finding.label} {finding.score:.2f}"
         scale = 0.4 * thickness
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        (tw, th), _ = cv2.getTextSize(text, LABEL_FONT, scale, 1)
         y = max(th + 4, y1 - 4)
         cv2.rectangle(out, (x1, y - th - 3), (x1 + tw + 4, y + 2), color, -1)
-        cv2.putText(out, text, (x1 + 2, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(out, text, (x1 + 2, y), LABEL_FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out

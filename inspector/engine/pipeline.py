@@ -119,6 +119,7 @@ class InspectionPipeline:
         self._device = device
         self._classifier = classifier
         self._reference: _Reference | None = None
+        self._views: dict[tuple[int, int], np.ndarray] = {}  # see _reference_view
         self._lock = threading.Lock()
 
     @property
@@ -418,11 +419,19 @@ class InspectionPipeline:
         timings["outline"] = patch_ms + (time.perf_counter() - t) * 1e3
         return InspectionResult(verdict, findings, size, timings, self.recipe_hash, self.model)
 
+    def _reference_view(self, size: tuple[int, int]) -> np.ndarray:
+        """The reference as the network saw it, at ``size`` (width, height): made once per
+        size, since a full-size reference takes milliseconds to shrink."""
+        view = self._views.get(size)
+        if view is None:
+            view = self._views[size] = cv2.resize(self._reference.view, size, interpolation=cv2.INTER_AREA)
+        return view
+
     def _change_meter(self, segmentation: Segmentation, network_input: np.ndarray, regions: Regions):
         """How much of each of some segments differs from the reference (engine/change.py)."""
         grid = segmentation.lowres_size
         image = pixels_on_grid(network_input, grid)
-        reference = pixels_on_grid(self._reference.view, grid)
+        reference = self._reference_view(grid).astype(np.float32)
         return lambda indices: changed_fractions(image, reference, segmentation.masks[indices], regions.part_region)
 
     def _differences(
@@ -443,13 +452,15 @@ class InspectionPipeline:
         def full(grid_mask: np.ndarray) -> np.ndarray:
             return cv2.resize(grid_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
-        reference = cv2.resize(self._reference.view, (w, h), interpolation=cv2.INTER_AREA)
+        blobs = differences(image, self._reference_view((w, h)), full(part_region))
+        if not blobs:
+            return []
         explained = full(reported)
         x0, y0, x1, _ = self._reference.window or (0, 0, *self._reference_size)
         per_reference_pixel = w / (x1 - x0)
         rules = self.recipe.defects
         found = []
-        for blob in differences(image, reference, full(part_region)):
+        for blob in blobs:
             (bx, by), mask = blob.origin, blob.mask
             if explained[by : by + mask.shape[0], bx : bx + mask.shape[1]][mask].mean() >= 0.1:
                 continue  # a reported defect, or ignored

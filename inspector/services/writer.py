@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.engine.image import write_image
-from inspector.engine.overlay import draw_findings
+from inspector.engine.overlay import draw_findings, load_label_font
 from inspector.engine.types import FAIL, InspectionResult
 from inspector.errors import StoreError
 from inspector.store.database import Store
@@ -166,6 +166,8 @@ class ResultWriter:
                 time.sleep(1.0 + attempt)
 
     def _loop(self) -> None:
+        if self.save_overlays:
+            load_label_font()  # while the first image is inspected
         batch: list[Pending] = []
         deadline = None
         while True:
