@@ -295,10 +295,9 @@ class InspectionPipeline:
     def register(self, image: np.ndarray, *, full_size: tuple[int, int] | None = None) -> Registration:
         """Align an image to the reference and cut out what the network will see.
 
-        The part of inspecting that needs no network, so that it can run ahead of it on
-        another thread (see :meth:`inspect`). An image whose features and edges do not
-        register it is left for :meth:`inspect` to align by its outline, which takes a
-        network pass. ``full_size`` as in :meth:`inspect`.
+        The part of inspecting that needs no network. An image whose features and edges
+        do not register it is left for :meth:`inspect` to align by its outline, which
+        takes a network pass. ``full_size`` as in :meth:`inspect`.
         """
         if self._reference is None:
             self.prepare()
@@ -340,7 +339,7 @@ class InspectionPipeline:
 
         ``full_size`` is the image's (width, height) when ``image`` is it decoded smaller
         (see :meth:`decode_side`); results are in the full-size pixels. ``registration``
-        is this image's :meth:`register`, when that was done ahead.
+        is this image's :meth:`register`, when that was done already.
         """
         if registration is None:
             registration = self.register(image, full_size=full_size)

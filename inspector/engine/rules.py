@@ -161,7 +161,7 @@ def find_defects(
 
 # A segment the network is unsure of (under the recipe's confidence) is a defect when at
 # least this share of it visibly changed: the pixels make up for the weak score. On good
-# demo parts, unchanged pieces of surface change by at most 5 %.
+# demo parts, unchanged pieces of surface measured about 5 %.
 CLEAR_CHANGE = 0.5
 
 _PRESENT_COVER = 0.5  # a feature half covered by some segment of the image is there
