@@ -51,9 +51,12 @@ class TruthSegmenter:
         self._scenes = {hashlib.sha256(s.image.tobytes()).hexdigest(): s for s in scenes}
         self.calls = 0
 
+    def scene_of(self, image) -> Scene:
+        return self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
+
     def segment(self, image, *, imgsz=None, conf=None, iou=None, original_size=None) -> Segmentation:
         self.calls += 1
-        scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
+        scene = self.scene_of(image)
         masks = [i.mask for i in scene.instances if i.visible]
         return segmentation_of(masks, (image.shape[1], image.shape[0]))
 

@@ -473,34 +473,30 @@ class InspectionPipeline:
     def _difference_finding(blob: Difference, per_reference_pixel: float, origin, area: float, matrix) -> Finding:
         # Pixel centres of the compared image, in the reference's pixels, then the image's.
         outline = (outline_of(blob.mask) + np.float32(blob.origin) + 0.5) / per_reference_pixel - 0.5
-        outline = outline + np.float32(origin)
-        if matrix is not None:
-            outline = transform_points(outline, np.linalg.inv(matrix))
-        x1, y1 = outline.min(axis=0)
-        x2, y2 = outline.max(axis=0)
-        box = (float(x1), float(y1), float(x2), float(y2))
-        return Finding(DIFFERENCE_LABEL, min(1.0, blob.change), area, box, outline.astype(np.float32))
+        outline = _to_image(outline + np.float32(origin), matrix).astype(np.float32)
+        return Finding(DIFFERENCE_LABEL, min(1.0, blob.change), area, _bounds(outline), outline)
 
     def _finding(self, candidate, patch, segmentation: Segmentation, ref: _Reference, matrix) -> Finding:
         source = ref.segmentation if candidate.missing else segmentation
         (x0, y0), mask = patch
         outline = outline_of(mask)
         if len(outline):
-            outline = outline + np.array([x0, y0], np.float32)
-        if matrix is not None and len(outline):
-            outline = transform_points(outline, np.linalg.inv(matrix))
+            outline = _to_image(outline + np.array([x0, y0], np.float32), matrix)
         area = float(mask.sum()) if not candidate.missing else candidate.area
         if len(outline):
-            box = (
-                float(outline[:, 0].min()),
-                float(outline[:, 1].min()),
-                float(outline[:, 0].max()),
-                float(outline[:, 1].max()),
-            )
+            box = _bounds(outline)
         else:  # too small to outline: its box, in the image's pixels like the outlines
             x1, y1, x2, y2 = (float(v) for v in source.boxes[candidate.index])
-            corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
-            if matrix is not None:
-                corners = transform_points(corners, np.linalg.inv(matrix))
-            box = (*(float(v) for v in corners.min(axis=0)), *(float(v) for v in corners.max(axis=0)))
+            box = _bounds(_to_image(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), matrix))
         return Finding(candidate.label, candidate.score, area, box, outline)
+
+
+def _to_image(points: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    """(K, 2) reference pixels in the image's pixels (``matrix`` maps image to reference)."""
+    return points if matrix is None else transform_points(points, np.linalg.inv(matrix))
+
+
+def _bounds(points: np.ndarray) -> tuple[float, float, float, float]:
+    """The box (x1, y1, x2, y2) around (K, 2) points."""
+    (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
+    return float(x1), float(y1), float(x2), float(y2)

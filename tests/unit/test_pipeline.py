@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 
 import numpy as np
@@ -107,7 +106,7 @@ class FragmentingSegmenter(TruthSegmenter):
         segmentation = super().segment(image, **kwargs)
         if np.ascontiguousarray(image).tobytes() == self._reference_key:
             return segmentation
-        scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
+        scene = self.scene_of(image)
         piece = np.zeros(image.shape[:2], bool)
         piece[250:300, 340:420] = True
         piece &= scene.parts[0].mask
@@ -133,7 +132,7 @@ class DefectBlindSegmenter(TruthSegmenter):
     """A segmenter that sees the part and its prints but never a defect."""
 
     def segment(self, image, **kwargs):
-        scene = self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]
+        scene = self.scene_of(image)
         masks = [i.mask for i in scene.instances if i.visible and i.role != "defect"]
         return segmentation_of(masks, (image.shape[1], image.shape[0]))
 
