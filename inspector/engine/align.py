@@ -22,6 +22,10 @@ _MIN_CORRELATION = 0.4  # edge-image ECC: wrong registrations score under 0.2, r
 # ECC that lines the part's edges up this well is right even far from the feature
 # estimate: matches on a background that does not move can outvote the part's own.
 _SURE_CORRELATION = 0.8
+# ECC pyramid levels: (scale of the working image, most iterations). Refining a feature
+# registration starts close; registering by edges alone starts from a shift only.
+_REFINE_LEVELS = ((0.5, 30), (1.0, 8))
+_EDGE_LEVELS = ((0.5, 100), (1.0, 100))
 _MIN_SILHOUETTE_CORRELATION = 0.9  # blurred part masks: a half-overlapping outline scores about 0.6
 
 
@@ -45,6 +49,23 @@ def _edges(gray: np.ndarray) -> np.ndarray:
     smooth = cv2.GaussianBlur(gray, (0, 0), 1.5).astype(np.float32)
     magnitude = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
     return cv2.GaussianBlur(magnitude, (0, 0), 2.0)
+
+
+_EDGE_REACH = 16  # pixels of context an edge pixel depends on (the two blurs and Sobel)
+
+
+def _edges_in(gray: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarray:
+    """``_edges(gray)[y : y + height, x : x + width]``, computed on that window only (with
+    the context the blurs need), zero where the window leaves the image."""
+    h, w = gray.shape
+    x1, y1 = max(0, x - _EDGE_REACH), max(0, y - _EDGE_REACH)
+    x2, y2 = min(w, x + width + _EDGE_REACH), min(h, y + height + _EDGE_REACH)
+    edges = _edges(gray[y1:y2, x1:x2])[y - y1 : y - y1 + height, x - x1 : x - x1 + width]
+    if edges.shape != (height, width):
+        edges = cv2.copyMakeBorder(
+            edges, 0, height - edges.shape[0], 0, width - edges.shape[1], cv2.BORDER_CONSTANT, value=0
+        )
+    return edges
 
 
 def _gray_scaled(image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -181,9 +202,7 @@ class ReferenceAligner:
         """Sharpen a feature-based registration with ECC on edges; keep it if ECC disagrees
         without lining the edges up convincingly."""
         try:
-            rho, to_image = self._ecc(
-                gray, self._to_work(np.linalg.inv(matrix)), cv2.MOTION_AFFINE, ((0.5, 30), (1.0, 8))
-            )
+            rho, to_image = self._ecc(gray, self._to_work(np.linalg.inv(matrix)), cv2.MOTION_AFFINE, _REFINE_LEVELS)
         except cv2.error:
             return matrix
         if rho < _MIN_CORRELATION:
@@ -197,7 +216,7 @@ class ReferenceAligner:
         start = np.eye(3)
         start[:2, 2] = self._coarse_shift(gray)
         try:
-            rho, to_image = self._ecc(gray, start, cv2.MOTION_EUCLIDEAN, ((0.5, 100), (1.0, 100)), eps=1e-5)
+            rho, to_image = self._ecc(gray, start, cv2.MOTION_EUCLIDEAN, _EDGE_LEVELS, eps=1e-5)
         except cv2.error:
             raise AlignmentFailed("intensity alignment did not converge") from None
         if rho < _MIN_CORRELATION:
@@ -215,15 +234,10 @@ class ReferenceAligner:
         """
         x0, y0, template, mask = self._part_template
         th, tw = template.shape
-        target = _edges(gray)
         warp = to_image @ _shift(x0, y0)
-        u0 = int(np.clip(round(warp[0, 2]), 0, max(0, target.shape[1] - tw)))
-        v0 = int(np.clip(round(warp[1, 2]), 0, max(0, target.shape[0] - th)))
-        window = target[v0 : v0 + th, u0 : u0 + tw]
-        if window.shape != template.shape:
-            window = cv2.copyMakeBorder(
-                window, 0, th - window.shape[0], 0, tw - window.shape[1], cv2.BORDER_CONSTANT, value=0
-            )
+        u0 = int(np.clip(round(warp[0, 2]), 0, max(0, gray.shape[1] - tw)))
+        v0 = int(np.clip(round(warp[1, 2]), 0, max(0, gray.shape[0] - th)))
+        window = _edges_in(gray, u0, v0, tw, th)
         warp = (_shift(-u0, -v0) @ warp)[:2].astype(np.float32)
         rho = 0.0
         for factor, iterations in levels:
@@ -251,14 +265,25 @@ class ReferenceAligner:
         return x0, y0, _edges(self._ref_gray)[y0:y1, x0:x1], self._ref_mask[y0:y1, x0:x1]
 
     def _coarse_shift(self, gray: np.ndarray) -> np.ndarray:
-        """Where the reference's part region lies in ``gray``, as a shift (template matching)."""
-        ys, xs = np.nonzero(self._ref_mask)
-        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-        if x1 - x0 >= gray.shape[1] or y1 - y0 >= gray.shape[0]:
+        """Where the reference's part region lies in ``gray``, as a shift (template matching
+        at half the working scale: ECC's first level, also at half scale, takes it from
+        there)."""
+        x0, y0, template = self._coarse_template
+        small = cv2.resize(_edges(gray), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        if template.shape[1] >= small.shape[1] or template.shape[0] >= small.shape[0]:
             return np.zeros(2, np.float32)  # the part fills the image: start from no shift
-        scores = cv2.matchTemplate(_edges(gray), _edges(self._ref_gray)[y0:y1, x0:x1], cv2.TM_CCOEFF_NORMED)
+        scores = cv2.matchTemplate(small, template, cv2.TM_CCOEFF_NORMED)
         _, _, _, (bx, by) = cv2.minMaxLoc(scores)
-        return np.float32([bx - x0, by - y0])
+        return np.float32([2 * bx - x0, 2 * by - y0])
+
+    @cached_property
+    def _coarse_template(self) -> tuple[int, int, np.ndarray]:
+        """The reference part's box (even corner) and its edges at half the working scale."""
+        ys, xs = np.nonzero(self._ref_mask)
+        x0, y0 = int(xs.min()) // 2 * 2, int(ys.min()) // 2 * 2
+        x1, y1 = int(xs.max()) + 1, int(ys.max()) + 1
+        edges = _edges(self._ref_gray)[y0:y1, x0:x1]
+        return x0, y0, cv2.resize(edges, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
 
     def _features(self, gray: np.ndarray, scale: float) -> np.ndarray:
         kp, desc = self._image_orb.detectAndCompute(gray, None)
