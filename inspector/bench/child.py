@@ -104,6 +104,8 @@ def pipeline(args) -> dict:
         "stages_ms": {name: values[1:] for name, values in stages.items()},  # the first image is the cold one
         "totals_ms": totals[1:],
         "store_ms_per_image": 1e3 * summary.store_s / max(1, n),
+        "store_cpu_ms_per_image": 1e3 * summary.store_cpu_s / max(1, n),
+        "read_cpu_ms_per_image": 1e3 * summary.read_cpu_s / max(1, n),
         "cold_start_s": arrivals[0] - args.spawned_at if arrivals and args.spawned_at else None,
         "rss_mb": rss,
         "peak_rss_mb": peak_rss_mb(),

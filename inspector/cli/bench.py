@@ -30,6 +30,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--onnx", action="store_true", help="also measure the ONNX Runtime export (made if missing)")
     p.add_argument("--long", type=int, default=0, metavar="N", help="a long run of N images for memory drift")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="take turns this many times between the baseline, the network alone and the pipeline, "
+        "pooling their samples (steadier figures on a shared machine) (default: 1)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--work", type=Path, default=None, help="folder for the generated images (default: temporary)")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
@@ -72,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise InspectorError(f"--sizes: unknown size {unknown[0]!r}; use {', '.join(SIZES)}")
     if args.images < 2:
         raise InspectorError("--images: at least 2 images per size")
+    if args.rounds < 1:
+        raise InspectorError(f"--rounds: at least 1, got {args.rounds}")
     with tempfile.TemporaryDirectory(prefix="inspector-bench-") as scratch:
         work = args.work or Path(scratch)
         models = _models(args.models, work)
@@ -85,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             onnx=args.onnx,
             long_run=args.long,
+            rounds=args.rounds,
         )
     for model in models:
         if model.note:

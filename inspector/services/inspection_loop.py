@@ -36,6 +36,8 @@ class RunSummary:
     skipped: int = 0
     elapsed_s: float = 0.0
     store_s: float = 0.0  # writer thread time: pictures and database rows
+    store_cpu_s: float = 0.0  # the writer thread's CPU time for them
+    read_cpu_s: float = 0.0  # CPU time reading and decoding images
     status: str = "running"
 
     @property
@@ -192,7 +194,9 @@ def run_inspection(
                 if on_skip:
                     on_skip(frame)
                 continue
+            decoded = decoded or decode(frame, min_side=decode_side(pipeline))
             result, image = inspect_frame(pipeline, frame, decoded)
+            summary.read_cpu_s += decoded.read_cpu_ms / 1e3
             if frame.sha256 is not None:
                 done.add(frame.sha256)  # the same content twice in one run is inspected once
             name = frame.name
@@ -221,7 +225,7 @@ def run_inspection(
         try:
             writer.close()
         finally:
-            summary.store_s = writer.busy_s
+            summary.store_s, summary.store_cpu_s = writer.busy_s, writer.busy_cpu_s
             with store.session() as session, session.begin():
                 finish_run(session, run_id, summary.status)
     return summary

@@ -75,6 +75,7 @@ class ResultWriter:
         self._error: BaseException | None = None
         self.written = 0
         self.busy_s = 0.0  # time spent writing pictures and rows (the store stage)
+        self.busy_cpu_s = 0.0  # the writer thread's CPU time for them (busy_s also counts waiting for a core)
         self._thread = threading.Thread(target=self._loop, name="inspector-writer", daemon=True)
         self._thread.start()
 
@@ -134,7 +135,7 @@ class ResultWriter:
         return str(write_image(folder / f"{_safe_stem(item.name)}.png", item.image))
 
     def _flush(self, batch: list[Pending]) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         records = []
         for item in batch:
             overlay, crops = self._pictures(item)
@@ -158,6 +159,7 @@ class ResultWriter:
                     add_inspections(session, records)
                 self.written += len(records)
                 self.busy_s += time.perf_counter() - started
+                self.busy_cpu_s += time.thread_time() - cpu_started
                 return
             except Exception as exc:  # a locked database: wait and try again, then give up loudly
                 if attempt == 2:

@@ -40,7 +40,15 @@ def test_bench_measures_the_pipeline_beside_ultralytics(tmp_path, capsys):
     assert "embedded 0.3MP" in printed and "cold start" in printed
     run = json.loads(out.read_text())["runs"]["embedded 0.3MP"]
     assert run["images"] == 3 and run["baseline_masks_per_image"] > 0
-    assert set(run["ratios"]) == {"around_network_to_forward", "throughput_to_network_rate", "baseline_to_pipeline"}
+    assert set(run["ratios"]) == {
+        "around_network_to_forward",
+        "around_network_cpu_to_forward",
+        "throughput_to_network_rate",
+        "baseline_to_pipeline",
+    }
+    # Reading and storing cost CPU time on their own threads, at most their wall time.
+    cpu = run["pipeline_cpu_ms_per_image"]
+    assert 0 < cpu["read"] and 0 < cpu["store"] <= run["pipeline_stages_ms"]["store"]["p50"]
     assert run["pipeline_stages_ms"]["inference"]["p50"] > 0 and run["peak_rss_mb"]["pipeline"] > 0
 
 

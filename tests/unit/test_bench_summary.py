@@ -1,0 +1,48 @@
+"""How the benchmark pools repeated measurements and states the targets' ratios."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.bench.runner import merged, summarise
+
+
+def _pipeline(throughput: float, inference: list[float], *, cold: float, peak: float) -> dict:
+    return {
+        "images": 3,
+        "backend": "torch",
+        "throughput_ips": throughput,
+        "stages_ms": {"read": [4.0] * len(inference), "inference": inference, "rules": [2.0] * len(inference)},
+        "totals_ms": [x + 6.0 for x in inference],
+        "store_ms_per_image": 10.0,
+        "store_cpu_ms_per_image": 5.0,
+        "read_cpu_ms_per_image": 3.0,
+        "cold_start_s": cold,
+        "rss_mb": [[1, 500.0]],
+        "peak_rss_mb": peak,
+    }
+
+
+def test_rounds_pool_samples_take_the_median_rate_and_the_worst_memory():
+    rounds = [
+        _pipeline(5.0, [100.0, 110.0], cold=4.0, peak=700.0),
+        _pipeline(4.0, [150.0], cold=5.0, peak=720.0),
+        _pipeline(6.0, [90.0], cold=3.0, peak=710.0),
+    ]
+    pooled = merged(rounds)
+    assert pooled["stages_ms"]["inference"] == [100.0, 110.0, 150.0, 90.0]
+    assert pooled["throughput_ips"] == 5.0  # a slow spell in one round does not decide
+    assert pooled["peak_rss_mb"] == 720.0
+    assert pooled["cold_start_s"] == 4.0 and pooled["cold_start_range_s"] == [3.0, 5.0]
+    assert merged(rounds[:1]) is rounds[0]
+
+
+def test_around_the_network_is_stated_by_wall_time_and_by_cpu_time():
+    pipeline = _pipeline(5.0, [100.0, 100.0, 100.0], cold=4.0, peak=700.0)
+    network = {"stages_ms": {"inference": [100.0]}, "totals_ms": [110.0]}
+    baseline = {"stages_ms": {"total": [250.0]}, "masks_per_image": 9.0, "peak_rss_mb": 600.0}
+    ratios = summarise(pipeline, network, baseline)["ratios"]
+    assert ratios["around_network_to_forward"] == pytest.approx((4 + 2 + 10) / 100)  # read, rules, store
+    assert ratios["around_network_cpu_to_forward"] == pytest.approx((3 + 2 + 5) / 100)
+    assert ratios["throughput_to_network_rate"] == pytest.approx(5.0 / 10.0)
+    assert ratios["baseline_to_pipeline"] == pytest.approx(250.0 / 200.0)
