@@ -56,7 +56,7 @@ def pipeline(args) -> dict:
     """The whole product on a folder: read ahead, inspect, store (with overlays of FAILs)."""
     from inspector.engine.pipeline import InspectionPipeline
     from inspector.recipe.io import load_recipe
-    from inspector.services.inspection_loop import run_inspection
+    from inspector.services.inspection_loop import registration_workers, run_inspection
     from inspector.services.read_ahead import READ_AHEAD_DEPTH
     from inspector.sources.files import FileSource
     from inspector.store.database import open_store
@@ -88,6 +88,7 @@ def pipeline(args) -> dict:
                 force=True,
                 on_result=on_result,
                 read_ahead_depth=READ_AHEAD_DEPTH,
+                register_ahead=args.register_ahead,
             )
         finally:
             store.close()
@@ -97,6 +98,7 @@ def pipeline(args) -> dict:
     steady = (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 and arrivals[-1] > arrivals[0] else None
     return {
         "images": n,
+        "register_ahead": args.register_ahead if args.register_ahead is not None else registration_workers(pipe),
         "verdicts": dict(summary.counts),
         "backend": pipe.segmenter.backend,
         "elapsed_s": summary.elapsed_s,
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--spawned-at", type=float, default=None)
     parser.add_argument("--sample-every", type=int, default=50)
+    parser.add_argument("--register-ahead", type=int, default=None)
     args = parser.parse_args(argv)
     result = MODES[args.mode](args)
     sys.stdout.write("\n" + json.dumps(result) + "\n")

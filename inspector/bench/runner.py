@@ -106,6 +106,7 @@ def summarise(pipeline: dict, network: dict, baseline: dict) -> dict:
     return {
         "images": pipeline["images"],
         "backend": pipeline["backend"],
+        "register_ahead": pipeline.get("register_ahead"),
         "pipeline_stages_ms": stages,
         "pipeline_cpu_ms_per_image": cpu,
         "pipeline_total_ms": percentiles(pipeline["totals_ms"]),
@@ -149,12 +150,14 @@ def benchmark(
     onnx: bool = False,
     long_run: int = 0,
     rounds: int = 1,
+    register_ahead: int | None = None,
     say: Callable[[str], None] = print,
 ) -> dict:
     """Run everything; returns the JSON-able results.
 
     With ``rounds`` above 1 the baseline, the network alone and the pipeline take turns
     that many times, so that a slow spell of a shared machine falls on all of them.
+    ``register_ahead`` sets the pipeline's registration threads (None: its own choice).
     """
     from inspector.engine.segmenter import describe_device
 
@@ -187,7 +190,10 @@ def benchmark(
                     ("pipeline", "Inspector pipeline"),
                 ):
                     say(f"{model.name} {size}: {what}{of} ...")
-                    taken[mode].append(run_child(mode, recipe, folder, device=device))
+                    extra = (
+                        {"register_ahead": register_ahead} if mode == "pipeline" and register_ahead is not None else {}
+                    )
+                    taken[mode].append(run_child(mode, recipe, folder, device=device, **extra))
             base, net, pipe = (merged(taken[mode]) for mode in ("baseline", "network", "pipeline"))
             entry = summarise(pipe, net, base)
             if onnx and device == "cpu":
@@ -252,6 +258,8 @@ def table(results: dict) -> str:
         cpu = r.get("pipeline_cpu_ms_per_image") or {}
         if None not in cpu.values() and cpu:
             stages += f"; CPU time: read {cpu['read']:.1f}, store {cpu['store']:.1f}"
+        if r.get("register_ahead"):
+            stages += f"; registered ahead on {r['register_ahead']} threads"
         lines.append(f"  {name}: {stages}")
         if "onnx" in r:
             o = r["onnx"]

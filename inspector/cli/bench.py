@@ -37,6 +37,14 @@ def add_parser(sub) -> None:
         help="take turns this many times between the baseline, the network alone and the pipeline, "
         "pooling their samples (steadier figures on a shared machine) (default: 1)",
     )
+    p.add_argument(
+        "--register-ahead",
+        type=int,
+        default=None,
+        metavar="N",
+        help="register images to the reference on N threads beside the network (0: on the inference "
+        "thread) instead of the pipeline's own choice (on a GPU beside it, on a CPU inline)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--work", type=Path, default=None, help="folder for the generated images (default: temporary)")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             onnx=args.onnx,
             long_run=args.long,
             rounds=args.rounds,
+            register_ahead=args.register_ahead,
         )
     for model in models:
         if model.note:

@@ -7,6 +7,7 @@ only, so a fixed background cannot pull the registration to the identity.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -107,8 +108,8 @@ class ReferenceAligner:
         # A low FAST threshold finds corners on plain, printed parts too. Images get
         # several times the reference's budget: their background competes for it.
         self._orb = cv2.ORB_create(nfeatures=max_features, fastThreshold=10)
-        self._image_orb = cv2.ORB_create(nfeatures=4 * max_features, fastThreshold=10)
-        self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        self._image_features = 4 * max_features
+        self._per_thread = threading.local()  # OpenCV's detectors and matchers are not shared between threads
         gray, self._ref_scale = _gray_scaled(reference)
         mask = None
         if region is not None and region.any():
@@ -285,11 +286,20 @@ class ReferenceAligner:
         edges = _edges(self._ref_gray)[y0:y1, x0:x1]
         return x0, y0, cv2.resize(edges, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
 
+    def _detector(self) -> tuple[cv2.ORB, cv2.BFMatcher]:
+        """This thread's ORB detector and matcher (images may be registered on several)."""
+        local = self._per_thread
+        if not hasattr(local, "orb"):
+            local.orb = cv2.ORB_create(nfeatures=self._image_features, fastThreshold=10)
+            local.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        return local.orb, local.matcher
+
     def _features(self, gray: np.ndarray, scale: float) -> np.ndarray:
-        kp, desc = self._image_orb.detectAndCompute(gray, None)
+        orb, matcher = self._detector()
+        kp, desc = orb.detectAndCompute(gray, None)
         if desc is None or len(kp) < self.min_inliers:
             raise AlignmentFailed(f"alignment failed: only {len(kp or [])} features found in the image")
-        pairs = self._matcher.knnMatch(desc, self._ref_desc, k=2)
+        pairs = matcher.knnMatch(desc, self._ref_desc, k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.75 * p[1].distance]
         if len(good) < self.min_inliers:
             raise AlignmentFailed(f"alignment failed: {len(good)} matching features (need {self.min_inliers})")

@@ -169,6 +169,11 @@ class FastSAMSegmenter:
     def loaded(self) -> bool:
         return self._model is not None
 
+    @property
+    def device_type(self) -> str | None:
+        """Where the network runs ("cpu", "cuda", ...) once loaded; None before."""
+        return None if self._device is None else self._device.type
+
     def load(self) -> None:
         """Load and warm up the network now instead of on the first image."""
         with self._load_lock:

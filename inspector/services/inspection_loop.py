@@ -8,6 +8,7 @@ are skipped unless forced, which is also how a killed run resumes without duplic
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -72,6 +73,23 @@ def decode_side(pipeline: InspectionPipeline) -> int | None:
         return None
 
 
+MAX_REGISTRATION_WORKERS = 4
+
+
+def registration_workers(pipeline: InspectionPipeline) -> int:
+    """Threads that read and register images ahead of the network; 0: registered inline.
+
+    Where the network runs on a GPU the CPU cores are free while it runs, so images are
+    registered beside it, several at once. On a CPU the forward pass uses every core:
+    registering beside it slows it down by about as much as it saves (measured on two
+    cores, see benchmarks/README.md), so images are registered on the inference thread.
+    Decides after the network is loaded (``decode_side`` loads it).
+    """
+    if getattr(pipeline.segmenter, "device_type", None) in (None, "cpu"):
+        return 0
+    return max(0, min(MAX_REGISTRATION_WORKERS, (os.cpu_count() or 1) // 2))
+
+
 def inspect_frame(
     pipeline: InspectionPipeline, frame: Frame, decoded: Decoded | None = None
 ) -> tuple[InspectionResult, np.ndarray | None]:
@@ -84,7 +102,8 @@ def inspect_frame(
     if image is None:
         return pipeline.error_result(decoded.error or f"{frame.name}: no image", {"read": read_ms}), None
     try:
-        return pipeline.inspect(image, full_size=decoded.full_size).with_timing("read", read_ms), image
+        result = pipeline.inspect(image, full_size=decoded.full_size, registration=decoded.registration)
+        return result.with_timing("read", read_ms), image
     except InspectorError as exc:
         return pipeline.error_result(str(exc), {"read": read_ms}), image
     except Exception as exc:  # a bug must not stop the line: log it, record it, go on
@@ -132,6 +151,7 @@ def run_inspection(
     on_skip: Callable[[Frame], None] | None = None,
     cancel: threading.Event | None = None,
     read_ahead_depth: int = 0,
+    register_ahead: int | None = None,
 ) -> RunSummary:
     """Inspect every frame once and store the results.
 
@@ -154,6 +174,9 @@ def run_inspection(
         cancel: set it to stop after the current frame.
         read_ahead_depth: for finite sources (files), read and decode this many images
             ahead on another thread, so that reading overlaps with inference.
+        register_ahead: while reading ahead, register images to the reference on this
+            many threads (0: on the inference thread); None decides by where the network
+            runs (see ``registration_workers``).
     """
     recipe = pipeline.recipe
     recipe_id, run_id, done = _open_run(
@@ -177,11 +200,14 @@ def run_inspection(
     def already_done(frame: Frame) -> bool:
         return frame.sha256 is not None and frame.sha256 in done
 
-    items: Iterable[Frame | Decoded] = (
-        read_ahead(frames, skip=already_done, depth=read_ahead_depth, min_side=decode_side(pipeline))
-        if read_ahead_depth
-        else frames
-    )
+    items: Iterable[Frame | Decoded] = frames
+    if read_ahead_depth:
+        side = decode_side(pipeline)
+        workers = registration_workers(pipeline) if register_ahead is None else register_ahead
+        register = (lambda image, size: pipeline.register(image, full_size=size)) if workers else None
+        items = read_ahead(
+            frames, skip=already_done, depth=read_ahead_depth, min_side=side, register=register, workers=workers
+        )
     try:
         for item in items:
             decoded = item if isinstance(item, Decoded) else None

@@ -3,20 +3,30 @@
 For finite sources (files and folders) only: a live source is read when its frame is
 due, never ahead of time. The queue is bounded, so reading ahead never holds more than
 a few decoded images, and images the run will skip (already inspected) are not decoded.
+Images can also be registered to the reference ahead, on several threads at once: where
+the network runs on a GPU and leaves the CPU cores free (see ``registration_workers``).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from inspector.errors import InspectorError
 from inspector.sources.frame import Frame
+
+log = logging.getLogger(__name__)
+
+# What registers a decoded image ahead of inspection: (image, full-size (width, height))
+# -> the pipeline's Registration (see InspectionPipeline.register).
+Register = Callable[[np.ndarray, tuple[int, int]], object]
 
 
 @dataclass(frozen=True)
@@ -34,10 +44,12 @@ class Decoded:
     read_ms: float = 0.0
     read_cpu_ms: float = 0.0
     full_size: tuple[int, int] | None = None
+    registration: object | None = None  # when registered ahead
 
 
-def decode(frame: Frame, *, min_side: int | None = None) -> Decoded:
-    """Decode a frame, as small as keeps ``min_side`` pixels where that is cheap."""
+def decode(frame: Frame, *, min_side: int | None = None, register: Register | None = None) -> Decoded:
+    """Decode a frame, as small as keeps ``min_side`` pixels where that is cheap, and
+    register it with ``register`` when given."""
     t0, cpu0 = time.perf_counter(), time.thread_time()
     try:
         image, full_size = frame.image_at(min_side)
@@ -46,7 +58,13 @@ def decode(frame: Frame, *, min_side: int | None = None) -> Decoded:
     else:
         error = None
     took = {"read_ms": (time.perf_counter() - t0) * 1e3, "read_cpu_ms": (time.thread_time() - cpu0) * 1e3}
-    return Decoded(frame, image, error=error, full_size=full_size, **took)
+    registration = None
+    if register is not None and image is not None:
+        try:
+            registration = register(image, full_size)
+        except Exception:  # inspecting registers it again and reports what is wrong
+            log.debug("registering %s ahead failed", frame.name, exc_info=True)
+    return Decoded(frame, image, error=error, full_size=full_size, registration=registration, **took)
 
 
 READ_AHEAD_DEPTH = 2  # images decoded ahead: enough to hide reading, few enough to hold
@@ -54,14 +72,24 @@ _END = object()
 
 
 def read_ahead(
-    frames: Iterable[Frame], *, skip: Callable[[Frame], bool], depth: int = 2, min_side: int | None = None
+    frames: Iterable[Frame],
+    *,
+    skip: Callable[[Frame], bool],
+    depth: int = 2,
+    min_side: int | None = None,
+    register: Register | None = None,
+    workers: int = 1,
 ) -> Iterator[Decoded]:
-    """Decoded frames, produced by a background thread up to ``depth`` frames ahead.
+    """Decoded frames, in order, produced by a background thread up to ``depth`` frames
+    ahead; with ``workers`` above 1 that many frames are decoded (and registered, with
+    ``register``) at once, on a pool of threads.
 
     ``skip(frame)`` is asked before decoding; such frames come back undecoded.
-    Closing the iterator (or leaving the loop) stops the thread and waits for it.
+    Closing the iterator (or leaving the loop) stops the threads and waits for them.
     """
-    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="inspector-prepare") if workers > 1 else None
+    # Room for every worker's image besides the ones waiting, so that none stands idle.
+    slots: queue.Queue = queue.Queue(maxsize=max(1, depth) + (workers if pool else 0))
     stop = threading.Event()
 
     def put(item) -> bool:
@@ -78,7 +106,12 @@ def read_ahead(
             for frame in frames:
                 if stop.is_set():
                     return
-                item = Decoded(frame) if skip(frame) else decode(frame, min_side=min_side)
+                if skip(frame):
+                    item = Decoded(frame)
+                elif pool is not None:
+                    item = pool.submit(decode, frame, min_side=min_side, register=register)
+                else:
+                    item = decode(frame, min_side=min_side, register=register)
                 if not put(item):
                     return
         except BaseException as exc:  # the source failed: hand the error to the consumer
@@ -95,7 +128,7 @@ def read_ahead(
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield item.result() if isinstance(item, Future) else item
     finally:
         stop.set()
         while True:  # free a producer blocked on a full queue
@@ -104,3 +137,5 @@ def read_ahead(
             except queue.Empty:
                 break
         thread.join(timeout=10.0)  # at most one decode in flight
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

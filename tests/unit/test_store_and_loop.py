@@ -36,14 +36,18 @@ def rows(db, sql):
         return conn.execute(sql).fetchall()
 
 
-@pytest.mark.parametrize("ahead", [0, 2], ids=["in-line", "read-ahead"])
-def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead):
+@pytest.mark.parametrize(
+    ("ahead", "register_ahead"), [(0, None), (2, None), (2, 3)], ids=["in-line", "read-ahead", "registered-ahead"]
+)
+def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, register_ahead):
     pipeline, folder, tmp = line
     (folder / "zero.png").write_bytes(b"")
     (folder / "text.png").write_text("hello")
     store = open_store(str(tmp / "r.db"))
     frames = FileSource([folder]).frames()
-    summary = run_inspection(pipeline, store, frames, source=str(folder), read_ahead_depth=ahead)
+    summary = run_inspection(
+        pipeline, store, frames, source=str(folder), read_ahead_depth=ahead, register_ahead=register_ahead
+    )
     store.close()
     assert summary.status == "finished"
     assert (summary.counts["PASS"], summary.counts["FAIL"], summary.counts["ERROR"]) == (3, 3, 2)
