@@ -31,6 +31,7 @@ from inspector.engine.regions import (
 )
 from inspector.engine.rules import DIFFERENCE_LABEL, expected_features, on_grid
 from inspector.engine.segmenter import FastSAMSegmenter, Segmenter
+from inspector.engine.threads import limit_blas_threads
 from inspector.engine.types import ERROR, FAIL, PASS, Finding, InspectionResult, Segmentation
 from inspector.errors import EngineError, InspectorError, RecipeError
 from inspector.recipe.model import Recipe
@@ -100,6 +101,7 @@ class InspectionPipeline:
         device: str = "auto",
         backend: str = "auto",
     ) -> None:
+        limit_blas_threads()
         self.recipe = recipe
         self.recipe_hash = recipe.content_hash
         self.reference_image = load_reference(recipe)

@@ -161,3 +161,12 @@ def test_a_segmented_defect_is_not_reported_again_as_a_difference(setup):
     checked = replace(recipe, defects=replace(recipe.defects, differences=True))
     result = pipeline_for(checked, reference, bad).inspect(bad.image)
     assert [f.label for f in result.findings] == ["defect"]
+
+
+def test_numpy_matrix_products_keep_off_the_cores_the_network_needs(setup):
+    from threadpoolctl import threadpool_info
+
+    recipe, reference = setup
+    pipeline_for(recipe, reference)
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
