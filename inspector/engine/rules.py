@@ -150,11 +150,11 @@ def find_defects(
         found = _suppress_duplicates(found, masks)
 
     if rules.missing_features and reference_masks is not None and reference_features is not None:
-        for ref_index in reference_features:
-            feature = reference_masks[ref_index]
-            coverage = _best_cover(feature, masks, excluded)
+        features = reference_masks[np.asarray(reference_features, np.int64)]
+        covers = _best_covers(features, masks, excluded)
+        for ref_index, feature_area, coverage in zip(reference_features, _areas(features), covers, strict=True):
             if coverage < _PRESENT_COVER:
-                area = float(feature.sum()) * pixel_area
+                area = float(feature_area) * pixel_area
                 found.append(Candidate(int(ref_index), MISSING_LABEL, 1.0 - coverage, area, missing=True))
     return found
 
@@ -168,18 +168,20 @@ _PRESENT_COVER = 0.5  # a feature half covered by some segment of the image is t
 _COVER_SIZE = 10.0  # ...as long as that segment is not the whole part or background
 
 
-def _best_cover(feature: np.ndarray, masks: np.ndarray, excluded: set[int]) -> float:
-    """How much of ``feature`` the best-fitting image segment covers (0 to 1).
+def _best_covers(features: np.ndarray, masks: np.ndarray, excluded: set[int]) -> np.ndarray:
+    """For each of the (F, h, w) ``features``, how much of it the best-fitting image
+    segment covers (0 to 1).
 
     The model may split or merge a print differently from one image to the next (one
     band, or two halves); coverage by a segment of similar size tolerates that, where
     an IoU test would call a half-band "missing".
     """
-    area = float(feature.sum())
-    if area == 0 or len(masks) == 0:
-        return 0.0
-    sizes = masks.reshape(len(masks), -1).sum(axis=1)
-    inter = (masks & feature).reshape(len(masks), -1).sum(axis=1)
-    usable = sizes <= _COVER_SIZE * area
-    usable[list(excluded)] = False
-    return float(inter[usable].max() / area) if usable.any() else 0.0
+    areas = _areas(features)
+    if len(masks) == 0 or len(features) == 0:
+        return np.zeros(len(features))
+    flat = masks.reshape(len(masks), -1).astype(np.float32)
+    inter = flat @ features.reshape(len(features), -1).astype(np.float32).T  # (N, F), exact up to 2**24 pixels
+    usable = _areas(masks)[:, None] <= _COVER_SIZE * areas[None, :]
+    usable[list(excluded), :] = False
+    best = np.where(usable, inter, 0.0).max(axis=0)
+    return np.where(areas > 0, best / np.maximum(areas, 1.0), 0.0)
