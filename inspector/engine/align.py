@@ -236,7 +236,13 @@ class ReferenceAligner:
         return np.linalg.inv(self._from_work(to_image)), float(rho)
 
     def _ecc(
-        self, gray: np.ndarray, to_image: np.ndarray, motion: int, levels, eps: float = 1e-4, settled: float = 2.0
+        self,
+        gray: np.ndarray,
+        to_image: np.ndarray,
+        motion: int,
+        levels,
+        eps: float = 1e-4,
+        settled: float | None = None,
     ):
         """ECC of the reference part's edges against the image's, coarse to fine.
 
@@ -265,7 +271,7 @@ class ReferenceAligner:
             rho, level = cv2.findTransformECC(t, g, level, motion, criteria, m, 5)
             warp = level.copy()
             warp[:, 2] /= factor
-            if rho >= settled:
+            if settled is not None and rho >= settled:
                 break
         return rho, _shift(u0, v0) @ np.vstack([warp, [0, 0, 1]]) @ _shift(-x0, -y0)
 

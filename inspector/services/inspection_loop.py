@@ -91,13 +91,9 @@ def registration_workers(pipeline: InspectionPipeline) -> int:
 
 
 def inspect_frame(
-    pipeline: InspectionPipeline, frame: Frame, decoded: Decoded | None = None
+    pipeline: InspectionPipeline, frame: Frame, decoded: Decoded
 ) -> tuple[InspectionResult, np.ndarray | None]:
-    """One frame's result (never an exception) and its decoded pixels, if it had any.
-
-    ``decoded`` is the frame already read ahead; otherwise it is decoded here.
-    """
-    decoded = decoded or decode(frame, min_side=decode_side(pipeline))
+    """One frame's result (never an exception) and its decoded pixels, if it had any."""
     read_ms, image = decoded.read_ms, decoded.image
     if image is None:
         return pipeline.error_result(decoded.error or f"{frame.name}: no image", {"read": read_ms}), None
