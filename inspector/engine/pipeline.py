@@ -6,6 +6,7 @@ first image arrives, and reused for every image after it.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -177,6 +178,21 @@ class InspectionPipeline:
             self._reference = _Reference(
                 everything, regions.part_indices, regions.part_region, features, aligner, window, outline, view
             )
+
+    def worker_copy(self, *, threads: int | None = None) -> InspectionPipeline:
+        """This pipeline for another thread that inspects images at the same time.
+
+        The copy shares the recipe, the segmented reference and the classifier, and runs
+        its own replica of the network (``threads``: see ``FastSAMSegmenter.replica``).
+        """
+        replica = getattr(self.segmenter, "replica", None)
+        if replica is None:
+            raise EngineError(f"{type(self.segmenter).__name__} cannot run on several threads at once")
+        self.prepare()
+        twin = copy.copy(self)
+        twin.segmenter = replica(threads=threads)
+        twin._lock = threading.Lock()
+        return twin
 
     def _reference_regions(self, segmentation: Segmentation) -> Regions:
         try:

@@ -8,6 +8,7 @@ built later, per reported instance (:meth:`Segmentation.full_mask`).
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -139,7 +140,7 @@ class FastSAMSegmenter:
         self._device = None
         self._half = False
         self._load_lock = threading.Lock()
-        # One forward at a time: torch on the CPU already uses every core.
+        # One forward at a time through this instance (see ``replica`` for more).
         self._run_lock = threading.Lock()
 
     @property
@@ -208,6 +209,25 @@ class FastSAMSegmenter:
             self._model = model
         # Warm up every stage (first calls pay for kernel selection and lazy imports).
         self.segment(np.full((_STRIDE * 2, _STRIDE * 2, 3), _PAD_VALUE, np.uint8))
+
+    def replica(self, *, threads: int | None = None) -> FastSAMSegmenter:
+        """The same network for another thread to run at the same time as this one.
+
+        Each replica has its own copy of the network (the torch module keeps per-shape
+        state between calls; an ONNX export gets a session of its own) and its own run
+        lock. ``threads``: the CPU threads of an ONNX replica's session; torch takes its
+        thread count from the thread that runs it (see ``engine/threads.py``).
+        """
+        self.load()
+        twin = copy.copy(self)
+        twin._load_lock, twin._run_lock = threading.Lock(), threading.Lock()
+        if self.backend == "onnx":
+            from inspector.engine.exported import OnnxNetwork
+
+            twin._model = OnnxNetwork(self._model.path, threads=threads)
+        else:
+            twin._model = copy.deepcopy(self._model)
+        return twin
 
     # -- stages ------------------------------------------------------------------------
 

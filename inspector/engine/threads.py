@@ -1,4 +1,4 @@
-"""Keeping numpy's BLAS off the cores the network needs."""
+"""Threads: numpy's BLAS kept off the cores the network needs, and torch's per thread."""
 
 from __future__ import annotations
 
@@ -26,3 +26,21 @@ def limit_blas_threads() -> None:
 
         threadpool_limits(limits=1, user_api="blas")
         _limited = True
+
+
+def inference_threads() -> int:
+    """The CPU threads torch runs an operation on, from the calling thread."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def set_inference_threads(count: int) -> None:
+    """Run torch's CPU operations of the calling thread on ``count`` threads.
+
+    torch keeps the count per thread (OpenMP), but also remembers it for threads that
+    start later: whoever sets it for a pool of threads restores it afterwards.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, int(count)))

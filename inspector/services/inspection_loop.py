@@ -1,27 +1,30 @@
 """The inspection loop: frames from a source, through the pipeline, into the store.
 
-Frames stream one at a time; results go to a writer thread so storing never stalls
-inference. Images already inspected with the same recipe and model (by content hash)
-are skipped unless forced, which is also how a killed run resumes without duplicates.
+Frames stream in order; results go to a writer thread so storing never stalls
+inference. A folder is read ahead, and on a CPU inspected two images at a time (see
+``services/parallel.py``); results are stored in the frames' order either way. Images
+already inspected with the same recipe and model (by content hash) are skipped unless
+forced, which is also how a killed run resumes without duplicates.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from inspector.engine.pipeline import InspectionPipeline
+from inspector.engine.threads import inference_threads, set_inference_threads
 from inspector.engine.types import InspectionResult
 from inspector.errors import InspectorError
-from inspector.services.read_ahead import Decoded, decode, read_ahead
+from inspector.services.parallel import PipelinePerThread, inspection_workers, registration_workers
+from inspector.services.read_ahead import Decoded, Then, decode, read_ahead
 from inspector.services.writer import Pending, ResultWriter
 from inspector.sources.frame import Frame
 from inspector.store.database import Store
@@ -73,23 +76,6 @@ def decode_side(pipeline: InspectionPipeline) -> int | None:
         return None
 
 
-MAX_REGISTRATION_WORKERS = 4
-
-
-def registration_workers(pipeline: InspectionPipeline) -> int:
-    """Threads that read and register images ahead of the network; 0: registered inline.
-
-    Where the network runs on a GPU the CPU cores are free while it runs, so images are
-    registered beside it, several at once. On a CPU the forward pass uses every core:
-    registering beside it slows it down by about as much as it saves (measured on two
-    cores, see benchmarks/README.md), so images are registered on the inference thread.
-    Decides after the network is loaded (``decode_side`` loads it).
-    """
-    if getattr(pipeline.segmenter, "device_type", None) in (None, "cpu"):
-        return 0
-    return max(0, min(MAX_REGISTRATION_WORKERS, (os.cpu_count() or 1) // 2))
-
-
 def inspect_frame(
     pipeline: InspectionPipeline, frame: Frame, decoded: Decoded
 ) -> tuple[InspectionResult, np.ndarray | None]:
@@ -105,6 +91,42 @@ def inspect_frame(
     except Exception as exc:  # a bug must not stop the line: log it, record it, go on
         log.exception("inspecting %s failed", frame.name)
         return pipeline.error_result(f"internal error while inspecting {frame.name}: {exc!r}", {"read": read_ms}), image
+
+
+def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int | None) -> tuple[Then | None, int]:
+    """What the read-ahead threads do after decoding, and how many of them do it.
+
+    ``inspectors`` above 1: inspect each image whole, that many at once (each thread
+    with its own copy of the pipeline). Otherwise register images on ``registrars``
+    threads (None: as ``registration_workers`` decides; 0: the loop registers them).
+    """
+    if inspectors > 1:
+        try:
+            # Each copy's network gets an equal share of the threads one network had.
+            per_thread = PipelinePerThread(pipeline, copies=inspectors, threads=inference_threads() // inspectors)
+        except InspectorError:  # no reference to share: one at a time, each image gets the reason
+            log.debug("inspecting one image at a time", exc_info=True)
+        else:
+
+            def inspect_ahead(decoded: Decoded) -> Decoded:
+                return replace(decoded, inspected=inspect_frame(per_thread(), decoded.frame, decoded))
+
+            return inspect_ahead, inspectors
+    registrars = registration_workers(pipeline) if registrars is None else registrars
+    if not registrars:
+        return None, 1
+
+    def register_ahead(decoded: Decoded) -> Decoded:
+        if decoded.image is None:
+            return decoded
+        try:
+            registration = pipeline.register(decoded.image, full_size=decoded.full_size)
+        except Exception:  # inspecting registers it again and reports what is wrong
+            log.debug("registering %s ahead failed", decoded.frame.name, exc_info=True)
+            return decoded
+        return replace(decoded, registration=registration)
+
+    return register_ahead, registrars
 
 
 def _open_run(
@@ -147,6 +169,7 @@ def run_inspection(
     on_skip: Callable[[Frame], None] | None = None,
     cancel: threading.Event | None = None,
     read_ahead_depth: int = 0,
+    workers: int | None = None,
     register_ahead: int | None = None,
 ) -> RunSummary:
     """Inspect every frame once and store the results.
@@ -170,9 +193,12 @@ def run_inspection(
         cancel: set it to stop after the current frame.
         read_ahead_depth: for finite sources (files), read and decode this many images
             ahead on another thread, so that reading overlaps with inference.
-        register_ahead: while reading ahead, register images to the reference on this
-            many threads (0: on the inference thread); None decides by where the network
-            runs (see ``registration_workers``).
+        workers: while reading ahead, inspect this many images at once, each on its
+            own thread with a copy of the network (1: one at a time, on this thread);
+            None decides by where the network runs (see ``inspection_workers``).
+        register_ahead: while reading ahead one image at a time, register images to
+            the reference on this many threads (0: on this thread); None decides by
+            where the network runs (see ``registration_workers``).
     """
     recipe = pipeline.recipe
     recipe_id, run_id, done = _open_run(
@@ -197,13 +223,12 @@ def run_inspection(
         return frame.sha256 is not None and frame.sha256 in done
 
     items: Iterable[Frame | Decoded] = frames
+    threads_before = inference_threads()  # worker threads set their own (see parallel.py)
     if read_ahead_depth:
-        side = decode_side(pipeline)
-        workers = registration_workers(pipeline) if register_ahead is None else register_ahead
-        register = (lambda image, size: pipeline.register(image, full_size=size)) if workers else None
-        items = read_ahead(
-            frames, skip=already_done, depth=read_ahead_depth, min_side=side, register=register, workers=workers
-        )
+        side = decode_side(pipeline)  # prepares the reference: copies of the pipeline share it
+        inspectors = inspection_workers(pipeline, workers)
+        then, threads = _work_ahead(pipeline, inspectors, register_ahead)
+        items = read_ahead(frames, skip=already_done, depth=read_ahead_depth, min_side=side, then=then, workers=threads)
     try:
         for item in items:
             decoded = item if isinstance(item, Decoded) else None
@@ -217,7 +242,7 @@ def run_inspection(
                     on_skip(frame)
                 continue
             decoded = decoded or decode(frame, min_side=decode_side(pipeline))
-            result, image = inspect_frame(pipeline, frame, decoded)
+            result, image = decoded.inspected or inspect_frame(pipeline, frame, decoded)
             summary.read_cpu_s += decoded.read_cpu_ms / 1e3
             if frame.sha256 is not None:
                 done.add(frame.sha256)  # the same content twice in one run is inspected once
@@ -243,7 +268,8 @@ def run_inspection(
     finally:
         summary.elapsed_s = time.perf_counter() - started
         if read_ahead_depth:
-            items.close()  # stops the reading thread
+            items.close()  # stops the reading threads
+            set_inference_threads(threads_before)
         try:
             writer.close()
         finally:

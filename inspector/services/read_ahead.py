@@ -3,13 +3,12 @@
 For finite sources (files and folders) only: a live source is read when its frame is
 due, never ahead of time. The queue is bounded, so reading ahead never holds more than
 a few decoded images, and images the run will skip (already inspected) are not decoded.
-Images can also be registered to the reference ahead, on several threads at once: where
-the network runs on a GPU and leaves the CPU cores free (see ``registration_workers``).
+Work can follow the decoding on the same threads, several frames at once: registering
+them to the reference, or inspecting them whole (see ``services/parallel.py``).
 """
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -21,12 +20,6 @@ import numpy as np
 
 from inspector.errors import InspectorError
 from inspector.sources.frame import Frame
-
-log = logging.getLogger(__name__)
-
-# What registers a decoded image ahead of inspection: (image, full-size (width, height))
-# -> the pipeline's Registration (see InspectionPipeline.register).
-Register = Callable[[np.ndarray, tuple[int, int]], object]
 
 
 @dataclass(frozen=True)
@@ -44,12 +37,12 @@ class Decoded:
     read_ms: float = 0.0
     read_cpu_ms: float = 0.0
     full_size: tuple[int, int] | None = None
-    registration: object | None = None  # when registered ahead
+    registration: object | None = None  # the pipeline's Registration, when registered ahead
+    inspected: tuple | None = None  # (InspectionResult, image), when inspected ahead
 
 
-def decode(frame: Frame, *, min_side: int | None = None, register: Register | None = None) -> Decoded:
-    """Decode a frame, as small as keeps ``min_side`` pixels where that is cheap, and
-    register it with ``register`` when given."""
+def decode(frame: Frame, *, min_side: int | None = None) -> Decoded:
+    """Decode a frame, as small as keeps ``min_side`` pixels where that is cheap."""
     t0, cpu0 = time.perf_counter(), time.thread_time()
     try:
         image, full_size = frame.image_at(min_side)
@@ -57,14 +50,18 @@ def decode(frame: Frame, *, min_side: int | None = None, register: Register | No
         image, full_size, error = None, None, str(exc)
     else:
         error = None
-    took = {"read_ms": (time.perf_counter() - t0) * 1e3, "read_cpu_ms": (time.thread_time() - cpu0) * 1e3}
-    registration = None
-    if register is not None and image is not None:
-        try:
-            registration = register(image, full_size)
-        except Exception:  # inspecting registers it again and reports what is wrong
-            log.debug("registering %s ahead failed", frame.name, exc_info=True)
-    return Decoded(frame, image, error=error, full_size=full_size, registration=registration, **took)
+    cpu_ms = (time.thread_time() - cpu0) * 1e3  # first: its interval inside the wall time's
+    took = {"read_ms": (time.perf_counter() - t0) * 1e3, "read_cpu_ms": cpu_ms}
+    return Decoded(frame, image, error=error, full_size=full_size, **took)
+
+
+# More work on a decoded frame, done ahead by the thread that decoded it.
+Then = Callable[[Decoded], Decoded]
+
+
+def _decode_then(frame: Frame, min_side: int | None, then: Then | None) -> Decoded:
+    decoded = decode(frame, min_side=min_side)
+    return decoded if then is None else then(decoded)
 
 
 READ_AHEAD_DEPTH = 2  # images decoded ahead: enough to hide reading, few enough to hold
@@ -77,12 +74,12 @@ def read_ahead(
     skip: Callable[[Frame], bool],
     depth: int = 2,
     min_side: int | None = None,
-    register: Register | None = None,
+    then: Then | None = None,
     workers: int = 1,
 ) -> Iterator[Decoded]:
     """Decoded frames, in order, produced by a background thread up to ``depth`` frames
-    ahead; with ``workers`` above 1 that many frames are decoded (and registered, with
-    ``register``) at once, on a pool of threads.
+    ahead, each passed through ``then`` when given; with ``workers`` above 1 that many
+    frames are decoded (and passed on) at once, on a pool of threads.
 
     ``skip(frame)`` is asked before decoding; such frames come back undecoded.
     Closing the iterator (or leaving the loop) stops the threads and waits for them.
@@ -109,9 +106,9 @@ def read_ahead(
                 if skip(frame):
                     item = Decoded(frame)
                 elif pool is not None:
-                    item = pool.submit(decode, frame, min_side=min_side, register=register)
+                    item = pool.submit(_decode_then, frame, min_side, then)
                 else:
-                    item = decode(frame, min_side=min_side, register=register)
+                    item = _decode_then(frame, min_side, then)
                 if not put(item):
                     return
         except BaseException as exc:  # the source failed: hand the error to the consumer

@@ -1,13 +1,14 @@
-"""Reading ahead of inspection: order, skipping, registering on several threads."""
+"""Reading ahead of inspection: order, skipping, more work on several threads; how many."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from inspector.engine.image import write_image
-from inspector.services import inspection_loop
+from inspector.services import parallel
 from inspector.services.read_ahead import read_ahead
 from inspector.sources.files import FileSource
 
@@ -18,12 +19,12 @@ def test_reading_ahead_on_several_threads_keeps_the_order_and_registers_each_ima
         write_image(folder / f"p{k}.png", np.full((20 + k, 30, 3), 10 * k, np.uint8))
     registered = []
 
-    def register(image, size):
-        registered.append(size)
-        return ("registered", size)
+    def register(decoded):
+        registered.append(decoded.full_size)
+        return replace(decoded, registration=("registered", decoded.full_size))
 
     frames = FileSource([folder]).frames()
-    decoded = list(read_ahead(frames, skip=lambda f: f.name.endswith("p4.png"), register=register, workers=3))
+    decoded = list(read_ahead(frames, skip=lambda f: f.name.endswith("p4.png"), then=register, workers=3))
     assert [Path(d.frame.name).name for d in decoded] == [f"p{k}.png" for k in range(9)]
     assert decoded[4].image is None and decoded[4].registration is None  # skipped: neither decoded nor registered
     assert [d.registration for d in decoded if d.image is not None] == [
@@ -32,14 +33,29 @@ def test_reading_ahead_on_several_threads_keeps_the_order_and_registers_each_ima
     assert len(registered) == 8
 
 
-def test_images_are_registered_beside_the_network_only_where_it_leaves_the_cores_free(monkeypatch):
-    class Pipeline:
-        def __init__(self, device_type):
-            self.segmenter = type("Segmenter", (), {"device_type": device_type})()
+class _Pipeline:
+    def __init__(self, device_type, *, copies=True):
+        members = {"device_type": device_type}
+        if copies:
+            members["replica"] = lambda self, threads=None: self
+        self.segmenter = type("Segmenter", (), members)()
 
-    monkeypatch.setattr(inspection_loop.os, "cpu_count", lambda: 16)
-    assert inspection_loop.registration_workers(Pipeline("cpu")) == 0  # the forward pass needs every core
-    assert inspection_loop.registration_workers(Pipeline(None)) == 0  # not loaded: no guess
-    assert inspection_loop.registration_workers(Pipeline("cuda")) == inspection_loop.MAX_REGISTRATION_WORKERS
-    monkeypatch.setattr(inspection_loop.os, "cpu_count", lambda: 2)
-    assert inspection_loop.registration_workers(Pipeline("cuda")) == 1
+
+def test_images_are_registered_beside_the_network_only_where_it_leaves_the_cores_free(monkeypatch):
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    assert parallel.registration_workers(_Pipeline("cpu")) == 0  # the forward pass needs every core
+    assert parallel.registration_workers(_Pipeline(None)) == 0  # not loaded: no guess
+    assert parallel.registration_workers(_Pipeline("cuda")) == parallel.MAX_REGISTRATION_WORKERS
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    assert parallel.registration_workers(_Pipeline("cuda")) == 1
+
+
+def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_network_can_be_copied(monkeypatch):
+    monkeypatch.setattr(parallel, "inference_threads", lambda: 2)
+    assert parallel.inspection_workers(_Pipeline("cpu")) == 2
+    assert parallel.inspection_workers(_Pipeline("cpu"), 3) == 3  # asked for
+    assert parallel.inspection_workers(_Pipeline("cuda")) == 1  # the GPU's images are registered ahead instead
+    assert parallel.inspection_workers(_Pipeline(None)) == 1  # not loaded: no guess
+    assert parallel.inspection_workers(_Pipeline("cpu", copies=False), 2) == 1  # one network, one image at a time
+    monkeypatch.setattr(parallel, "inference_threads", lambda: 1)
+    assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # a single thread: nothing to share

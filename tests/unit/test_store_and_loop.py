@@ -10,7 +10,7 @@ import pytest
 
 from inspector.engine.image import write_image
 from inspector.engine.pipeline import InspectionPipeline
-from inspector.errors import StoreError
+from inspector.errors import EngineError, StoreError
 from inspector.services.inspection_loop import run_inspection
 from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame
@@ -62,6 +62,80 @@ def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, regi
     assert crops and all(c and c.endswith(".png") for (c,) in crops)
     (status,) = rows(tmp / "r.db", "SELECT status FROM runs")
     assert status == ("finished",)
+
+
+class CopyableTruthSegmenter(TruthSegmenter):
+    """The perfect stand-in, shared by every copy of the pipeline; notes which threads segment."""
+
+    def __init__(self, scenes) -> None:
+        super().__init__(scenes)
+        self.threads: set[str] = set()
+
+    def segment(self, image, **options):
+        self.threads.add(threading.current_thread().name)
+        return super().segment(image, **options)
+
+    def replica(self, *, threads=None):
+        return self
+
+
+def test_two_images_at_once_are_stored_in_the_frames_order_with_the_same_results(tmp_path):
+    from inspector.engine.threads import inference_threads
+
+    recipe, reference = fixtured_recipe(tmp_path)
+    scenes = [fixtured(20 + k, defective=k % 3 == 0) for k in range(9)]
+    folder = tmp_path / "parts"
+    for k, scene in enumerate(scenes):
+        write_image(folder / f"p{k}.png", scene.image)
+    (folder / "p9.png").write_text("not an image")
+    segmenter = CopyableTruthSegmenter([reference, *scenes])
+    pipeline = InspectionPipeline(recipe, segmenter=segmenter)
+    threads_before = inference_threads()
+    outcomes = {}
+    for workers in (1, 2):
+        store = open_store(str(tmp_path / f"w{workers}.db"))
+        seen = []
+        summary = run_inspection(
+            pipeline,
+            store,
+            FileSource([folder]).frames(),
+            source="x",
+            read_ahead_depth=2,
+            workers=workers,
+            on_result=lambda frame, result, image, seen=seen: seen.append((frame.name, result.verdict)),
+        )
+        store.close()
+        assert summary.status == "finished" and summary.inspected == 10
+        stored = rows(
+            tmp_path / f"w{workers}.db", "SELECT image_path, verdict, defect_count FROM inspections ORDER BY id"
+        )
+        assert [(path, verdict) for path, verdict, _ in stored] == seen
+        outcomes[workers] = stored
+    assert [name.rsplit("/", 1)[-1] for name, *_ in outcomes[2]] == [f"p{k}.png" for k in range(10)]
+    assert outcomes[2] == outcomes[1]
+    assert [verdict for _, verdict, _ in outcomes[2]] == ["FAIL", "PASS", "PASS"] * 3 + ["ERROR"]
+    workers_threads = {name for name in segmenter.threads if name.startswith("inspector-prepare")}
+    assert len(workers_threads) == 2  # two images at a time, each on its own thread
+    assert inference_threads() == threads_before  # the workers' thread counts do not outlive the run
+
+
+def test_a_reference_that_cannot_be_prepared_makes_each_image_an_error_when_two_run_at_once(tmp_path):
+    recipe, _ = fixtured_recipe(tmp_path)
+    folder = tmp_path / "parts"
+    for k in range(3):
+        write_image(folder / f"p{k}.png", fixtured(30 + k).image)
+    pipeline = InspectionPipeline(recipe, segmenter=CopyableTruthSegmenter([]))
+
+    def broken(image, **options):  # the reference's segmentation fails, so no copy can share it
+        raise EngineError("the network gave no output for the reference image")
+
+    pipeline.segmenter.segment = broken
+    store = open_store(str(tmp_path / "r.db"))
+    summary = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x", read_ahead_depth=2, workers=2)
+    store.close()
+    assert summary.status == "finished" and summary.counts["ERROR"] == 3
+    errors = rows(tmp_path / "r.db", "SELECT error FROM inspections")
+    assert all("no output for the reference image" in error for (error,) in errors)
 
 
 @pytest.mark.parametrize("ahead", [0, 2], ids=["in-line", "read-ahead"])

@@ -1,0 +1,81 @@
+"""Work beside the network: how many threads do it, and with which pipeline.
+
+Where the network runs on a GPU the CPU cores are free while it runs, so images are
+registered to the reference ahead of it, several at once, and the loop's thread
+inspects them in order.
+
+On a CPU a forward pass can use every core, but not well: on two cores, two forward
+passes side by side, each on one core, get through 1.3-1.4 times the images of one pass
+on both cores (benchmarks/README.md). So a folder run on a CPU inspects images whole on
+two threads at once, each with its own copy of the network on half the cores; the loop
+still stores the results in the frames' order. A live source is inspected one frame at
+a time, as soon as it comes: there, the time to one result counts, not the rate.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from inspector.engine.pipeline import InspectionPipeline
+from inspector.engine.threads import inference_threads, set_inference_threads
+
+MAX_REGISTRATION_WORKERS = 4
+INSPECTION_WORKERS = 2  # measured on two cores; more cores may gain from more
+
+
+def _device_type(pipeline: InspectionPipeline) -> str | None:
+    """Where the pipeline's network runs once loaded ("cpu", "cuda", ...); None before."""
+    return getattr(pipeline.segmenter, "device_type", None)
+
+
+def registration_workers(pipeline: InspectionPipeline) -> int:
+    """Threads that read and register images ahead of the network; 0: registered inline.
+
+    Only where the network runs on a GPU: on a CPU the cores are the network's (see
+    ``inspection_workers``). Decides after the network is loaded (``decode_side``
+    loads it).
+    """
+    if _device_type(pipeline) in (None, "cpu"):
+        return 0
+    return max(0, min(MAX_REGISTRATION_WORKERS, (os.cpu_count() or 1) // 2))
+
+
+def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -> int:
+    """Images a folder run inspects at once: ``asked``, or by default 2 where the network
+    runs on a CPU with two threads or more; 1 where the network cannot be copied (see
+    ``FastSAMSegmenter.replica``)."""
+    if getattr(pipeline.segmenter, "replica", None) is None:
+        return 1
+    if asked is not None:
+        return max(1, asked)
+    if _device_type(pipeline) != "cpu":
+        return 1
+    return INSPECTION_WORKERS if inference_threads() >= INSPECTION_WORKERS else 1
+
+
+class PipelinePerThread:
+    """Gives each calling thread its own copy of a pipeline (``InspectionPipeline.worker_copy``),
+    its network on ``threads`` CPU threads.
+
+    The ``copies`` are made at once, on the calling thread: made by the workers while
+    others already inspect, copying the network held Python's interpreter lock long
+    enough to stall a GUI thread for 150-200 ms. Raises what ``worker_copy`` raises (a
+    reference that cannot be prepared).
+    """
+
+    def __init__(self, pipeline: InspectionPipeline, *, copies: int, threads: int) -> None:
+        self._threads = max(1, threads)
+        self._spare = [pipeline.worker_copy(threads=self._threads) for _ in range(copies)]
+        self._pipeline = pipeline
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> InspectionPipeline:
+        mine = getattr(self._local, "pipeline", None)
+        if mine is None:
+            set_inference_threads(self._threads)
+            with self._lock:
+                mine = self._spare.pop() if self._spare else self._pipeline.worker_copy(threads=self._threads)
+            self._local.pipeline = mine
+        return mine
