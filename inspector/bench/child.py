@@ -56,7 +56,8 @@ def pipeline(args) -> dict:
     """The whole product on a folder: read ahead, inspect, store (with overlays of FAILs)."""
     from inspector.engine.pipeline import InspectionPipeline
     from inspector.recipe.io import load_recipe
-    from inspector.services.inspection_loop import registration_workers, run_inspection
+    from inspector.services.inspection_loop import run_inspection
+    from inspector.services.parallel import inspection_workers, registration_workers
     from inspector.services.read_ahead import READ_AHEAD_DEPTH
     from inspector.sources.files import FileSource
     from inspector.store.database import open_store
@@ -88,6 +89,7 @@ def pipeline(args) -> dict:
                 force=True,
                 on_result=on_result,
                 read_ahead_depth=READ_AHEAD_DEPTH,
+                workers=args.workers,
                 register_ahead=args.register_ahead,
             )
         finally:
@@ -98,6 +100,7 @@ def pipeline(args) -> dict:
     steady = (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 and arrivals[-1] > arrivals[0] else None
     return {
         "images": n,
+        "workers": inspection_workers(pipe, args.workers),
         "register_ahead": args.register_ahead if args.register_ahead is not None else registration_workers(pipe),
         "verdicts": dict(summary.counts),
         "backend": pipe.segmenter.backend,
@@ -115,9 +118,16 @@ def pipeline(args) -> dict:
 
 
 def network(args) -> dict:
-    """The segmenter alone on decoded images: the network-only rate."""
+    """The segmenter alone on decoded images: the network-only rate.
+
+    With ``--workers N`` above 1, N threads segment at once, each with its own replica of
+    the network on its share of the threads, as the pipeline's workers do.
+    """
+    import threading
+
     from inspector.engine.image import read_image
     from inspector.engine.segmenter import FastSAMSegmenter
+    from inspector.engine.threads import inference_threads, set_inference_threads
     from inspector.recipe.io import load_recipe
 
     recipe = load_recipe(args.recipe)
@@ -126,14 +136,38 @@ def network(args) -> dict:
         recipe.weights_spec, device=args.device, imgsz=m.imgsz, conf=m.conf, iou=m.iou, backend=args.backend
     )
     segmenter.load()
-    stages: dict[str, list[float]] = {}
-    totals: list[float] = []
-    for path in _images(args.images):
-        timings = segmenter.segment(read_image(path)).timings
-        totals.append(sum(timings.values()))
-        for name, ms in timings.items():
-            stages.setdefault(name, []).append(ms)
-    return {"backend": segmenter.backend, "stages_ms": stages, "totals_ms": totals, "peak_rss_mb": peak_rss_mb()}
+    images = [read_image(path) for path in _images(args.images)]
+    workers = max(1, args.workers or 1)
+    threads = max(1, inference_threads() // workers)
+    timings: list[dict[str, float]] = []
+
+    def segment_share(k: int, replica) -> None:
+        if workers > 1:
+            set_inference_threads(threads)
+            replica.segment(images[k])  # warm-up at this thread count, as the pipeline's first image
+        timings.extend(replica.segment(image).timings for image in images[k::workers])
+
+    started = time.perf_counter()
+    if workers == 1:
+        # On the thread that loaded it: torch's CPU threads run a forward pass slower on
+        # another thread while the first one's pool of threads lives (benchmarks/README.md).
+        segment_share(0, segmenter)
+    else:
+        replicas = [segmenter.replica(threads=threads) for _ in range(workers)]
+        pool = [threading.Thread(target=segment_share, args=(k, r)) for k, r in enumerate(replicas)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    stages = {name: [t[name] for t in timings] for name in timings[0]}
+    return {
+        "backend": segmenter.backend,
+        "workers": workers,
+        "stages_ms": stages,
+        "totals_ms": [sum(t.values()) for t in timings],
+        "elapsed_s": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def baseline(args) -> dict:
@@ -203,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spawned-at", type=float, default=None)
     parser.add_argument("--sample-every", type=int, default=50)
     parser.add_argument("--register-ahead", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     result = MODES[args.mode](args)
     sys.stdout.write("\n" + json.dumps(result) + "\n")

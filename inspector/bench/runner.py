@@ -85,12 +85,21 @@ def merged(rounds: list[dict]) -> dict:
     return out
 
 
-def summarise(pipeline: dict, network: dict, baseline: dict) -> dict:
+def network_rate(network: dict) -> float:
+    """Images per second of forward passes back to back, on every worker at once."""
+    return network.get("workers", 1) * 1e3 / statistics.mean(network["stages_ms"]["inference"])
+
+
+def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: dict | None = None) -> dict:
     """Per-image stage percentiles and the ratios of the targets, for one size and model.
 
     "Around the network" is given twice: with the wall time of reading and storing,
     which on a machine with few cores also counts waiting while the network holds them,
-    and with their threads' CPU time, which is what they cost.
+    and with their threads' CPU time, which is what they cost. Both are against the
+    forward pass as it ran in the pipeline (with several workers, on each one's share of
+    the cores). The throughput is set against the network alone one image at a time (the
+    network-only rate) and, where the pipeline inspects several images at once, against
+    the network alone on as many workers (``network_workers``).
     """
     stages = {name: percentiles(values) for name, values in pipeline["stages_ms"].items()}
     stages["store"] = {"p50": pipeline["store_ms_per_image"], "p95": pipeline["store_ms_per_image"]}
@@ -100,12 +109,14 @@ def summarise(pipeline: dict, network: dict, baseline: dict) -> dict:
     cpu = {"read": pipeline.get("read_cpu_ms_per_image"), "store": pipeline.get("store_cpu_ms_per_image")}
     around_cpu = inline + cpu["read"] + cpu["store"] if None not in cpu.values() else None
     network_forward = network["stages_ms"]["inference"]
-    network_rate = 1e3 / statistics.mean(network_forward)
+    rate = network_rate(network)
+    rate_workers = network_rate(network_workers) if network_workers else None
     baseline_total = percentiles(baseline["stages_ms"]["total"])
     per_image = 1e3 / pipeline["throughput_ips"]
     return {
         "images": pipeline["images"],
         "backend": pipeline["backend"],
+        "workers": pipeline.get("workers", 1),
         "register_ahead": pipeline.get("register_ahead"),
         "pipeline_stages_ms": stages,
         "pipeline_cpu_ms_per_image": cpu,
@@ -115,7 +126,14 @@ def summarise(pipeline: dict, network: dict, baseline: dict) -> dict:
         "network_only": {
             "forward_ms": percentiles(network_forward),
             "segment_ms": percentiles(network["totals_ms"]),
-            "rate_ips": network_rate,
+            "rate_ips": rate,
+        },
+        "network_workers": None
+        if network_workers is None
+        else {
+            "workers": network_workers["workers"],
+            "forward_ms": percentiles(network_workers["stages_ms"]["inference"]),
+            "rate_ips": rate_workers,
         },
         "baseline_ms": {k: percentiles(v) for k, v in baseline["stages_ms"].items()},
         "baseline_masks_per_image": baseline["masks_per_image"],
@@ -125,7 +143,8 @@ def summarise(pipeline: dict, network: dict, baseline: dict) -> dict:
         "ratios": {
             "around_network_to_forward": around / forward if forward else None,
             "around_network_cpu_to_forward": around_cpu / forward if forward and around_cpu is not None else None,
-            "throughput_to_network_rate": pipeline["throughput_ips"] / network_rate,
+            "throughput_to_network_rate": pipeline["throughput_ips"] / rate,
+            "throughput_to_network_workers_rate": pipeline["throughput_ips"] / rate_workers if rate_workers else None,
             "baseline_to_pipeline": baseline_total["p50"] / per_image,
         },
     }
@@ -151,13 +170,16 @@ def benchmark(
     long_run: int = 0,
     rounds: int = 1,
     register_ahead: int | None = None,
+    workers: int | None = None,
     say: Callable[[str], None] = print,
 ) -> dict:
     """Run everything; returns the JSON-able results.
 
     With ``rounds`` above 1 the baseline, the network alone and the pipeline take turns
     that many times, so that a slow spell of a shared machine falls on all of them.
-    ``register_ahead`` sets the pipeline's registration threads (None: its own choice).
+    ``register_ahead`` sets the pipeline's registration threads and ``workers`` the
+    images it inspects at once (None: its own choice). Where the pipeline inspects
+    several images at once, the network alone is also measured on as many workers.
     """
     from inspector.engine.segmenter import describe_device
 
@@ -177,29 +199,31 @@ def benchmark(
         "models": {m.name: m.note for m in models},  # what each model is
         "runs": {},
     }
+    chosen = {k: v for k, v in {"register_ahead": register_ahead, "workers": workers}.items() if v is not None}
     for model in models:
         for size in sizes:
             recipe, paths = bench_set(work, size, images, weights=model.weights, conf=model.conf)
             folder = paths[0].parent
-            taken: dict[str, list[dict]] = {"baseline": [], "network": [], "pipeline": []}
+            taken: dict[str, list[dict]] = {"baseline": [], "network": [], "pipeline": [], "network_workers": []}
             for turn in range(rounds):
                 of = f" ({turn + 1} of {rounds})" if rounds > 1 else ""
-                for mode, what in (
-                    ("baseline", "ultralytics baseline"),
-                    ("network", "network alone"),
-                    ("pipeline", "Inspector pipeline"),
-                ):
-                    say(f"{model.name} {size}: {what}{of} ...")
-                    extra = (
-                        {"register_ahead": register_ahead} if mode == "pipeline" and register_ahead is not None else {}
-                    )
-                    taken[mode].append(run_child(mode, recipe, folder, device=device, **extra))
+                say(f"{model.name} {size}: ultralytics baseline{of} ...")
+                taken["baseline"].append(run_child("baseline", recipe, folder, device=device))
+                say(f"{model.name} {size}: network alone{of} ...")
+                taken["network"].append(run_child("network", recipe, folder, device=device))
+                say(f"{model.name} {size}: Inspector pipeline{of} ...")
+                taken["pipeline"].append(run_child("pipeline", recipe, folder, device=device, **chosen))
+                on = taken["pipeline"][-1].get("workers", 1)
+                if on > 1:
+                    say(f"{model.name} {size}: network alone on {on} workers{of} ...")
+                    taken["network_workers"].append(run_child("network", recipe, folder, device=device, workers=on))
             base, net, pipe = (merged(taken[mode]) for mode in ("baseline", "network", "pipeline"))
-            entry = summarise(pipe, net, base)
+            net_workers = merged(taken["network_workers"]) if taken["network_workers"] else None
+            entry = summarise(pipe, net, base, net_workers)
             if onnx and device == "cpu":
                 say(f"{model.name} {size}: ONNX Runtime ...")
                 onnx_net = run_child("network", recipe, folder, device=device, backend="onnx")
-                onnx_pipe = run_child("pipeline", recipe, folder, device=device, backend="onnx")
+                onnx_pipe = run_child("pipeline", recipe, folder, device=device, backend="onnx", **chosen)
                 entry["onnx"] = {
                     "forward_ms": percentiles(onnx_net["stages_ms"]["inference"]),
                     "throughput_ips": onnx_pipe["throughput_ips"],
@@ -212,7 +236,9 @@ def benchmark(
         model = models[0]
         recipe, paths = bench_set(work, "0.3MP", long_run, weights=model.weights, conf=model.conf)
         say(f"{model.name} 0.3MP: long run of {long_run} images for memory drift ...")
-        pipe = run_child("pipeline", recipe, paths[0].parent, device=device, sample_every=max(1, long_run // 40))
+        pipe = run_child(
+            "pipeline", recipe, paths[0].parent, device=device, sample_every=max(1, long_run // 40), **chosen
+        )
         results["long_run"] = {
             "model": model.name,
             "images": pipe["images"],
@@ -235,29 +261,35 @@ def table(results: dict) -> str:
         f"{results['images_per_size']} images per size, {results['date']}",
         "",
         f"{'run':<22}{'ultra p50':>10}{'ours p50':>10}{'x faster':>9}{'fwd p50':>9}"
-        f"{'around':>8}{'(CPU)':>7}{'ips':>7}{'net ips':>8}{'ratio':>7}{'RSS MB':>8}",
+        f"{'around':>8}{'(CPU)':>7}{'ips':>7}{'net ips':>8}{'ratio':>7}{'net W':>7}{'ratio':>7}{'RSS MB':>8}",
     ]
     for name, r in results["runs"].items():
         ratios = r["ratios"]
         around_cpu = _percent(ratios.get("around_network_cpu_to_forward"))
+        on_workers = r.get("network_workers")
+        workers_rate = "n/a" if not on_workers else f"{on_workers['rate_ips']:.2f}"
         lines.append(
             f"{name:<22}{r['baseline_ms']['total']['p50']:>10.0f}{r['pipeline_wall_ms_per_image']:>10.0f}"
             f"{ratios['baseline_to_pipeline']:>9.1f}{r['pipeline_stages_ms']['inference']['p50']:>9.0f}"
             f"{100 * ratios['around_network_to_forward']:>7.0f}%{around_cpu:>7}"
             f"{r['throughput_ips']:>7.2f}"
             f"{r['network_only']['rate_ips']:>8.2f}{100 * ratios['throughput_to_network_rate']:>6.0f}%"
+            f"{workers_rate:>7}{_percent(ratios.get('throughput_to_network_workers_rate')):>7}"
             f"{r['peak_rss_mb']['pipeline']:>8.0f}"
         )
     lines.append("")
     lines.append("ours: wall time per image of the whole run (read ahead, inspect, store); around: read, select,")
     lines.append("rules, classify, outline and store per image against the forward pass (CPU: reading and storing")
     lines.append("counted by their threads' CPU time, not wall time); ratio: throughput against the network-only")
-    lines.append("rate. Stage p50 / p95 (ms):")
+    lines.append("rate (forward passes back to back, one image at a time); net W and its ratio: the network alone on")
+    lines.append("as many workers as the pipeline, each with its share of the cores. Stage p50 / p95 (ms):")
     for name, r in results["runs"].items():
         stages = ", ".join(f"{k} {v['p50']:.1f}/{v['p95']:.1f}" for k, v in r["pipeline_stages_ms"].items())
         cpu = r.get("pipeline_cpu_ms_per_image") or {}
         if None not in cpu.values() and cpu:
             stages += f"; CPU time: read {cpu['read']:.1f}, store {cpu['store']:.1f}"
+        if r.get("workers", 1) > 1:
+            stages += f"; {r['workers']:.0f} images at a time"
         if r.get("register_ahead"):
             stages += f"; registered ahead on {r['register_ahead']} threads"
         lines.append(f"  {name}: {stages}")

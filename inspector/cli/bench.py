@@ -45,6 +45,14 @@ def add_parser(sub) -> None:
         help="register images to the reference on N threads beside the network (0: on the inference "
         "thread) instead of the pipeline's own choice (on a GPU beside it, on a CPU inline)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="inspect N images at once, each on its own copy of the network (1: one at a time) instead of "
+        "the pipeline's own choice (on a CPU 2, on a GPU 1); the network alone is also measured that way",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--work", type=Path, default=None, help="folder for the generated images (default: temporary)")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
@@ -89,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise InspectorError("--images: at least 2 images per size")
     if args.rounds < 1:
         raise InspectorError(f"--rounds: at least 1, got {args.rounds}")
+    if args.workers is not None and args.workers < 1:
+        raise InspectorError(f"--workers: at least 1, got {args.workers}")
     with tempfile.TemporaryDirectory(prefix="inspector-bench-") as scratch:
         work = args.work or Path(scratch)
         models = _models(args.models, work)
@@ -104,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             long_run=args.long,
             rounds=args.rounds,
             register_ahead=args.register_ahead,
+            workers=args.workers,
         )
     for model in models:
         if model.note:

@@ -44,8 +44,15 @@ def test_bench_measures_the_pipeline_beside_ultralytics(tmp_path, capsys):
         "around_network_to_forward",
         "around_network_cpu_to_forward",
         "throughput_to_network_rate",
+        "throughput_to_network_workers_rate",
         "baseline_to_pipeline",
     }
+    # Where the pipeline inspects several images at once, the network alone is measured so too.
+    if run["workers"] > 1:
+        assert run["network_workers"]["workers"] == run["workers"] and run["network_workers"]["rate_ips"] > 0
+        assert run["ratios"]["throughput_to_network_workers_rate"] > 0
+    else:
+        assert run["network_workers"] is None and run["ratios"]["throughput_to_network_workers_rate"] is None
     # Reading and storing cost CPU time on their own threads, at most their wall time.
     cpu = run["pipeline_cpu_ms_per_image"]
     assert cpu["read"] > 0 and 0 < cpu["store"] <= run["pipeline_stages_ms"]["store"]["p50"]
