@@ -43,6 +43,7 @@ from PySide6.QtWidgets import QApplication
 
 from inspector.engine.image import write_image
 from inspector.engine.segmenter import import_runtime
+from inspector.gui.app import settle_heap
 from inspector.gui.main_window import MainWindow
 from inspector.synthetic.demo_product import demo_background, demo_scene
 
@@ -218,6 +219,7 @@ def main() -> None:
         print(f"torch and ultralytics imported before the window shows: {time.perf_counter() - t0:.1f} s")
         settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(db_url=str(tmp / "results.db"), settings=settings)
+        settle_heap()  # as the application does
         window.operate.recipe_edit.setText(str(DEMO_RECIPE))
         probe = Probe(window.operate, args.interval)
         window.show()
