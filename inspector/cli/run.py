@@ -64,6 +64,14 @@ def add_parser(sub) -> None:
         default="auto",
         help="segmenter engine: auto uses the `inspector export` ONNX file on the CPU when there is one",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="files and folders: inspect N images at once, each with its own copy of the network "
+        "(default: 2 where the network runs on a CPU, 1 on a GPU)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON line per image, then a summary line")
     p.set_defaults(run=run)
 
@@ -110,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Recipe and database problems stop the run before anything is written.
     source = _source(args)
+    if args.workers is not None and args.workers < 1:
+        raise InspectorError(f"--workers: at least 1, got {args.workers}")
     recipe = load_recipe(args.recipe)
     validate_recipe(recipe)
     pipeline = InspectionPipeline(recipe, device=args.device, backend=args.backend)
@@ -145,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             on_result=on_result,
             on_skip=on_skip,
             read_ahead_depth=READ_AHEAD_DEPTH if isinstance(source, FileSource) else 0,
+            workers=args.workers,
         )
     finally:
         progress.done()

@@ -112,6 +112,8 @@ def test_recipe_and_database_problems_stop_before_anything_is_written(demo_line,
     assert not (tmp_path / "x.db").exists()
     result = inspector("run", "--recipe", str(recipe), str(tmp_path / "p.png"), "--db", "/proc/nope/x.db")
     assert result.returncode == 2 and "/proc/nope" in result.stderr
+    result = inspector("run", "--recipe", str(recipe), str(tmp_path / "p.png"), "--workers", "0")
+    assert result.returncode == 2 and "--workers: at least 1, got 0" in result.stderr
 
 
 def test_a_run_killed_mid_way_resumes_without_losing_or_repeating(demo_line, tmp_path):
