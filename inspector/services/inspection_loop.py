@@ -93,6 +93,14 @@ def inspect_frame(
         return pipeline.error_result(f"internal error while inspecting {frame.name}: {exc!r}", {"read": read_ms}), image
 
 
+def _prepare(pipeline: InspectionPipeline) -> None:
+    """Segment the reference now if it can be; if not, inspecting says why, image by image."""
+    try:
+        pipeline.prepare()
+    except Exception:
+        log.debug("the reference could not be prepared", exc_info=True)
+
+
 def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int | None) -> tuple[Then | None, int]:
     """What the read-ahead threads do after decoding, and how many of them do it.
 
@@ -104,7 +112,7 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
         try:
             # Each copy's network gets an equal share of the threads one network had.
             per_thread = PipelinePerThread(pipeline, copies=inspectors, threads=inference_threads() // inspectors)
-        except InspectorError:  # no reference to share: one at a time, each image gets the reason
+        except Exception:  # e.g. no reference to share: one at a time, and each image gets the reason
             log.debug("inspecting one image at a time", exc_info=True)
         else:
 
@@ -223,13 +231,21 @@ def run_inspection(
         return frame.sha256 is not None and frame.sha256 in done
 
     items: Iterable[Frame | Decoded] = frames
+    reader = None
     threads_before = inference_threads()  # worker threads set their own (see parallel.py)
-    if read_ahead_depth:
-        side = decode_side(pipeline)  # prepares the reference: copies of the pipeline share it
-        inspectors = inspection_workers(pipeline, workers)
-        then, threads = _work_ahead(pipeline, inspectors, register_ahead)
-        items = read_ahead(frames, skip=already_done, depth=read_ahead_depth, min_side=side, then=then, workers=threads)
     try:
+        if read_ahead_depth:
+            _prepare(pipeline)  # copies of the pipeline share the segmented reference
+            inspectors = inspection_workers(pipeline, workers)
+            then, threads = _work_ahead(pipeline, inspectors, register_ahead)
+            items = reader = read_ahead(
+                frames,
+                skip=already_done,
+                depth=read_ahead_depth,
+                min_side=decode_side(pipeline),
+                then=then,
+                workers=threads,
+            )
         for item in items:
             decoded = item if isinstance(item, Decoded) else None
             frame = decoded.frame if decoded is not None else item
@@ -267,8 +283,8 @@ def run_inspection(
         raise
     finally:
         summary.elapsed_s = time.perf_counter() - started
-        if read_ahead_depth:
-            items.close()  # stops the reading threads
+        if reader is not None:
+            reader.close()  # stops the reading threads
             set_inference_threads(threads_before)
         try:
             writer.close()

@@ -6,10 +6,10 @@ inspects them in order.
 
 On a CPU a forward pass can use every core, but not well: on two cores, two forward
 passes side by side, each on one core, get through 1.3-1.4 times the images of one pass
-on both cores (benchmarks/README.md). So a folder run on a CPU inspects images whole on
-two threads at once, each with its own copy of the network on half the cores; the loop
-still stores the results in the frames' order. A live source is inspected one frame at
-a time, as soon as it comes: there, the time to one result counts, not the rate.
+on both cores (benchmarks/README.md). So a folder run on a CPU of two cores inspects
+images whole on two threads at once, each with its own copy of the network on one core;
+the loop still stores the results in the frames' order. A live source is inspected one
+frame at a time, as soon as it comes: there, the time to one result counts, not the rate.
 """
 
 from __future__ import annotations
@@ -43,15 +43,20 @@ def registration_workers(pipeline: InspectionPipeline) -> int:
 
 def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -> int:
     """Images a folder run inspects at once: ``asked``, or by default 2 where the network
-    runs on a CPU with two threads or more; 1 where the network cannot be copied (see
-    ``FastSAMSegmenter.replica``)."""
+    runs on a CPU with 2 or 3 threads; 1 where the network cannot be copied (see
+    ``FastSAMSegmenter.replica``).
+
+    With more threads each worker would run its network on several, each worker with a
+    pool of OpenMP threads besides the loading thread's: more threads than cores, which
+    measured slower on two cores (benchmarks/README.md) and is unmeasured on more.
+    """
     if getattr(pipeline.segmenter, "replica", None) is None:
         return 1
     if asked is not None:
         return max(1, asked)
     if _device_type(pipeline) != "cpu":
         return 1
-    return INSPECTION_WORKERS if inference_threads() >= INSPECTION_WORKERS else 1
+    return INSPECTION_WORKERS if inference_threads() // INSPECTION_WORKERS == 1 else 1
 
 
 class PipelinePerThread:

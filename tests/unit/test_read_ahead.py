@@ -59,3 +59,5 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
     assert parallel.inspection_workers(_Pipeline("cpu", copies=False), 2) == 1  # one network, one image at a time
     monkeypatch.setattr(parallel, "inference_threads", lambda: 1)
     assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # a single thread: nothing to share
+    monkeypatch.setattr(parallel, "inference_threads", lambda: 8)
+    assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # several threads per worker: unmeasured
