@@ -52,6 +52,21 @@ def _images(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("*.jpg"))
 
 
+def steady_rate(arrivals: list[float], workers: int) -> float | None:
+    """Results per second after each worker's first image, from when each result came.
+
+    The first images pay for loading the model and segmenting the reference (the cold
+    start reports that). With w workers the first w results come about together:
+    counting from the first of them would count w - 1 images in no time.
+    """
+    n = len(arrivals)
+    w = min(max(1, workers), n - 1)
+    if w < 1:
+        return None
+    span = arrivals[-1] - arrivals[w - 1]
+    return (n - w) / span if span > 0 else None
+
+
 def pipeline(args) -> dict:
     """The whole product on a folder: read ahead, inspect, store (with overlays of FAILs)."""
     from inspector.engine.pipeline import InspectionPipeline
@@ -95,19 +110,23 @@ def pipeline(args) -> dict:
         finally:
             store.close()
     n = summary.inspected
-    # Steady state: from the first result to the last (the first pays for loading the
-    # model and segmenting the reference, which the cold start reports).
-    steady = (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 and arrivals[-1] > arrivals[0] else None
+    workers = inspection_workers(pipe, args.workers)
+    steady = steady_rate(arrivals, workers)
+    if workers > 1:
+        registered_ahead = 0  # images are inspected whole on the workers, registration included
+    else:
+        registered_ahead = args.register_ahead if args.register_ahead is not None else registration_workers(pipe)
     return {
         "images": n,
-        "workers": inspection_workers(pipe, args.workers),
-        "register_ahead": args.register_ahead if args.register_ahead is not None else registration_workers(pipe),
+        "workers": workers,
+        "register_ahead": registered_ahead,
         "verdicts": dict(summary.counts),
         "backend": pipe.segmenter.backend,
         "elapsed_s": summary.elapsed_s,
         "throughput_ips": steady,
-        "stages_ms": {name: values[1:] for name, values in stages.items()},  # the first image is the cold one
-        "totals_ms": totals[1:],
+        # each worker's first image is a cold one
+        "stages_ms": {name: values[max(1, workers) :] for name, values in stages.items()},
+        "totals_ms": totals[max(1, workers) :],
         "store_ms_per_image": 1e3 * summary.store_s / max(1, n),
         "store_cpu_ms_per_image": 1e3 * summary.store_cpu_s / max(1, n),
         "read_cpu_ms_per_image": 1e3 * summary.read_cpu_s / max(1, n),

@@ -97,9 +97,10 @@ def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: di
     which on a machine with few cores also counts waiting while the network holds them,
     and with their threads' CPU time, which is what they cost. Both are against the
     forward pass as it ran in the pipeline (with several workers, on each one's share of
-    the cores). The throughput is set against the network alone one image at a time (the
-    network-only rate) and, where the pipeline inspects several images at once, against
-    the network alone on as many workers (``network_workers``).
+    the cores), and the CPU time also against the network alone one image at a time.
+    The throughput is set against the network alone one image at a time (the network-only
+    rate) and, where the pipeline inspects several images at once, against the network
+    alone on as many workers (``network_workers``).
     """
     stages = {name: percentiles(values) for name, values in pipeline["stages_ms"].items()}
     stages["store"] = {"p50": pipeline["store_ms_per_image"], "p95": pipeline["store_ms_per_image"]}
@@ -109,6 +110,7 @@ def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: di
     cpu = {"read": pipeline.get("read_cpu_ms_per_image"), "store": pipeline.get("store_cpu_ms_per_image")}
     around_cpu = inline + cpu["read"] + cpu["store"] if None not in cpu.values() else None
     network_forward = network["stages_ms"]["inference"]
+    network_forward_p50 = percentiles(network_forward)["p50"]
     rate = network_rate(network)
     rate_workers = network_rate(network_workers) if network_workers else None
     baseline_total = percentiles(baseline["stages_ms"]["total"])
@@ -143,6 +145,9 @@ def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: di
         "ratios": {
             "around_network_to_forward": around / forward if forward else None,
             "around_network_cpu_to_forward": around_cpu / forward if forward and around_cpu is not None else None,
+            "around_network_cpu_to_network_forward": around_cpu / network_forward_p50
+            if network_forward_p50 and around_cpu is not None
+            else None,
             "throughput_to_network_rate": pipeline["throughput_ips"] / rate,
             "throughput_to_network_workers_rate": pipeline["throughput_ips"] / rate_workers if rate_workers else None,
             "baseline_to_pipeline": baseline_total["p50"] / per_image,
@@ -261,7 +266,8 @@ def table(results: dict) -> str:
         f"{results['images_per_size']} images per size, {results['date']}",
         "",
         f"{'run':<22}{'ultra p50':>10}{'ours p50':>10}{'x faster':>9}{'fwd p50':>9}"
-        f"{'around':>8}{'(CPU)':>7}{'ips':>7}{'net ips':>8}{'ratio':>7}{'net W':>7}{'ratio':>7}{'RSS MB':>8}",
+        f"{'around':>8}{'(CPU)':>7}{'alone':>7}{'ips':>7}{'net ips':>8}{'ratio':>7}{'net W':>7}{'ratio':>7}"
+        f"{'RSS MB':>8}",
     ]
     for name, r in results["runs"].items():
         ratios = r["ratios"]
@@ -272,6 +278,7 @@ def table(results: dict) -> str:
             f"{name:<22}{r['baseline_ms']['total']['p50']:>10.0f}{r['pipeline_wall_ms_per_image']:>10.0f}"
             f"{ratios['baseline_to_pipeline']:>9.1f}{r['pipeline_stages_ms']['inference']['p50']:>9.0f}"
             f"{100 * ratios['around_network_to_forward']:>7.0f}%{around_cpu:>7}"
+            f"{_percent(ratios.get('around_network_cpu_to_network_forward')):>7}"
             f"{r['throughput_ips']:>7.2f}"
             f"{r['network_only']['rate_ips']:>8.2f}{100 * ratios['throughput_to_network_rate']:>6.0f}%"
             f"{workers_rate:>7}{_percent(ratios.get('throughput_to_network_workers_rate')):>7}"
@@ -279,8 +286,9 @@ def table(results: dict) -> str:
         )
     lines.append("")
     lines.append("ours: wall time per image of the whole run (read ahead, inspect, store); around: read, select,")
-    lines.append("rules, classify, outline and store per image against the forward pass (CPU: reading and storing")
-    lines.append("counted by their threads' CPU time, not wall time); ratio: throughput against the network-only")
+    lines.append("rules, classify, outline and store per image against the pipeline's forward pass (CPU: reading")
+    lines.append("and storing counted by their threads' CPU time, not wall time; alone: that CPU time against the")
+    lines.append("forward pass of the network alone, one image at a time); ratio: throughput against the network-only")
     lines.append("rate (forward passes back to back, one image at a time); net W and its ratio: the network alone on")
     lines.append("as many workers as the pipeline, each with its share of the cores. Stage p50 / p95 (ms):")
     for name, r in results["runs"].items():

@@ -43,6 +43,7 @@ def test_bench_measures_the_pipeline_beside_ultralytics(tmp_path, capsys):
     assert set(run["ratios"]) == {
         "around_network_to_forward",
         "around_network_cpu_to_forward",
+        "around_network_cpu_to_network_forward",
         "throughput_to_network_rate",
         "throughput_to_network_workers_rate",
         "baseline_to_pipeline",

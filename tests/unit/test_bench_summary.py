@@ -46,3 +46,14 @@ def test_around_the_network_is_stated_by_wall_time_and_by_cpu_time():
     assert ratios["around_network_cpu_to_forward"] == pytest.approx((3 + 2 + 5) / 100)
     assert ratios["throughput_to_network_rate"] == pytest.approx(5.0 / 10.0)
     assert ratios["baseline_to_pipeline"] == pytest.approx(250.0 / 200.0)
+
+
+def test_the_steady_rate_counts_from_each_workers_first_result():
+    from inspector.bench.child import steady_rate
+
+    # Two workers, 4 images per second each: results come in pairs every quarter second.
+    pairs = [t for k in range(6) for t in (1.0 + 0.25 * k, 1.0 + 0.25 * k + 0.01)]
+    assert steady_rate(pairs, 2) == pytest.approx(8.0, rel=0.01)
+    # One worker at 5 per second.
+    assert steady_rate([2.0 + 0.2 * k for k in range(10)], 1) == pytest.approx(5.0)
+    assert steady_rate([3.0], 1) is None and steady_rate([], 2) is None
