@@ -34,8 +34,10 @@ def settle_heap() -> None:
     A full collection walks every object on the heap with the interpreter lock held:
     with torch, ultralytics and the window loaded it took 120-160 ms, and when a worker
     thread set one off (copying the network at the start of a run) the window froze for
-    that long. What the application loads before its window shows lives as long as it.
+    that long. What the application loads before its window shows lives as long as it;
+    the garbage of loading it is collected first.
     """
+    gc.collect()
     gc.freeze()
 
 
