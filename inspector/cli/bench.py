@@ -51,7 +51,8 @@ def add_parser(sub) -> None:
         default=None,
         metavar="N",
         help="inspect N images at once, each on its own copy of the network (1: one at a time) instead of "
-        "the pipeline's own choice (on a CPU 2, on a GPU 1); the network alone is also measured that way",
+        "the pipeline's own choice (2 on a CPU with two cores, otherwise 1); the network alone is also "
+        "measured that way",
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--work", type=Path, default=None, help="folder for the generated images (default: temporary)")
