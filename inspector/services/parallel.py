@@ -63,10 +63,9 @@ class PipelinePerThread:
     """Gives each calling thread its own copy of a pipeline (``InspectionPipeline.worker_copy``),
     its network on ``threads`` CPU threads.
 
-    The ``copies`` are made at once, on the calling thread: made by the workers while
-    others already inspect, copying the network held Python's interpreter lock long
-    enough to stall a GUI thread for 150-200 ms. Raises what ``worker_copy`` raises (a
-    reference that cannot be prepared).
+    The ``copies`` are made up front, on the calling thread, so that a copy that cannot
+    be made is known before any image is inspected: this raises what ``worker_copy``
+    raises (e.g. for a reference that cannot be prepared).
     """
 
     def __init__(self, pipeline: InspectionPipeline, *, copies: int, threads: int) -> None:
