@@ -72,7 +72,7 @@ def pipeline(args) -> dict:
     from inspector.engine.pipeline import InspectionPipeline
     from inspector.recipe.io import load_recipe
     from inspector.services.inspection_loop import run_inspection
-    from inspector.services.parallel import inspection_workers, registration_workers
+    from inspector.services.parallel import registration_workers
     from inspector.services.read_ahead import READ_AHEAD_DEPTH
     from inspector.sources.files import FileSource
     from inspector.store.database import open_store
@@ -110,7 +110,7 @@ def pipeline(args) -> dict:
         finally:
             store.close()
     n = summary.inspected
-    workers = inspection_workers(pipe, args.workers)
+    workers = summary.workers
     steady = steady_rate(arrivals, workers)
     if workers > 1:
         registered_ahead = 0  # images are inspected whole on the workers, registration included
@@ -146,8 +146,9 @@ def network(args) -> dict:
 
     from inspector.engine.image import read_image
     from inspector.engine.segmenter import FastSAMSegmenter
-    from inspector.engine.threads import inference_threads, set_inference_threads
+    from inspector.engine.threads import set_inference_threads
     from inspector.recipe.io import load_recipe
+    from inspector.services.parallel import threads_per_worker
 
     recipe = load_recipe(args.recipe)
     m = recipe.model
@@ -157,7 +158,7 @@ def network(args) -> dict:
     segmenter.load()
     images = [read_image(path) for path in _images(args.images)]
     workers = max(1, args.workers or 1)
-    threads = max(1, inference_threads() // workers)
+    threads = threads_per_worker(workers)
     timings: list[dict[str, float]] = []
 
     def segment_share(k: int, replica) -> None:

@@ -23,7 +23,12 @@ from inspector.engine.pipeline import InspectionPipeline
 from inspector.engine.threads import inference_threads, set_inference_threads
 from inspector.engine.types import InspectionResult
 from inspector.errors import InspectorError
-from inspector.services.parallel import PipelinePerThread, inspection_workers, registration_workers
+from inspector.services.parallel import (
+    PipelinePerThread,
+    inspection_workers,
+    registration_workers,
+    threads_per_worker,
+)
 from inspector.services.read_ahead import Decoded, Then, decode, read_ahead
 from inspector.services.writer import Pending, ResultWriter
 from inspector.sources.frame import Frame
@@ -42,6 +47,7 @@ class RunSummary:
     store_s: float = 0.0  # writer thread time: pictures and database rows
     store_cpu_s: float = 0.0  # the writer thread's CPU time for them
     read_cpu_s: float = 0.0  # CPU time reading and decoding images
+    workers: int = 1  # images inspected at once
     status: str = "running"
 
     @property
@@ -101,8 +107,9 @@ def _prepare(pipeline: InspectionPipeline) -> None:
         log.debug("the reference could not be prepared", exc_info=True)
 
 
-def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int | None) -> tuple[Then | None, int]:
-    """What the read-ahead threads do after decoding, and how many of them do it.
+def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int | None) -> tuple[Then | None, int, int]:
+    """What the read-ahead threads do after decoding, how many of them do it, and how
+    many images are inspected at once.
 
     ``inspectors`` above 1: inspect each image whole, that many at once (each thread
     with its own copy of the pipeline). Otherwise register images on ``registrars``
@@ -110,8 +117,7 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
     """
     if inspectors > 1:
         try:
-            # Each copy's network gets an equal share of the threads one network had.
-            per_thread = PipelinePerThread(pipeline, copies=inspectors, threads=inference_threads() // inspectors)
+            per_thread = PipelinePerThread(pipeline, copies=inspectors, threads=threads_per_worker(inspectors))
         except Exception:  # e.g. no reference to share: one at a time, and each image gets the reason
             log.debug("inspecting one image at a time", exc_info=True)
         else:
@@ -119,10 +125,10 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
             def inspect_ahead(decoded: Decoded) -> Decoded:
                 return replace(decoded, inspected=inspect_frame(per_thread(), decoded.frame, decoded))
 
-            return inspect_ahead, inspectors
+            return inspect_ahead, inspectors, inspectors
     registrars = registration_workers(pipeline) if registrars is None else registrars
     if not registrars:
-        return None, 1
+        return None, 1, 1
 
     def register_ahead(decoded: Decoded) -> Decoded:
         if decoded.image is None:
@@ -134,7 +140,7 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
             return decoded
         return replace(decoded, registration=registration)
 
-    return register_ahead, registrars
+    return register_ahead, registrars, 1
 
 
 def _open_run(
@@ -236,8 +242,9 @@ def run_inspection(
     try:
         if read_ahead_depth:
             _prepare(pipeline)  # copies of the pipeline share the segmented reference
-            inspectors = inspection_workers(pipeline, workers)
-            then, threads = _work_ahead(pipeline, inspectors, register_ahead)
+            then, threads, summary.workers = _work_ahead(
+                pipeline, inspection_workers(pipeline, workers), register_ahead
+            )
             items = reader = read_ahead(
                 frames,
                 skip=already_done,

@@ -59,6 +59,11 @@ def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -
     return INSPECTION_WORKERS if inference_threads() // INSPECTION_WORKERS == 1 else 1
 
 
+def threads_per_worker(workers: int) -> int:
+    """Each of ``workers`` networks' share of the threads one network has."""
+    return max(1, inference_threads() // max(1, workers))
+
+
 class PipelinePerThread:
     """Gives each calling thread its own copy of a pipeline (``InspectionPipeline.worker_copy``),
     its network on ``threads`` CPU threads.
