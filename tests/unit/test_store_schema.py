@@ -1,0 +1,68 @@
+"""A new database gets its schema from models.py; it must be the schema the migrations build."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy import create_engine, inspect
+
+from inspector.store.database import SCHEMA_REVISION, _alembic_config, _upgrade, open_store
+
+
+def schema(url: str) -> dict:
+    """Every table's columns, keys, indexes and constraints, as the database reports them."""
+    engine = create_engine(url)
+    try:
+        found = inspect(engine)
+        return {
+            table: {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("primary_key"))
+                    for c in found.get_columns(table)
+                ],
+                "primary_key": found.get_pk_constraint(table),
+                "foreign_keys": sorted(map(repr, found.get_foreign_keys(table))),
+                "indexes": sorted(map(repr, found.get_indexes(table))),
+                "unique": sorted(map(repr, found.get_unique_constraints(table))),
+                "checks": sorted(map(repr, found.get_check_constraints(table))),
+            }
+            for table in sorted(found.get_table_names())
+        }
+    finally:
+        engine.dispose()
+
+
+def test_a_new_database_has_the_schema_the_migrations_build(tmp_path):
+    open_store(str(tmp_path / "models.db")).close()
+    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
+    engine = create_engine(migrated)
+    with engine.begin() as connection:
+        _upgrade(connection, None, migrated)
+    engine.dispose()
+
+    assert schema(f"sqlite:///{tmp_path / 'models.db'}") == schema(migrated)
+    with sqlite3.connect(tmp_path / "migrated.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(SCHEMA_REVISION,)]
+
+
+def test_the_schema_revision_is_the_newest_migration(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    engine = create_engine("sqlite://")
+    with engine.connect() as connection:
+        assert ScriptDirectory.from_config(_alembic_config(connection)).get_current_head() == SCHEMA_REVISION
+    engine.dispose()
+
+
+def test_a_database_with_other_tables_gets_ours_by_the_migrations(tmp_path):
+    with sqlite3.connect(tmp_path / "shared.db") as conn:
+        conn.execute("CREATE TABLE line_notes (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("INSERT INTO line_notes (text) VALUES ('belt changed')")
+    open_store(str(tmp_path / "shared.db")).close()
+    open_store(str(tmp_path / "fresh.db")).close()
+
+    ours = schema(f"sqlite:///{tmp_path / 'shared.db'}")
+    assert ours.pop("line_notes")
+    assert ours == schema(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with sqlite3.connect(tmp_path / "shared.db") as conn:
+        assert conn.execute("SELECT text FROM line_notes").fetchall() == [("belt changed",)]
