@@ -164,7 +164,8 @@ def network(args) -> dict:
     def segment_share(k: int, replica) -> None:
         if workers > 1:
             set_inference_threads(threads)
-            replica.segment(images[k])  # warm-up at this thread count, as the pipeline's first image
+        # Warm-up at this shape and thread count, as the pipeline's first pass (on the reference).
+        replica.segment(images[k])
         timings.extend(replica.segment(image).timings for image in images[k::workers])
 
     started = time.perf_counter()
@@ -202,7 +203,7 @@ def baseline(args) -> dict:
     runner = UltralyticsBaseline(weights.path, imgsz=m.imgsz, conf=m.conf, iou=m.iou, device=args.device)
     boxes = [list(b) for b in recipe.part.boxes] or None
     paths = _images(args.images)
-    runner.run(paths[0], boxes)  # warm-up, as the pipeline's segmenter warms up when loaded
+    runner.run(paths[0], boxes)  # warm-up, as the pipeline's first pass (on the reference)
     runs = [runner.run(p, boxes) for p in paths]
     return {
         "stages_ms": {key: [r[key] for r in runs] for key in ("total", "predict", "prompt", "inference")},
