@@ -171,6 +171,13 @@ class FastSAMSegmenter:
         return self._model is not None
 
     @property
+    def threads_from_caller(self) -> bool:
+        """Whether a pass runs on the calling thread's CPU thread count (torch; see
+        ``engine/threads.py``) rather than on a count fixed when the network was loaded
+        (an ONNX session's)."""
+        return self.backend == "torch"
+
+    @property
     def device_type(self) -> str | None:
         """Where the network runs ("cpu", "cuda", ...) once loaded; None before."""
         return None if self._device is None else self._device.type

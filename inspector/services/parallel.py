@@ -7,8 +7,8 @@ inspects them in order.
 On a CPU a forward pass can use every core, but not well: on two cores, two forward
 passes side by side, each on one core, get through 1.3-1.4 times the images of one pass
 on both cores (benchmarks/README.md). So a folder run on a CPU of two cores inspects
-images whole on two threads at once, each with its own copy of the network on one core;
-the loop still stores the results in the frames' order. A live source is inspected one
+images whole on two threads at once, each with a network of its own on one core (the
+pipeline's, and a copy); the loop still stores the results in the frames' order. A live source is inspected one
 frame at a time, as soon as it comes: there, the time to one result counts, not the rate.
 """
 
@@ -65,17 +65,24 @@ def threads_per_worker(workers: int) -> int:
 
 
 class PipelinePerThread:
-    """Gives each calling thread its own copy of a pipeline (``InspectionPipeline.worker_copy``),
-    its network on ``threads`` CPU threads.
+    """Gives each calling thread a pipeline of its own, its network on ``threads`` CPU
+    threads: ``copies`` of them, the first of which may be ``pipeline`` itself.
 
-    The ``copies`` are made up front, on the calling thread, so that a copy that cannot
-    be made is known before any image is inspected: this raises what ``worker_copy``
-    raises (e.g. for a reference that cannot be prepared).
+    A torch network runs on the calling thread's thread count, so the pipeline's own
+    network serves one thread and one copy fewer is made and held (for FastSAM-x, 270 MB
+    of weights). An ONNX session keeps the thread count it was made with, so each thread
+    gets a copy (``InspectionPipeline.worker_copy``).
+
+    The pipelines are made up front, on the calling thread, so that one that cannot be
+    made is known before any image is inspected: this raises what ``prepare`` and
+    ``worker_copy`` raise (e.g. for a reference that cannot be prepared).
     """
 
     def __init__(self, pipeline: InspectionPipeline, *, copies: int, threads: int) -> None:
         self._threads = max(1, threads)
-        self._spare = [pipeline.worker_copy(threads=self._threads) for _ in range(copies)]
+        pipeline.prepare()  # loads the network: its backend decides below
+        own = [pipeline] if copies > 0 and getattr(pipeline.segmenter, "threads_from_caller", False) else []
+        self._spare = own + [pipeline.worker_copy(threads=self._threads) for _ in range(copies - len(own))]
         self._pipeline = pipeline
         self._local = threading.local()
         self._lock = threading.Lock()

@@ -61,3 +61,42 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
     assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # a single thread: nothing to share
     monkeypatch.setattr(parallel, "inference_threads", lambda: 8)
     assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # several threads per worker: unmeasured
+
+
+class _CopyablePipeline:
+    """Counts its copies; its network takes its threads from the caller, or not."""
+
+    def __init__(self, threads_from_caller):
+        self.segmenter = type("Segmenter", (), {"threads_from_caller": threads_from_caller})()
+        self.copies = []
+
+    def prepare(self):
+        pass
+
+    def worker_copy(self, *, threads=None):
+        twin = _CopyablePipeline(self.segmenter.threads_from_caller)
+        self.copies.append(twin)
+        return twin
+
+
+def test_a_torch_pipeline_serves_one_worker_itself_and_an_onnx_one_only_copies(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(parallel, "set_inference_threads", lambda n: None)
+    for from_caller in (True, False):
+        pipeline = _CopyablePipeline(from_caller)
+        per_thread = parallel.PipelinePerThread(pipeline, copies=2, threads=1)
+        assert len(pipeline.copies) == (1 if from_caller else 2)  # made up front
+        given = []
+
+        def work(per_thread=per_thread, given=given):
+            given.append(per_thread())
+
+        workers = [threading.Thread(target=work) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert len({id(p) for p in given}) == 2  # a pipeline per thread
+        assert (pipeline in given) == from_caller
+        assert all(p is pipeline or p in pipeline.copies for p in given)
