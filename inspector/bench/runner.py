@@ -80,6 +80,8 @@ def merged(rounds: list[dict]) -> dict:
             out[key] = [v for r in values for v in r]
         elif isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
             out[key] = {k: [v for r in values for v in r.get(k, [])] for k in value}
+        elif isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
+            out[key] = {k: statistics.median(r[k] for r in values if k in r) for k in value}
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[key] = statistics.median(values)
     return out
@@ -142,6 +144,7 @@ def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: di
         "peak_rss_mb": {"pipeline": pipeline["peak_rss_mb"], "baseline": baseline["peak_rss_mb"]},
         "cold_start_s": pipeline["cold_start_s"],
         "cold_start_range_s": pipeline.get("cold_start_range_s"),
+        "cold_start_phases_s": pipeline.get("cold_start_phases_s"),
         "ratios": {
             "around_network_to_forward": around / forward if forward else None,
             "around_network_cpu_to_forward": around_cpu / forward if forward and around_cpu is not None else None,
@@ -312,6 +315,10 @@ def table(results: dict) -> str:
     cold = [r["cold_start_s"] for r in results["runs"].values() if r.get("cold_start_s")]
     if cold:
         lines.append(f"cold start to first stored result: {min(cold):.1f} - {max(cold):.1f} s")
+    for name, r in results["runs"].items():
+        if r.get("cold_start_phases_s"):
+            phases = ", ".join(f"{step} {s:.2f}" for step, s in r["cold_start_phases_s"].items())
+            lines.append(f"  {name} (s, median): {phases}")
     if "long_run" in results:
         lr = results["long_run"]
         drift_mb = "n/a" if lr["drift_mb"] is None else f"{lr['drift_mb']:+.0f} MB"

@@ -58,6 +58,10 @@ def test_bench_measures_the_pipeline_beside_ultralytics(tmp_path, capsys):
     cpu = run["pipeline_cpu_ms_per_image"]
     assert cpu["read"] > 0 and 0 < cpu["store"] <= run["pipeline_stages_ms"]["store"]["p50"]
     assert run["pipeline_stages_ms"]["inference"]["p50"] > 0 and run["peak_rss_mb"]["pipeline"] > 0
+    # The cold start, step by step.
+    phases = run["cold_start_phases_s"]
+    assert list(phases)[-1] == "first image" and all(s >= 0 for s in phases.values())
+    assert sum(phases.values()) == pytest.approx(run["cold_start_s"], abs=0.01)
 
 
 def test_a_higher_resolution_camera_gives_the_same_verdicts_in_its_own_pixels(tmp_path, embedded_segmenter):

@@ -18,6 +18,7 @@ def _pipeline(throughput: float, inference: list[float], *, cold: float, peak: f
         "store_cpu_ms_per_image": 5.0,
         "read_cpu_ms_per_image": 3.0,
         "cold_start_s": cold,
+        "cold_start_phases_s": {"start and imports": 1.0, "first image": cold - 1.0},
         "rss_mb": [[1, 500.0]],
         "peak_rss_mb": peak,
     }
@@ -34,6 +35,7 @@ def test_rounds_pool_samples_take_the_median_rate_and_the_worst_memory():
     assert pooled["throughput_ips"] == 5.0  # a slow spell in one round does not decide
     assert pooled["peak_rss_mb"] == 720.0
     assert pooled["cold_start_s"] == 4.0 and pooled["cold_start_range_s"] == [3.0, 5.0]
+    assert pooled["cold_start_phases_s"] == {"start and imports": 1.0, "first image": 3.0}  # each step's median
     assert merged(rounds[:1]) is rounds[0]
 
 
@@ -57,3 +59,14 @@ def test_the_steady_rate_counts_from_each_workers_first_result():
     # One worker at 5 per second.
     assert steady_rate([2.0 + 0.2 * k for k in range(10)], 1) == pytest.approx(5.0)
     assert steady_rate([3.0], 1) is None and steady_rate([], 2) is None
+
+
+def test_the_cold_start_phases_add_up_to_the_cold_start():
+    from inspector.bench.child import cold_start_phases
+
+    marks = {"start and imports": 10.8, "reference image": 11.1, "database": 11.2, "network and reference": 13.9}
+    phases = cold_start_phases(10.0, marks, 14.3)
+    assert list(phases) == [*marks, "first image"]
+    assert phases["start and imports"] == pytest.approx(0.8) and phases["first image"] == pytest.approx(0.4)
+    assert sum(phases.values()) == pytest.approx(14.3 - 10.0)
+    assert cold_start_phases(None, marks, 14.3) is None
