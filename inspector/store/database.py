@@ -4,13 +4,15 @@ A new database gets the current schema straight from ``models.py`` and is stampe
 its Alembic revision; an older one is upgraded on open by the migrations in ``db/``; a
 newer one is refused rather than written with the wrong schema. A database already at the
 current revision is opened without importing Alembic, which costs about half a second of
-every start (its dialect modules). A test holds the models and the migrations together.
+every start (its dialect modules). A test holds the models and the migrations together:
+a new migration comes with a new SCHEMA_REVISION.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,19 +82,40 @@ def _alembic_version_table() -> Table:
 
 
 def _migrate(engine: Engine, url: str) -> None:
-    with engine.begin() as connection:
-        tables = set(inspect(connection).get_table_names())
-        if not tables:  # a new database
-            Base.metadata.create_all(connection)
-            version = _alembic_version_table()
-            version.create(connection)
-            connection.execute(version.insert().values(version_num=SCHEMA_REVISION))
+    for attempt in range(2):
+        try:
+            with engine.begin() as connection:
+                _bring_up_to_date(connection, url)
             return
-        current = None
-        if "alembic_version" in tables:
-            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        if current != SCHEMA_REVISION:
-            _upgrade(connection, current, url)
+        except SQLAlchemyError:
+            # Two stations creating the same new database at once: one finds a table
+            # the other has just made. A second look finds the database complete.
+            if attempt == 1:
+                raise
+            time.sleep(0.2)
+
+
+def _bring_up_to_date(connection, url: str) -> None:
+    tables = set(inspect(connection).get_table_names())
+    current = None
+    if "alembic_version" in tables:
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    if current is None and tables - {"alembic_version"} <= set(Base.metadata.tables):
+        # A new database, or one whose creation was cut short (SQLite makes each table
+        # apart): make what is missing and stamp it.
+        _create_schema(connection)
+    elif current != SCHEMA_REVISION:
+        _upgrade(connection, current, url)
+
+
+def _create_schema(connection) -> None:
+    Base.metadata.create_all(connection)  # tables that exist are left as they are...
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:  # ...so their indexes are checked one by one
+            index.create(connection, checkfirst=True)
+    version = _alembic_version_table()
+    version.create(connection, checkfirst=True)
+    connection.execute(version.insert().values(version_num=SCHEMA_REVISION))
 
 
 def _upgrade(connection, current: str | None, url: str) -> None:

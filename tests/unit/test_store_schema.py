@@ -66,3 +66,52 @@ def test_a_database_with_other_tables_gets_ours_by_the_migrations(tmp_path):
     assert ours == schema(f"sqlite:///{tmp_path / 'fresh.db'}")
     with sqlite3.connect(tmp_path / "shared.db") as conn:
         assert conn.execute("SELECT text FROM line_notes").fetchall() == [("belt changed",)]
+
+
+def test_a_database_whose_creation_was_cut_short_is_completed(tmp_path):
+    open_store(str(tmp_path / "fresh.db")).close()
+    open_store(str(tmp_path / "cut.db")).close()
+    with sqlite3.connect(tmp_path / "cut.db") as conn:  # as if the process died while creating it
+        conn.execute("DROP TABLE reviews")
+        conn.execute("DROP INDEX ix_inspections_verdict")
+        conn.execute("DELETE FROM alembic_version")
+    open_store(str(tmp_path / "cut.db")).close()
+    assert schema(f"sqlite:///{tmp_path / 'cut.db'}") == schema(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with sqlite3.connect(tmp_path / "cut.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(SCHEMA_REVISION,)]
+
+
+def test_a_current_database_opens_without_importing_alembic(tmp_path):
+    import subprocess
+    import sys
+
+    open_store(str(tmp_path / "a.db")).close()
+    code = (
+        "import sys; from inspector.store.database import open_store; "
+        f"open_store({str(tmp_path / 'a.db')!r}).close(); print('alembic' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_two_stations_creating_the_same_database_at_once_both_open_it(tmp_path):
+    import threading
+
+    open_store(str(tmp_path / "fresh.db")).close()
+    for k in range(5):
+        path = str(tmp_path / f"shared{k}.db")
+        failures = []
+
+        def open_it(path=path, failures=failures):
+            try:
+                open_store(path).close()
+            except Exception as exc:
+                failures.append(exc)
+
+        stations = [threading.Thread(target=open_it) for _ in range(2)]
+        for station in stations:
+            station.start()
+        for station in stations:
+            station.join()
+        assert failures == []
+        assert schema(f"sqlite:///{path}") == schema(f"sqlite:///{tmp_path / 'fresh.db'}")
