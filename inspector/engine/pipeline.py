@@ -32,7 +32,7 @@ from inspector.engine.regions import (
     select_regions,
 )
 from inspector.engine.rules import DIFFERENCE_LABEL, expected_features, on_grid
-from inspector.engine.segmenter import FastSAMSegmenter, Segmenter, import_runtime
+from inspector.engine.segmenter import FastSAMSegmenter, Segmenter
 from inspector.engine.threads import limit_blas_threads
 from inspector.engine.types import ERROR, FAIL, PASS, Finding, InspectionResult, Segmentation
 from inspector.errors import EngineError, InspectorError, RecipeError
@@ -82,19 +82,21 @@ class _Reference:
 MATCH_CONF_RATIO = 0.5
 
 
-def _read_reference(recipe: Recipe, *, import_network: bool) -> np.ndarray:
-    """The recipe's reference image; with ``import_network``, torch and ultralytics are
-    imported meanwhile.
+def _read_reference(recipe: Recipe, *, import_torch: bool) -> np.ndarray:
+    """The recipe's reference image; with ``import_torch``, torch is imported meanwhile.
 
-    Decoding a large PNG leaves the interpreter free (0.3 s at 12 megapixels) and the
-    imports hold it for seconds, so on a machine with a second core one costs nothing
-    beside the other (the network needs them soon anyway).
+    Decoding a large PNG leaves the interpreter free (0.3 s at 12 megapixels) while
+    importing torch holds it for seconds, so on a machine with a second core one costs
+    nothing beside the other; the network, on either backend, needs torch soon anyway.
+    (Importing torch on Linux changes no environment variable that the decoding thread
+    could be reading.)
     """
-    if not import_network:
+    if not import_torch:
         return load_reference(recipe)
     with ThreadPoolExecutor(1, thread_name_prefix="inspector-reference") as pool:
         reading = pool.submit(load_reference, recipe)
-        import_runtime()
+        import torch  # noqa: F401
+
         return reading.result()
 
 
@@ -122,7 +124,7 @@ class InspectionPipeline:
         limit_blas_threads()
         self.recipe = recipe
         self.recipe_hash = recipe.content_hash
-        self.reference_image = _read_reference(recipe, import_network=segmenter is None)
+        self.reference_image = _read_reference(recipe, import_torch=segmenter is None)
         problems = reference_problems(recipe, self.reference_image)
         if problems:
             origin = recipe.source or "recipe"

@@ -170,3 +170,14 @@ def test_numpy_matrix_products_keep_off_the_cores_the_network_needs(setup):
     pipeline_for(recipe, reference)
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+@pytest.mark.parametrize("own_network", [True, False], ids=["own network", "given segmenter"])
+def test_a_reference_that_cannot_be_read_is_a_recipe_error_naming_it(tmp_path, own_network):
+    from inspector.errors import RecipeError
+
+    recipe, reference = fixtured_recipe(tmp_path)
+    (tmp_path / "ref.png").write_bytes(b"not a picture")
+    segmenter = None if own_network else TruthSegmenter([reference])
+    with pytest.raises(RecipeError, match=r"product\.reference_image: .*ref\.png"):
+        InspectionPipeline(recipe, segmenter=segmenter, device="cpu")
