@@ -237,7 +237,8 @@ class FastSAMSegmenter:
 
             twin._model = OnnxNetwork(self._model.path, threads=threads)
         else:
-            twin._model = copy.deepcopy(self._model)
+            with self._run_lock:  # a pass updates the module's per-shape state as it runs
+                twin._model = copy.deepcopy(self._model)
         return twin
 
     # -- stages ------------------------------------------------------------------------
