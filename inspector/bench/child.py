@@ -105,16 +105,17 @@ def pipeline(args) -> dict:
     marks = {"start and imports": time.time()}
     recipe = load_recipe(args.recipe)
     pipe = InspectionPipeline(recipe, device=args.device, backend=args.backend)
-    marks["reference image"] = time.time()  # read and checked
+    # The reference read and checked, torch imported meanwhile (see engine/pipeline.py).
+    marks["reference and torch import"] = time.time()
     with tempfile.TemporaryDirectory(prefix="inspector-bench-") as work:
         store = open_store(str(Path(work) / "bench.db"), images_dir=Path(work) / "images")
         marks["database"] = time.time()
         try:
             # The loop's first step anyway (the images' decode size needs the segmented
-            # reference); done here, it is timed apart: importing torch and ultralytics,
-            # loading the network, segmenting the reference.
+            # reference); done here, it is timed apart: importing ultralytics, loading
+            # the network, segmenting the reference.
             pipe.prepare()
-            marks["network and reference"] = time.time()
+            marks["network loaded, reference segmented"] = time.time()
             summary = run_inspection(
                 pipe,
                 store,
@@ -159,8 +160,9 @@ def pipeline(args) -> dict:
 def network(args) -> dict:
     """The segmenter alone on decoded images: the network-only rate.
 
-    With ``--workers N`` above 1, N threads segment at once, each with its own replica of
-    the network on its share of the threads, as the pipeline's workers do.
+    With ``--workers N`` above 1, N threads segment at once, each with a replica of the
+    network on its share of the threads: as many networks as the pipeline's workers run
+    (which with torch keep the loaded one for one of them).
     """
     import threading
 

@@ -68,20 +68,21 @@ def merged(rounds: list[dict]) -> dict:
     if len(rounds) == 1:
         return rounds[0]
     out = dict(rounds[-1])
-    for key, value in rounds[0].items():
+    for key in {k: None for r in rounds for k in r}:
         values = [r[key] for r in rounds if r.get(key) is not None]
         if not values:
             continue
+        value = values[0]
         if key == "peak_rss_mb":
             out[key] = max(values)
         elif key == "cold_start_s":
             out[key], out["cold_start_range_s"] = statistics.median(values), [min(values), max(values)]
+        elif key == "cold_start_phases_s":  # each step's median
+            out[key] = {step: statistics.median(v[step] for v in values if step in v) for step in value}
         elif isinstance(value, list) and key != "rss_mb":
             out[key] = [v for r in values for v in r]
         elif isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
             out[key] = {k: [v for r in values for v in r.get(k, [])] for k in value}
-        elif isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
-            out[key] = {k: statistics.median(r[k] for r in values if k in r) for k in value}
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[key] = statistics.median(values)
     return out

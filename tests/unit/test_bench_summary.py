@@ -64,9 +64,15 @@ def test_the_steady_rate_counts_from_each_workers_first_result():
 def test_the_cold_start_phases_add_up_to_the_cold_start():
     from inspector.bench.child import cold_start_phases
 
-    marks = {"start and imports": 10.8, "reference image": 11.1, "database": 11.2, "network and reference": 13.9}
+    marks = {"start and imports": 10.8, "reference and torch import": 13.1, "database": 13.2, "network": 13.9}
     phases = cold_start_phases(10.0, marks, 14.3)
     assert list(phases) == [*marks, "first image"]
     assert phases["start and imports"] == pytest.approx(0.8) and phases["first image"] == pytest.approx(0.4)
     assert sum(phases.values()) == pytest.approx(14.3 - 10.0)
     assert cold_start_phases(None, marks, 14.3) is None
+
+
+def test_cold_start_phases_are_pooled_when_a_round_has_none():
+    rounds = [_pipeline(5.0, [100.0], cold=4.0, peak=700.0), _pipeline(5.0, [100.0], cold=6.0, peak=700.0)]
+    rounds[0]["cold_start_phases_s"] = None  # e.g. the spawn time was not passed
+    assert merged(rounds)["cold_start_phases_s"] == {"start and imports": 1.0, "first image": 5.0}
