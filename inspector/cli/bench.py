@@ -50,7 +50,7 @@ def add_parser(sub) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="inspect N images at once, each on its own copy of the network (1: one at a time) instead of "
+        help="inspect N images at once, each on a network of its own (1: one at a time) instead of "
         "the pipeline's own choice (2 on a CPU with two cores, otherwise 1); the network alone is also "
         "measured that way",
     )

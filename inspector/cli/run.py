@@ -69,7 +69,7 @@ def add_parser(sub) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="files and folders: inspect N images at once, each with its own copy of the network "
+        help="files and folders: inspect N images at once, each on a network of its own "
         "(default: 2 where the network runs on a CPU with two cores, otherwise 1)",
     )
     p.add_argument("--json", action="store_true", help="one JSON line per image, then a summary line")

@@ -112,7 +112,7 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
     many images are inspected at once.
 
     ``inspectors`` above 1: inspect each image whole, that many at once (each thread
-    with its own copy of the pipeline). Otherwise register images on ``registrars``
+    with a pipeline of its own: see ``PipelinePerThread``). Otherwise register images on ``registrars``
     threads (None: as ``registration_workers`` decides; 0: the loop registers them).
     """
     if inspectors > 1:
@@ -208,7 +208,7 @@ def run_inspection(
         read_ahead_depth: for finite sources (files), read and decode this many images
             ahead on another thread, so that reading overlaps with inference.
         workers: while reading ahead, inspect this many images at once, each on its
-            own thread with a copy of the network (1: one at a time, on this thread);
+            own thread with a network of its own (1: one at a time, on this thread);
             None decides by where the network runs (see ``inspection_workers``).
         register_ahead: while reading ahead one image at a time, register images to
             the reference on this many threads (0: on this thread); None decides by

@@ -7,9 +7,10 @@ inspects them in order.
 On a CPU a forward pass can use every core, but not well: on two cores, two forward
 passes side by side, each on one core, get through 1.3-1.4 times the images of one pass
 on both cores (benchmarks/README.md). So a folder run on a CPU of two cores inspects
-images whole on two threads at once, each with a network of its own on one core (the
-pipeline's, and a copy); the loop still stores the results in the frames' order. A live source is inspected one
-frame at a time, as soon as it comes: there, the time to one result counts, not the rate.
+images whole on two threads at once, each with a network of its own on one core (with
+torch, the pipeline's and a copy); the loop still stores the results in the frames'
+order. A live source is inspected one frame at a time, as soon as it comes: there, the
+time to one result counts, not the rate.
 """
 
 from __future__ import annotations

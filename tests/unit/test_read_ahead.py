@@ -64,17 +64,19 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
 
 
 class _CopyablePipeline:
-    """Counts its copies; its network takes its threads from the caller, or not."""
+    """Counts its copies; once loaded, its network takes its threads from the caller, or
+    not (as FastSAMSegmenter, which says torch until loading finds an ONNX export)."""
 
     def __init__(self, threads_from_caller):
-        self.segmenter = type("Segmenter", (), {"threads_from_caller": threads_from_caller})()
+        self.segmenter = type("Segmenter", (), {"threads_from_caller": True})()
+        self._loaded_from_caller = threads_from_caller
         self.copies = []
 
     def prepare(self):
-        pass
+        self.segmenter.threads_from_caller = self._loaded_from_caller
 
     def worker_copy(self, *, threads=None):
-        twin = _CopyablePipeline(self.segmenter.threads_from_caller)
+        twin = _CopyablePipeline(self._loaded_from_caller)
         self.copies.append(twin)
         return twin
 
