@@ -1,11 +1,12 @@
 """Opening the results database: SQLite by default (WAL, busy timeout), any SQLAlchemy URL.
 
 A new database gets the current schema straight from ``models.py`` and is stamped with
-its Alembic revision; an older one is upgraded on open by the migrations in ``db/``; a
-newer one is refused rather than written with the wrong schema. A database already at the
-current revision is opened without importing Alembic, which costs about half a second of
-every start (its dialect modules). A test holds the models and the migrations together:
-a new migration comes with a new SCHEMA_REVISION.
+its Alembic revision; an older one is upgraded on open by the migrations in
+``migrations/`` (installed with the package); a newer one is refused rather than written
+with the wrong schema. A database already at the current revision is opened without
+importing Alembic, which costs about half a second of every start (its dialect modules).
+A test holds the models and the migrations together: a new migration comes with a new
+SCHEMA_REVISION.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from inspector import settings
 from inspector.errors import StoreError
 from inspector.store.models import Base
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "db"
-# The Alembic revision whose schema models.py describes (the newest in db/versions).
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # installed with the package
+# The Alembic revision whose schema models.py describes (the newest in migrations/versions).
 SCHEMA_REVISION = "0001"
 BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
 

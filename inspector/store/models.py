@@ -1,4 +1,5 @@
-"""The results database schema (SQLAlchemy 2.0). Changes go through Alembic in ``db/``, and a
+"""The results database schema (SQLAlchemy 2.0). Changes go through Alembic in ``migrations/``,
+and a
 new revision becomes ``SCHEMA_REVISION`` in ``database.py``."""
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from sqlalchemy import create_engine, inspect
 
 from inspector.store.database import SCHEMA_REVISION, _alembic_config, _upgrade, open_store
@@ -115,3 +116,21 @@ def test_two_stations_creating_the_same_database_at_once_both_open_it(tmp_path):
             station.join()
         assert failures == []
         assert schema(f"sqlite:///{path}") == schema(f"sqlite:///{tmp_path / 'fresh.db'}")
+
+
+def test_every_migration_file_is_installed_with_the_package():
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")
+    from inspector.store.database import MIGRATIONS
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["inspector.store"]
+    files = [
+        path.relative_to(MIGRATIONS.parent).as_posix()
+        for path in MIGRATIONS.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    assert "migrations/versions/0001_initial_schema.py" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []

@@ -1,7 +1,7 @@
 """Alembic environment for Inspector's results database.
 
 Run through inspector.store.database (which passes an open connection), or by hand:
-    alembic -c db/alembic.ini -x url=sqlite:///path/to/inspector.db upgrade head
+    alembic -c inspector/store/migrations/alembic.ini -x url=sqlite:///path/to/inspector.db upgrade head
 """
 
 from __future__ import annotations
