@@ -64,3 +64,18 @@ def boxes(canvas: np.ndarray, xyxy: Iterable[tuple[float, float, float, float]],
 def upscale(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A low-resolution mask shown at image size (nearest: no invented detail)."""
     return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+
+
+def region_in_image(mask: np.ndarray, segmentation) -> np.ndarray:
+    """A mask on ``segmentation``'s low-resolution grid at image size, where the grid
+    lies: all of the image, or the window it was placed at (``Segmentation.placed``)."""
+    width, height = segmentation.image_size
+    if segmentation.origin == (0.0, 0.0):
+        return upscale(mask, (width, height))
+    ox, oy = (round(v) for v in segmentation.origin)
+    grid_w, grid_h = segmentation.lowres_size
+    span = (max(1, round(grid_w / segmentation.scale)), max(1, round(grid_h / segmentation.scale)))
+    patch = upscale(mask, span)[: max(0, height - oy), : max(0, width - ox)]
+    out = np.zeros((height, width), bool)
+    out[oy : oy + patch.shape[0], ox : ox + patch.shape[1]] = patch
+    return out

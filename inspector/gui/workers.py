@@ -11,7 +11,6 @@ import threading
 import traceback
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from inspector.errors import InspectorError
@@ -24,24 +23,6 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(exc)))
     return f"Unexpected error: {exc!r} (details in the log)"
-
-
-class SegmentWorker(QThread):
-    """Segments one image (the recipe's reference) with a given segmenter."""
-
-    done = Signal(object)  # Segmentation
-    failed = Signal(str)
-
-    def __init__(self, segmenter_factory, image: np.ndarray, settings: dict, parent=None) -> None:
-        super().__init__(parent)
-        self._factory, self._image, self._settings = segmenter_factory, image, settings
-
-    def run(self) -> None:
-        try:
-            segmenter = self._factory()
-            self.done.emit(segmenter.segment(self._image, **self._settings))
-        except BaseException as exc:
-            self.failed.emit(_describe(exc))
 
 
 _pipelines: dict[tuple[str, str], object] = {}

@@ -87,6 +87,19 @@ def test_author_a_recipe_from_a_reference_image(window, qtbot, tmp_path):
     assert saved.reference_image == "../good.png"
 
 
+def test_the_reference_preview_is_segmented_as_inspection_sees_it(window, qtbot, tmp_path):
+    recipe = write_demo_recipe(tmp_path / "recipe")  # the network sees the part's window
+    recipes = window.recipes
+    window.tabs.setCurrentWidget(recipes)
+    assert recipes.open_recipe(recipe)
+    qtbot.waitUntil(lambda: recipes.segmentation is not None, timeout=60_000)
+    x1, y1, *_ = recipes.recipe.part.boxes[0]
+    ox, oy = recipes.segmentation.origin
+    assert 0 < ox <= x1 and 0 < oy <= y1  # the window around the part box, not the whole image
+    assert recipes.segmentation.image_size == (640, 480)  # placed back in the reference's pixels
+    assert "part: " in recipes.showing.text() and "selects nothing" not in recipes.showing.text()
+
+
 def test_test_on_folder_fills_a_verdict_table(window, qtbot, parts):
     recipe = write_demo_recipe(parts.parent / "recipe-dry")
     recipes = window.recipes

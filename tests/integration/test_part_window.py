@@ -59,3 +59,24 @@ def test_a_part_that_lost_its_prints_is_aligned_by_its_outline_and_fails(windowe
     result = windowed.inspect(image)
     assert result.verdict == "FAIL", result.error
     assert {f.label for f in result.findings} == {"missing feature"}
+
+
+def test_the_recipe_preview_shows_the_segments_inspection_uses(windowed, embedded_segmenter):
+    from inspector.engine.regions import as_inspected
+
+    recipe, m = windowed.recipe, windowed.recipe.model
+    preview = as_inspected(
+        recipe,
+        windowed.reference_image,
+        lambda image: embedded_segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou),
+    )
+    windowed.prepare()
+    used = windowed._reference.segmentation  # the reference as the pipeline segmented it
+    used = used.head(int((used.scores >= m.conf).sum()))
+    assert preview.origin == used.origin != (0.0, 0.0)  # the part's window, not the whole image
+    assert preview.image_size == used.image_size == (640, 480)
+    assert len(preview) == len(used) > 0
+    np.testing.assert_allclose(np.sort(preview.boxes, axis=0), np.sort(used.boxes, axis=0), atol=1.0)
+
+    whole = replace(recipe, model=replace(m, window="image"))
+    assert as_inspected(whole, windowed.reference_image, embedded_segmenter.segment).origin == (0.0, 0.0)

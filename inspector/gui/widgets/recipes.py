@@ -307,17 +307,26 @@ class RecipesWorkspace(QWidget):
         return self._segmenters[key]
 
     def _segment_if_needed(self) -> None:
-        from inspector.gui.workers import SegmentWorker
+        from inspector.engine.regions import as_inspected
+        from inspector.gui.workers import TaskWorker
 
         if self.recipe is None or self.reference is None:
             return
-        m = self.recipe.model
-        key = (str(self.recipe.reference_path), str(self.recipe.weights_spec), m.imgsz, m.conf, m.iou)
+        recipe, image, m = self.recipe, self.reference, self.recipe.model
+        key = (str(recipe.reference_path), str(recipe.weights_spec), m.imgsz, m.conf, m.iou, m.window)
+        if m.window == "part":  # the window follows what the part prompts select
+            key += (recipe.part.boxes, recipe.part.points)
         if key == self._segment_key or (self._worker is not None and self._worker.isRunning()):
             return
         self._segment_key = key
         settings = {"imgsz": m.imgsz, "conf": m.conf, "iou": m.iou}
-        self._worker = SegmentWorker(self._segmenter, self.reference, settings, self)
+        segmenter_for = self._segmenter
+
+        def segment_reference():
+            segmenter = segmenter_for()
+            return as_inspected(recipe, image, lambda part: segmenter.segment(part, **settings))
+
+        self._worker = TaskWorker(segment_reference, self)
         self._worker.done.connect(self._segmented)
         self._worker.failed.connect(lambda text: self.message.emit(text, True))
         self._worker.finished.connect(self._segment_if_needed)  # settings may have changed meanwhile
@@ -351,7 +360,7 @@ class RecipesWorkspace(QWidget):
                 status += "; the part prompts select nothing"
             else:
                 if self.recipe.part.boxes or self.recipe.part.points:
-                    render.tint(canvas, render.upscale(regions.part_region, size), render.GREEN, alpha=45)
+                    render.tint(canvas, render.region_in_image(regions.part_region, seg), render.GREEN, alpha=45)
                 for k in regions.normal_indices:
                     render.tint(canvas, seg.full_mask(k), render.BLUE, alpha=70)
                 rules = replace(self.recipe.defects, match_reference=False, missing_features=False)
