@@ -61,21 +61,16 @@ def boxes(canvas: np.ndarray, xyxy: Iterable[tuple[float, float, float, float]],
         cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2), int(y2)), (*color, 255), width, lineType=cv2.LINE_AA)
 
 
-def upscale(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A low-resolution mask shown at image size (nearest: no invented detail)."""
-    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-
-
 def region_in_image(mask: np.ndarray, segmentation) -> np.ndarray:
     """A mask on ``segmentation``'s low-resolution grid at image size, where the grid
-    lies: all of the image, or the window it was placed at (``Segmentation.placed``)."""
+    lies: all of the image, or the window it was placed at (``Segmentation.placed``).
+    Each image pixel takes the grid cell its centre falls in (nearest: no invented detail)."""
     width, height = segmentation.image_size
-    if segmentation.origin == (0.0, 0.0):
-        return upscale(mask, (width, height))
-    ox, oy = (round(v) for v in segmentation.origin)
-    grid_w, grid_h = segmentation.lowres_size
-    span = (max(1, round(grid_w / segmentation.scale)), max(1, round(grid_h / segmentation.scale)))
-    patch = upscale(mask, span)[: max(0, height - oy), : max(0, width - ox)]
+    ox, oy = segmentation.origin
+    grid_h, grid_w = mask.shape
+    cols = np.floor((np.arange(width) + 0.5 - ox) * segmentation.scale).astype(np.int64)
+    rows = np.floor((np.arange(height) + 0.5 - oy) * segmentation.scale).astype(np.int64)
+    in_cols, in_rows = (cols >= 0) & (cols < grid_w), (rows >= 0) & (rows < grid_h)
     out = np.zeros((height, width), bool)
-    out[oy : oy + patch.shape[0], ox : ox + patch.shape[1]] = patch
+    out[np.ix_(in_rows, in_cols)] = mask[np.ix_(rows[in_rows], cols[in_cols])]
     return out

@@ -26,3 +26,6 @@ def test_a_region_of_a_window_segmentation_is_drawn_inside_the_window():
     assert (xs.min(), xs.max(), ys.min(), ys.max()) == (140, 179, 70, 89)
     whole = region_in_image(grid, window)
     assert whole.shape == (80, 120) and whole[20:40, 40:80].all() and whole.sum() == 800
+    # A window at the image's corner, smaller than the image (a part near the corner).
+    corner = region_in_image(grid, window.placed((0, 0), (640, 480)))
+    assert corner.shape == (480, 640) and corner[20:40, 40:80].all() and corner.sum() == 800

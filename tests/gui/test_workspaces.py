@@ -87,7 +87,7 @@ def test_author_a_recipe_from_a_reference_image(window, qtbot, tmp_path):
     assert saved.reference_image == "../good.png"
 
 
-def test_the_reference_preview_is_segmented_as_inspection_sees_it(window, qtbot, tmp_path):
+def test_the_reference_preview_is_segmented_as_inspection_sees_it(window, qtbot, tmp_path, monkeypatch):
     recipe = write_demo_recipe(tmp_path / "recipe")  # the network sees the part's window
     recipes = window.recipes
     window.tabs.setCurrentWidget(recipes)
@@ -98,6 +98,22 @@ def test_the_reference_preview_is_segmented_as_inspection_sees_it(window, qtbot,
     assert 0 < ox <= x1 and 0 < oy <= y1  # the window around the part box, not the whole image
     assert recipes.segmentation.image_size == (640, 480)  # placed back in the reference's pixels
     assert "part: " in recipes.showing.text() and "selects nothing" not in recipes.showing.text()
+
+    # A second part box moves the window; only the window is segmented again.
+    segmenter = recipes._segmenter(recipes.recipe)
+    segmented = []
+    original = segmenter.segment
+
+    def counted(image, **settings):
+        segmented.append(image.shape)
+        return original(image, **settings)
+
+    monkeypatch.setattr(segmenter, "segment", counted)
+    before = recipes.segmentation
+    drag(qtbot, recipes.view, (20, 20), (90, 90))
+    qtbot.waitUntil(lambda: recipes.segmentation is not before and recipes._worker is None, timeout=60_000)
+    assert recipes.segmentation.origin < before.origin
+    assert len(segmented) == 1 and segmented[0][:2] != (480, 640)
 
 
 def test_test_on_folder_fills_a_verdict_table(window, qtbot, parts):

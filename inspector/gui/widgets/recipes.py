@@ -1,13 +1,17 @@
 """Recipes: author a recipe on its reference image with a live segmentation preview.
 
 Every edit replaces the (immutable) recipe through the undo stack. The reference is
-segmented once per model setting in a worker thread; prompt edits only re-run the cheap
-selection on the low-resolution masks.
+segmented in a worker thread once per model setting, as inspection segments it; prompt
+edits only re-run the cheap selection on the low-resolution masks, except where the
+network sees the part's window (``model.window: part``): there the part prompts place
+the window, so their edits segment the window again (the whole image's segments are
+kept).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,7 +63,9 @@ class RecipesWorkspace(QWidget):
         self._reference_path: Path | None = None
         self.segmentation = None
         self._segmenters: dict[tuple, object] = {}
+        self._segmenters_lock = threading.Lock()  # preview and dry-run threads share them
         self._segment_key: tuple | None = None
+        self._whole: tuple[tuple, object] | None = None  # (model settings, whole reference's segments)
         self._worker = None
         self.undo_stack = QUndoStack(self)
 
@@ -232,8 +238,12 @@ class RecipesWorkspace(QWidget):
         return self.tools.checkedAction().data()
 
     def _clicked(self, x: float, y: float, button: int) -> None:
-        if self.recipe is None or not self.showing_reference:
+        if self.recipe is None or not self.showing_reference or self.reference is None:
             return
+        height, width = self.reference.shape[:2]
+        if not (0 <= x < width and 0 <= y < height):  # beside the image
+            return
+        x, y = int(x), int(y)  # the pixel clicked (rounding could name the one past the edge)
         r = self.recipe
         right = button == Qt.MouseButton.RightButton.value
         if self.tool == "part point":
@@ -298,13 +308,16 @@ class RecipesWorkspace(QWidget):
 
     # -- segmentation preview ----------------------------------------------------------------
 
-    def _segmenter(self):
+    def _segmenter(self, recipe: Recipe):
+        """The segmenter of ``recipe``'s model: made once per model, reused for every preview
+        and dry run (its network loads on first use)."""
         from inspector.engine.segmenter import FastSAMSegmenter
 
-        key = (str(self.recipe.weights_spec), self.recipe.model.sha256)
-        if key not in self._segmenters:  # loaded once per model, reused for every preview
-            self._segmenters[key] = FastSAMSegmenter(self.recipe.weights_spec, expected_sha256=self.recipe.model.sha256)
-        return self._segmenters[key]
+        key = (str(recipe.weights_spec), recipe.model.sha256)
+        with self._segmenters_lock:
+            if key not in self._segmenters:
+                self._segmenters[key] = FastSAMSegmenter(recipe.weights_spec, expected_sha256=recipe.model.sha256)
+            return self._segmenters[key]
 
     def _segment_if_needed(self) -> None:
         from inspector.engine.regions import as_inspected
@@ -313,27 +326,45 @@ class RecipesWorkspace(QWidget):
         if self.recipe is None or self.reference is None:
             return
         recipe, image, m = self.recipe, self.reference, self.recipe.model
-        key = (str(recipe.reference_path), str(recipe.weights_spec), m.imgsz, m.conf, m.iou, m.window)
-        if m.window == "part":  # the window follows what the part prompts select
-            key += (recipe.part.boxes, recipe.part.points)
+        model_key = (str(recipe.reference_path), str(recipe.weights_spec), m.imgsz, m.conf, m.iou)
+        key = (*model_key, m.window)
+        if m.window == "part":  # the part prompts place the window
+            key += (recipe.part.boxes, recipe.part.points, m.point_mode)
         if key == self._segment_key or (self._worker is not None and self._worker.isRunning()):
             return
         self._segment_key = key
         settings = {"imgsz": m.imgsz, "conf": m.conf, "iou": m.iou}
-        segmenter_for = self._segmenter
+        whole = self._whole[1] if self._whole is not None and self._whole[0] == model_key else None
+        segmenter_of = self._segmenter
 
         def segment_reference():
-            segmenter = segmenter_for()
-            return as_inspected(recipe, image, lambda part: segmenter.segment(part, **settings))
+            segmenter = segmenter_of(recipe)
+
+            def segment(part):
+                return segmenter.segment(part, **settings)
+
+            of_whole = whole or segment(image)
+            return key, model_key, of_whole, as_inspected(recipe, image, segment, whole=of_whole)
 
         self._worker = TaskWorker(segment_reference, self)
         self._worker.done.connect(self._segmented)
         self._worker.failed.connect(lambda text: self.message.emit(text, True))
-        self._worker.finished.connect(self._segment_if_needed)  # settings may have changed meanwhile
+        self._worker.finished.connect(self._worker_finished)
         self.message.emit("Segmenting the reference image…", False)
         self._worker.start()
 
-    def _segmented(self, segmentation) -> None:
+    def _worker_finished(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts
+            worker.deleteLater()  # it holds the reference image
+        self._segment_if_needed()  # settings may have changed meanwhile
+
+    def _segmented(self, outcome) -> None:
+        key, model_key, whole, segmentation = outcome
+        self._whole = (model_key, whole)
+        if key != self._segment_key:  # made for a reference or settings since replaced
+            return
         self.segmentation = segmentation
         self.message.emit(
             f"{len(segmentation)} segments on the reference ({segmentation.timings.get('inference', 0):.0f} ms)", False
@@ -358,6 +389,8 @@ class RecipesWorkspace(QWidget):
                 regions = select_regions(seg, self.recipe)
             except PartNotFound:
                 status += "; the part prompts select nothing"
+            except ValueError as exc:  # e.g. a prompt outside a reference image since replaced
+                status += f"; {exc}"
             else:
                 if self.recipe.part.boxes or self.recipe.part.points:
                     render.tint(canvas, render.region_in_image(regions.part_region, seg), render.GREEN, alpha=45)
@@ -397,7 +430,7 @@ class RecipesWorkspace(QWidget):
             self.message.emit("Open or create a recipe first.", True)
             return None
         try:
-            return InspectionPipeline(self.recipe, segmenter=self._segmenter())
+            return InspectionPipeline(self.recipe, segmenter=self._segmenter(self.recipe))
         except InspectorError as exc:
             if isinstance(exc, RecipeError):
                 self.form.show_errors(_problems(exc))
