@@ -343,7 +343,7 @@ class RecipesWorkspace(QWidget):
             def segment(part):
                 return segmenter.segment(part, **settings)
 
-            of_whole = whole or segment(image)
+            of_whole = whole if whole is not None else segment(image)  # no segments is a result too
             return key, model_key, of_whole, as_inspected(recipe, image, segment, whole=of_whole)
 
         self._worker = TaskWorker(segment_reference, self)
