@@ -46,6 +46,26 @@ def solid(mask: np.ndarray) -> np.ndarray:
     return filled.astype(bool) | mask
 
 
+def pieces_on_boxes(region: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The connected pieces of ``region`` that overlap one of the (x1, y1, x2, y2) ``boxes``
+    (all on the same grid); all of it when no box holds any.
+
+    A segment the part prompts select can also take in a strip of background far from
+    the part (one piece of the mask, but not of the part). Left in the part region, it
+    would be searched for defects, widen the network's window, and give the
+    registration features that do not move with the part. A piece the engineer's box
+    touches is part of the part, even where it reaches past the box.
+    """
+    count, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return region
+    keep = np.zeros(count, bool)
+    for x1, y1, x2, y2 in boxes:
+        keep[labels[max(0, y1) : y2, max(0, x1) : x2]] = True
+    keep[0] = False
+    return keep[labels] if keep.any() else region
+
+
 def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
     """Apply the recipe's part, normal and ignore prompts (recipe pixels = image pixels).
 
@@ -66,8 +86,10 @@ def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
         part_indices, part_region = frozenset(int(i) for i in selection.indices), solid(selection.mask)
         # The recipe's part boxes belong to the part region too: a segmentation that
         # misses a strip of the part must not hide the defects on that strip.
-        for x1, y1, x2, y2 in segmentation.lowres_boxes(np.array(prompts.boxes).reshape(-1, 4)).astype(int):
+        boxes = segmentation.lowres_boxes(np.array(prompts.boxes).reshape(-1, 4)).astype(int)
+        for x1, y1, x2, y2 in boxes:
             part_region[y1:y2, x1:x2] = True
+        part_region = pieces_on_boxes(part_region, boxes)
     else:
         part_indices, part_region = frozenset(), np.ones((h, w), bool)
     normal: frozenset[int] = frozenset()
