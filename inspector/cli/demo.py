@@ -19,7 +19,6 @@ import numpy as np
 from inspector.cli.progress import Progress
 from inspector.engine.image import read_image, write_image
 from inspector.recipe.io import load_recipe
-from inspector.recipe.validate import validate_recipe
 from inspector.services.read_ahead import READ_AHEAD_DEPTH
 from inspector.sources.files import FileSource
 from inspector.synthetic.demo_product import demo_background, demo_scene, write_demo_recipe
@@ -101,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}")
     kinds = _generate(out, args.count, seed)
     recipe = load_recipe(write_demo_recipe(out / "recipe"))
-    validate_recipe(recipe)
-    pipeline = InspectionPipeline(recipe, device=args.device)
+    pipeline = InspectionPipeline(recipe, device=args.device, validate=True)
     pipeline.prepare()
     store = open_store(str(out / "inspector.db"), images_dir=out / "results")
     results: dict[str, dict] = {}

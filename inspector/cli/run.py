@@ -11,7 +11,6 @@ from pathlib import Path
 from inspector.cli.progress import Progress
 from inspector.errors import InspectorError
 from inspector.recipe.io import load_recipe
-from inspector.recipe.validate import validate_recipe
 from inspector.services.read_ahead import READ_AHEAD_DEPTH
 from inspector.sources.camera import CameraSource, parse_camera
 from inspector.sources.files import FileSource
@@ -121,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InspectorError(f"--workers: at least 1, got {args.workers}")
     recipe = load_recipe(args.recipe)
-    validate_recipe(recipe)
-    pipeline = InspectionPipeline(recipe, device=args.device, backend=args.backend)
+    pipeline = InspectionPipeline(recipe, device=args.device, backend=args.backend, validate=True)
     # The model, the reference and any CLIP classes load now: a problem with them stops
     # the run here instead of turning every image into an ERROR row.
     pipeline.prepare()

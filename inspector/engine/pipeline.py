@@ -37,7 +37,7 @@ from inspector.engine.threads import limit_blas_threads
 from inspector.engine.types import ERROR, FAIL, PASS, Finding, InspectionResult, Segmentation
 from inspector.errors import EngineError, InspectorError, RecipeError
 from inspector.recipe.model import Recipe
-from inspector.recipe.validate import load_reference, reference_problems
+from inspector.recipe.validate import load_reference, reference_problems, validate_recipe
 
 
 @dataclass(frozen=True)
@@ -82,19 +82,21 @@ class _Reference:
 MATCH_CONF_RATIO = 0.5
 
 
-def _read_reference(recipe: Recipe, *, import_torch: bool) -> np.ndarray:
-    """The recipe's reference image; with ``import_torch``, torch is imported meanwhile.
+def _read_reference(recipe: Recipe, *, validate: bool, import_torch: bool) -> np.ndarray:
+    """The recipe's reference image, the whole recipe checked first with ``validate``
+    (``validate_recipe``, which reads it); with ``import_torch``, torch is imported meanwhile.
 
-    Decoding a large PNG leaves the interpreter free (0.3 s at 12 megapixels) while
-    importing torch holds it for seconds, so on a machine with a second core one costs
-    nothing beside the other; the network, on either backend, needs torch soon anyway.
-    (Importing torch on Linux changes no environment variable that the decoding thread
-    could be reading.)
+    Decoding a large PNG leaves the interpreter free (0.3 s at 12 megapixels), and so
+    does hashing a weights file, while importing torch holds it for seconds, so on a
+    machine with a second core one costs nothing beside the other; the network, on
+    either backend, needs torch soon anyway. (Importing torch on Linux changes no
+    environment variable that the other thread could be reading.)
     """
+    read = validate_recipe if validate else load_reference
     if not import_torch:
-        return load_reference(recipe)
+        return read(recipe)
     with ThreadPoolExecutor(1, thread_name_prefix="inspector-reference") as pool:
-        reading = pool.submit(load_reference, recipe)
+        reading = pool.submit(read, recipe)
         import torch  # noqa: F401
 
         return reading.result()
@@ -104,12 +106,15 @@ class InspectionPipeline:
     """Applies one recipe to images.
 
     Args:
-        recipe: a validated recipe.
+        recipe: the recipe; checked here with ``validate``, else it must have been
+            checked (``validate_recipe``) before.
         segmenter: the segmenter to use; by default the recipe's model, loaded once.
         classifier: labels defects with the recipe's classes; by default CLIP, built
             when the recipe has classes or exemplars (and never otherwise).
         device: device for the default segmenter and classifier.
         backend: the default segmenter's backend (``auto``, ``torch`` or ``onnx``).
+        validate: check the whole recipe first (``validate_recipe``): its reference is
+            then decoded once, and checked while torch is imported.
     """
 
     def __init__(
@@ -120,11 +125,12 @@ class InspectionPipeline:
         classifier: SegmentClassifier | None = None,
         device: str = "auto",
         backend: str = "auto",
+        validate: bool = False,
     ) -> None:
         limit_blas_threads()
         self.recipe = recipe
         self.recipe_hash = recipe.content_hash
-        self.reference_image = _read_reference(recipe, import_torch=segmenter is None)
+        self.reference_image = _read_reference(recipe, validate=validate, import_torch=segmenter is None)
         problems = reference_problems(recipe, self.reference_image)
         if problems:
             origin = recipe.source or "recipe"

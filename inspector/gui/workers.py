@@ -35,13 +35,11 @@ def _pipeline_for(recipe):
     Only the latest recipe's pipeline is kept, so switching products frees the old model.
     """
     from inspector.engine.pipeline import InspectionPipeline
-    from inspector.recipe.validate import validate_recipe
 
     key = (str(recipe.source), recipe.content_hash)
     with _pipelines_lock:
         if key not in _pipelines:
-            validate_recipe(recipe)
-            pipeline = InspectionPipeline(recipe)
+            pipeline = InspectionPipeline(recipe, validate=True)
             pipeline.prepare()  # a failure is reported once, not as an ERROR per image
             _pipelines.clear()
             _pipelines[key] = pipeline

@@ -60,19 +60,24 @@ def load_reference(recipe: Recipe) -> np.ndarray:
         raise RecipeError(f"{origin}: product.reference_image: {exc}") from None
 
 
-def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> None:
+def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> np.ndarray:
     """Everything that must hold before a recipe can inspect anything.
 
     With ``load_clip``, a recipe with classes also has its CLIP checkpoint loaded (not
     only found), so a damaged file is caught here rather than by the first image.
+
+    Returns:
+        The reference image it read, so that a pipeline need not decode it again.
 
     Raises:
         RecipeError: listing every problem, each with the recipe file and field.
     """
     origin = recipe.source or "recipe"
     problems = []
+    reference = None
     try:
-        problems += reference_problems(recipe, load_reference(recipe))
+        reference = load_reference(recipe)
+        problems += reference_problems(recipe, reference)
     except RecipeError as exc:
         problems.append(str(exc).removeprefix(f"{origin}: "))
     try:
@@ -90,3 +95,4 @@ def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> None:
             problems.append(f"{what}: need CLIP: {exc}")
     if problems:
         raise RecipeError(f"{origin}: " + f"\n{origin}: ".join(problems))
+    return reference

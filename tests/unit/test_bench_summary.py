@@ -64,7 +64,7 @@ def test_the_steady_rate_counts_from_each_workers_first_result():
 def test_the_cold_start_phases_add_up_to_the_cold_start():
     from inspector.bench.child import cold_start_phases
 
-    marks = {"start and imports": 10.8, "reference and torch import": 13.1, "database": 13.2, "network": 13.9}
+    marks = {"start and imports": 10.8, "recipe checked, torch imported": 13.1, "database": 13.2, "network": 13.9}
     phases = cold_start_phases(10.0, marks, 14.3)
     assert list(phases) == [*marks, "first image"]
     assert phases["start and imports"] == pytest.approx(0.8) and phases["first image"] == pytest.approx(0.4)

@@ -181,3 +181,26 @@ def test_a_reference_that_cannot_be_read_is_a_recipe_error_naming_it(tmp_path, o
     segmenter = None if own_network else TruthSegmenter([reference])
     with pytest.raises(RecipeError, match=r"product\.reference_image: .*ref\.png"):
         InspectionPipeline(recipe, segmenter=segmenter, device="cpu")
+
+
+def test_a_pipeline_that_checks_its_recipe_decodes_the_reference_once_and_names_every_problem(tmp_path, monkeypatch):
+    import inspector.recipe.validate as validate
+    from inspector.errors import RecipeError
+
+    recipe, reference = fixtured_recipe(tmp_path)
+    reads = []
+    read_image = validate.read_image
+    monkeypatch.setattr(validate, "read_image", lambda path: reads.append(path) or read_image(path))
+    pipeline = InspectionPipeline(recipe, segmenter=TruthSegmenter([reference]), validate=True)
+    assert len(reads) == 1
+    assert np.array_equal(pipeline.reference_image, reference.image)
+
+    broken = replace(
+        recipe,
+        model=replace(recipe.model, weights="nowhere.pt"),
+        part=replace(recipe.part, boxes=((0.0, 0.0, 5000.0, 10.0),)),
+    )
+    with pytest.raises(RecipeError) as caught:
+        InspectionPipeline(broken, segmenter=TruthSegmenter([reference]), validate=True)
+    assert "model.weights: model weights not found" in str(caught.value)
+    assert "part.boxes[0]: box (0, 0, 5000, 10) is outside the 640x480 reference image" in str(caught.value)
