@@ -46,22 +46,34 @@ def solid(mask: np.ndarray) -> np.ndarray:
     return filled.astype(bool) | mask
 
 
-def pieces_on_boxes(region: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """The connected pieces of ``region`` that overlap one of the (x1, y1, x2, y2) ``boxes``
-    (all on the same grid); all of it when no box holds any.
+# A piece of the part's segments this far from every part box (a share of the box's
+# longer side) is background the segment took in; nearer, it may be the part reaching
+# past a box drawn inside it.
+_NEAR_BOX = 0.25
+
+
+def pieces_near_prompts(region: np.ndarray, boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The connected pieces of ``region`` near one of the (x1, y1, x2, y2) ``boxes`` or
+    holding one of the (x, y) foreground ``points`` (all on the region's grid); all of it
+    when none is.
 
     A segment the part prompts select can also take in a strip of background far from
     the part (one piece of the mask, but not of the part). Left in the part region, it
     would be searched for defects, widen the network's window, and give the
-    registration features that do not move with the part. A piece the engineer's box
-    touches is part of the part, even where it reaches past the box.
+    registration features that do not move with the part.
     """
     count, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
     if count <= 2:
         return region
     keep = np.zeros(count, bool)
+    h, w = region.shape
     for x1, y1, x2, y2 in boxes:
-        keep[labels[max(0, y1) : y2, max(0, x1) : x2]] = True
+        near = _NEAR_BOX * max(x2 - x1, y2 - y1)
+        keep[
+            labels[max(0, int(y1 - near)) : int(np.ceil(y2 + near)), max(0, int(x1 - near)) : int(np.ceil(x2 + near))]
+        ] = True
+    for x, y in points:
+        keep[labels[min(h - 1, int(y)), min(w - 1, int(x))]] = True
     keep[0] = False
     return keep[labels] if keep.any() else region
 
@@ -86,10 +98,13 @@ def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
         part_indices, part_region = frozenset(int(i) for i in selection.indices), solid(selection.mask)
         # The recipe's part boxes belong to the part region too: a segmentation that
         # misses a strip of the part must not hide the defects on that strip.
-        boxes = segmentation.lowres_boxes(np.array(prompts.boxes).reshape(-1, 4)).astype(int)
-        for x1, y1, x2, y2 in boxes:
+        boxes = segmentation.lowres_boxes(np.array(prompts.boxes).reshape(-1, 4))
+        for x1, y1, x2, y2 in boxes.astype(int):
             part_region[y1:y2, x1:x2] = True
-        part_region = pieces_on_boxes(part_region, boxes)
+        if prompts.boxes:  # with points only nothing says where the part ends
+            foreground = [p[:2] for p in prompts.points if len(p) < 3 or p[2]]
+            anchors = segmentation.lowres_points(np.array(foreground).reshape(-1, 2))
+            part_region = pieces_near_prompts(part_region, boxes, anchors)
     else:
         part_indices, part_region = frozenset(), np.ones((h, w), bool)
     normal: frozenset[int] = frozenset()

@@ -40,6 +40,26 @@ def test_a_piece_the_part_box_touches_is_the_part_even_past_the_box():
     assert _at(region, 620, 20) and _at(region, 530, 240)
 
 
+def test_a_piece_near_a_box_drawn_inside_the_part_is_the_part():
+    # The box sits on the part's middle; a crack cuts the part's segment in two.
+    mask = np.zeros(SIZE[::-1], bool)
+    mask[100:400, 100:500] = True
+    mask[:, 300:304] = False
+    segmentation = segmentation_of([mask], SIZE)
+    recipe = Recipe(name="Label", reference_image="ref.png", part=PartPrompts(boxes=((110.0, 110.0, 290.0, 390.0),)))
+    assert _at(select_regions(segmentation, recipe).part_region, 400, 250)
+
+
+def test_a_piece_a_part_point_selects_is_the_part_beside_a_box_elsewhere():
+    first, second = np.zeros(SIZE[::-1], bool), np.zeros(SIZE[::-1], bool)
+    first[100:200, 50:200] = True
+    second[300:400, 400:600] = True
+    segmentation = segmentation_of([first, second], SIZE)
+    prompts = PartPrompts(boxes=((45.0, 95.0, 205.0, 205.0),), points=((500.0, 350.0, 1),))
+    region = select_regions(segmentation, Recipe(name="Label", reference_image="ref.png", part=prompts)).part_region
+    assert _at(region, 100, 150) and _at(region, 500, 350)
+
+
 def test_with_points_only_the_whole_selected_segment_is_the_part():
     # Without a box nothing says where the part ends: a defect that cuts the part's
     # segment in two must not lose the half that holds no point.
