@@ -35,9 +35,9 @@ from inspector.engine.rules import DIFFERENCE_LABEL, expected_features, on_grid
 from inspector.engine.segmenter import FastSAMSegmenter, Segmenter
 from inspector.engine.threads import limit_blas_threads
 from inspector.engine.types import ERROR, FAIL, PASS, Finding, InspectionResult, Segmentation
-from inspector.errors import EngineError, InspectorError, RecipeError
+from inspector.errors import EngineError, InspectorError
 from inspector.recipe.model import Recipe
-from inspector.recipe.validate import load_reference, reference_problems, validate_recipe
+from inspector.recipe.validate import checked_reference, raise_problems, setup_problems
 
 
 @dataclass(frozen=True)
@@ -83,23 +83,28 @@ MATCH_CONF_RATIO = 0.5
 
 
 def _read_reference(recipe: Recipe, *, validate: bool, import_torch: bool) -> np.ndarray:
-    """The recipe's reference image, the whole recipe checked first with ``validate``
-    (``validate_recipe``, which reads it); with ``import_torch``, torch is imported meanwhile.
+    """The recipe's reference image, checked; with ``validate`` the whole recipe is
+    (``validate_recipe``), with ``import_torch`` torch is imported while it is read.
 
-    Decoding a large PNG leaves the interpreter free (0.3 s at 12 megapixels), and so
-    does hashing a weights file, while importing torch holds it for seconds, so on a
-    machine with a second core one costs nothing beside the other; the network, on
-    either backend, needs torch soon anyway. (Importing torch on Linux changes no
-    environment variable that the other thread could be reading.)
+    Decoding a large PNG leaves the interpreter free (0.3 s at 12 megapixels) while
+    importing torch holds it for seconds, so on a machine with a second core one costs
+    nothing beside the other; the network, on either backend, needs torch soon anyway.
+    The rest of the recipe is checked first, on this thread: a missing model is said at
+    once rather than after torch's import, and finding CLIP imports torch itself, which
+    must not happen on two threads at once. (Importing torch on Linux changes no
+    environment variable that the reading thread could be reading.)
     """
-    read = validate_recipe if validate else load_reference
-    if not import_torch:
-        return read(recipe)
-    with ThreadPoolExecutor(1, thread_name_prefix="inspector-reference") as pool:
-        reading = pool.submit(read, recipe)
-        import torch  # noqa: F401
+    problems = setup_problems(recipe) if validate else []
+    if problems or not import_torch:
+        reference, reference_problems = checked_reference(recipe)
+    else:
+        with ThreadPoolExecutor(1, thread_name_prefix="inspector-reference") as pool:
+            reading = pool.submit(checked_reference, recipe)
+            import torch  # noqa: F401
 
-        return reading.result()
+            reference, reference_problems = reading.result()
+    raise_problems(recipe, reference_problems + problems)
+    return reference
 
 
 class InspectionPipeline:
@@ -113,8 +118,8 @@ class InspectionPipeline:
             when the recipe has classes or exemplars (and never otherwise).
         device: device for the default segmenter and classifier.
         backend: the default segmenter's backend (``auto``, ``torch`` or ``onnx``).
-        validate: check the whole recipe first (``validate_recipe``): its reference is
-            then decoded once, and checked while torch is imported.
+        validate: check the whole recipe first, as ``validate_recipe`` does, decoding
+            its reference once (while torch is imported).
     """
 
     def __init__(
@@ -131,10 +136,6 @@ class InspectionPipeline:
         self.recipe = recipe
         self.recipe_hash = recipe.content_hash
         self.reference_image = _read_reference(recipe, validate=validate, import_torch=segmenter is None)
-        problems = reference_problems(recipe, self.reference_image)
-        if problems:
-            origin = recipe.source or "recipe"
-            raise RecipeError(f"{origin}: " + f"\n{origin}: ".join(problems))
         self.segmenter = segmenter or FastSAMSegmenter(
             recipe.weights_spec,
             device=device,

@@ -60,26 +60,10 @@ def load_reference(recipe: Recipe) -> np.ndarray:
         raise RecipeError(f"{origin}: product.reference_image: {exc}") from None
 
 
-def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> np.ndarray:
-    """Everything that must hold before a recipe can inspect anything.
-
-    With ``load_clip``, a recipe with classes also has its CLIP checkpoint loaded (not
-    only found), so a damaged file is caught here rather than by the first image.
-
-    Returns:
-        The reference image it read, so that a pipeline need not decode it again.
-
-    Raises:
-        RecipeError: listing every problem, each with the recipe file and field.
-    """
-    origin = recipe.source or "recipe"
+def setup_problems(recipe: Recipe, *, load_clip: bool = False) -> list[str]:
+    """Problems with what a recipe needs besides its reference image: the model's
+    weights, exemplar images and CLIP (see :func:`validate_recipe`)."""
     problems = []
-    reference = None
-    try:
-        reference = load_reference(recipe)
-        problems += reference_problems(recipe, reference)
-    except RecipeError as exc:
-        problems.append(str(exc).removeprefix(f"{origin}: "))
     try:
         resolve_weights(recipe.weights_spec, expected_sha256=recipe.model.sha256)
     except InspectorError as exc:
@@ -93,6 +77,38 @@ def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> np.ndarray:
         except InspectorError as exc:
             what = "defects.classes" if recipe.defects.classes else "defects.exemplars"
             problems.append(f"{what}: need CLIP: {exc}")
+    return problems
+
+
+def checked_reference(recipe: Recipe) -> tuple[np.ndarray | None, list[str]]:
+    """The recipe's reference image (None when it cannot be read) and its problems."""
+    origin = recipe.source or "recipe"
+    try:
+        reference = load_reference(recipe)
+    except RecipeError as exc:
+        return None, [str(exc).removeprefix(f"{origin}: ")]
+    return reference, reference_problems(recipe, reference)
+
+
+def raise_problems(recipe: Recipe, problems: list[str]) -> None:
+    """One RecipeError listing every problem, each line naming the recipe file; none, nothing."""
     if problems:
+        origin = recipe.source or "recipe"
         raise RecipeError(f"{origin}: " + f"\n{origin}: ".join(problems))
+
+
+def validate_recipe(recipe: Recipe, *, load_clip: bool = False) -> np.ndarray:
+    """Everything that must hold before a recipe can inspect anything.
+
+    With ``load_clip``, a recipe with classes also has its CLIP checkpoint loaded (not
+    only found), so a damaged file is caught here rather than by the first image.
+
+    Returns:
+        The reference image it read, so that a pipeline need not decode it again.
+
+    Raises:
+        RecipeError: listing every problem, each with the recipe file and field.
+    """
+    reference, problems = checked_reference(recipe)
+    raise_problems(recipe, problems + setup_problems(recipe, load_clip=load_clip))
     return reference

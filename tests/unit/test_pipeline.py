@@ -204,3 +204,25 @@ def test_a_pipeline_that_checks_its_recipe_decodes_the_reference_once_and_names_
         InspectionPipeline(broken, segmenter=TruthSegmenter([reference]), validate=True)
     assert "model.weights: model weights not found" in str(caught.value)
     assert "part.boxes[0]: box (0, 0, 5000, 10) is outside the 640x480 reference image" in str(caught.value)
+
+
+def test_a_recipe_without_its_model_is_refused_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    from inspector.recipe.io import save_recipe
+
+    recipe, _ = fixtured_recipe(tmp_path)
+    broken = save_recipe(replace(recipe, model=replace(recipe.model, weights="nowhere.pt")), tmp_path / "broken.yaml")
+    code = f"""
+import sys
+from inspector.engine.pipeline import InspectionPipeline
+from inspector.errors import RecipeError
+from inspector.recipe.io import load_recipe
+try:
+    InspectionPipeline(load_recipe({str(broken.source)!r}), validate=True)
+except RecipeError as exc:
+    print("refused; torch imported:", "torch" in sys.modules, exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("refused; torch imported: False") and "model.weights: model weights not found" in out
