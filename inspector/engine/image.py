@@ -144,11 +144,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an image; the format follows the extension. Works on non-ASCII paths."""
     path = Path(path)
-    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error:  # an extension no encoder knows
+        ok = False
     if not ok:
         raise SourceError(f"{path}: cannot encode an image with extension {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         encoded.tofile(path)
     except OSError as exc:
         raise SourceError(f"{path}: cannot write ({exc.strerror or exc})") from None

@@ -20,7 +20,7 @@ import numpy as np
 from inspector.engine.image import write_image
 from inspector.engine.overlay import draw_findings, load_label_font
 from inspector.engine.types import FAIL, InspectionResult
-from inspector.errors import StoreError
+from inspector.errors import InspectorError, StoreError
 from inspector.store.database import Store
 from inspector.store.models import utcnow
 from inspector.store.repository import InspectionRecord, add_inspections
@@ -76,6 +76,7 @@ class ResultWriter:
         self.written = 0
         self.busy_s = 0.0  # time spent writing pictures and rows (the store stage)
         self.busy_cpu_s = 0.0  # the writer thread's CPU time for them (busy_s also counts waiting for a core)
+        self.pictures_lost = 0  # results stored without their overlay, crops or frame
         self._thread = threading.Thread(target=self._loop, name="inspector-writer", daemon=True)
         self._thread.start()
 
@@ -87,6 +88,8 @@ class ResultWriter:
         if self._thread.is_alive():
             self._put(_STOP, check=False)
             self._thread.join()
+            if self.pictures_lost:
+                log.warning("%d results were stored without their pictures (see the first warning)", self.pictures_lost)
         self._raise_if_failed()
 
     def _put(self, item, *, check: bool = True) -> None:
@@ -134,12 +137,26 @@ class ResultWriter:
         folder = self.images_dir / f"run_{item.run_id:05d}" / "frames"
         return str(write_image(folder / f"{_safe_stem(item.name)}.png", item.image))
 
+    def _picture_lost(self, item: Pending, exc: BaseException) -> None:
+        self.pictures_lost += 1
+        if self.pictures_lost == 1:  # once: a full disk would say it for every image
+            log.warning("%s: stored without its pictures: %s", item.name, exc)
+
     def _flush(self, batch: list[Pending]) -> None:
         started, cpu_started = time.perf_counter(), time.thread_time()
         records = []
         for item in batch:
-            overlay, crops = self._pictures(item)
-            image_path = self._frame_file(item)
+            # A full disk or a blocked folder costs a result its pictures, never its row.
+            try:
+                overlay, crops = self._pictures(item)
+            except (InspectorError, OSError) as exc:
+                overlay, crops = None, ()
+                self._picture_lost(item, exc)
+            try:
+                image_path = self._frame_file(item)
+            except (InspectorError, OSError) as exc:
+                image_path = item.name
+                self._picture_lost(item, exc)
             records.append(
                 InspectionRecord(
                     item.run_id,

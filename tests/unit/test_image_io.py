@@ -68,3 +68,12 @@ def test_a_jpeg_decodes_smaller_and_says_how_large_it_is(tmp_path):
     assert full == (1001, 603) and png.shape == (603, 1001, 3)  # no cheap way to shrink a PNG
     with pytest.raises(SourceError, match=r"cut\.jpg: truncated JPEG"):
         decode_reduced(data[: len(data) // 2].tobytes(), name="cut.jpg", min_side=250)
+
+
+def test_pictures_that_cannot_be_written_raise_errors_naming_the_file(tmp_path):
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(SourceError, match=r"o\.xyz: cannot encode an image with extension '\.xyz'"):
+        write_image(tmp_path / "o.xyz", image)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(SourceError, match=r"taken/o\.png: cannot write"):
+        write_image(tmp_path / "taken" / "o.png", image)

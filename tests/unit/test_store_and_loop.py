@@ -64,6 +64,20 @@ def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, regi
     assert status == ("finished",)
 
 
+def test_results_whose_pictures_cannot_be_written_are_stored_without_them(line, caplog):
+    pipeline, folder, tmp = line
+    (tmp / "images").write_text("a file where the pictures' folder would go")
+    store = open_store(str(tmp / "r.db"))
+    summary = run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    store.close()
+    assert (summary.status, summary.counts["PASS"], summary.counts["FAIL"]) == ("finished", 3, 3)
+    found = rows(tmp / "r.db", "SELECT verdict, overlay_path FROM inspections")
+    assert sorted(v for v, _ in found) == ["FAIL"] * 3 + ["PASS"] * 3
+    assert all(overlay is None for _, overlay in found)
+    assert rows(tmp / "r.db", "SELECT count(*), count(crop_path) FROM defects")[0][1] == 0
+    assert "stored without its pictures" in caplog.text and "3 results were stored without" in caplog.text
+
+
 class CopyableTruthSegmenter(TruthSegmenter):
     """The perfect stand-in, shared by every copy of the pipeline; notes which threads segment."""
 
