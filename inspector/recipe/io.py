@@ -6,6 +6,7 @@ Every problem in a file is collected and reported at once, as
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -56,6 +57,9 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(path, f"must be a number, got {value!r}")
             return default
+        if not math.isfinite(value):  # YAML's .nan and .inf
+            self.fail(path, f"must be a finite number, got {value!r}")
+            return default
         if integer and int(value) != value:
             self.fail(path, f"must be a whole number, got {value!r}")
             return default
@@ -96,10 +100,10 @@ class _Checker:
         out = []
         for i, item in enumerate(value):
             ok = isinstance(item, list) and len(item) in sizes
-            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
+            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in item)
             if not ok:
                 shape = " or ".join(str(s) for s in sizes)
-                self.fail(f"{path}[{i}]", f"must be a list of {shape} numbers, got {item!r}")
+                self.fail(f"{path}[{i}]", f"must be a list of {shape} finite numbers, got {item!r}")
                 continue
             out.append(tuple(float(v) for v in item))
         return tuple(out)
@@ -196,8 +200,8 @@ def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
             point = item
         numbers = isinstance(point, list) and len(point) in (2, 3)
         numbers = numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)
-        if not numbers:
-            check.fail(where, f"must be [x, y] or [x, y, label], got {point!r}")
+        if not numbers or not all(math.isfinite(v) for v in point):
+            check.fail(where, f"must be [x, y] or [x, y, label] (finite numbers), got {point!r}")
             continue
         if len(point) == 3 and point[2] not in (0, 1):
             check.fail(where, f"label must be 1 (example defect) or 0 (normal surface), got {point[2]!r}")

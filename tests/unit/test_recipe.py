@@ -88,6 +88,8 @@ def test_hash_changes_with_content(recipe_dir):
         ("- just\n- a list\n", ["must be a YAML mapping"]),
         (GOOD.replace("[10, 10, 90, 70]", "[90, 10, 10, 70]"), ["part.boxes[0]", "empty"]),
         (GOOD.replace("[5, 5, 0]", "[5, 5, 3]"), ["part.points[1]", "label"]),
+        (GOOD.replace("min_area: 20", "min_area: .nan"), ["defects.min_area", "must be a finite number", "nan"]),
+        (GOOD.replace("[10, 10, 90, 70]", "[10, 10, .inf, 70]"), ["part.boxes[0]", "finite numbers", "inf"]),
     ],
 )
 def test_invalid_recipes_name_file_and_field(recipe_dir, text, fragments):
