@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except InspectorError as exc:
         print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output path that cannot be written: name it, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"inspector {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"inspector {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -26,6 +26,16 @@ def _point(text: str) -> tuple[float, float, int]:
     raise argparse.ArgumentTypeError(f"point {text!r} must be X,Y or X,Y,LABEL with LABEL 1 (foreground) or 0")
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number from 0 to 1")
+    return value
+
+
 def _box(text: str) -> tuple[float, float, float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -84,8 +94,8 @@ def add_parser(sub) -> None:
         "--download", action="store_true", help="download FastSAM-s.pt / FastSAM-x.pt and CLIP weights if not on disk"
     )
     p.add_argument("--imgsz", type=int, default=640, help="network input size (default: 640)")
-    p.add_argument("--conf", type=float, default=0.25, help="minimum confidence (default: 0.25)")
-    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default: 0.7)")
+    p.add_argument("--conf", type=_fraction, default=0.25, help="minimum confidence (default: 0.25)")
+    p.add_argument("--iou", type=_fraction, default=0.7, help="NMS IoU threshold (default: 0.7)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--out", help="write the selected region as a 0/255 PNG mask")
     p.add_argument("--overlay", help="write the image with the selection (or every segment) drawn on it")

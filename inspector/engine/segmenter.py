@@ -213,6 +213,8 @@ class FastSAMSegmenter:
                     model = FastSAM(str(self._weights.path)).model
                 except Exception as exc:  # a corrupt or foreign file: say which
                     raise EngineError(f"cannot load {self._weights.path} as a FastSAM model: {exc}") from exc
+                if not callable(getattr(model, "to", None)):  # ultralytics keeps a non-.pt name as a string
+                    raise EngineError(f"cannot load {self._weights.path} as a FastSAM model: not a .pt checkpoint")
                 model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
                 model = model.to(device).eval()
                 self._half = device.type == "cuda"

@@ -80,11 +80,15 @@ def host_answers(host: str, timeout: float) -> bool:
     return bool(answered)
 
 
+# Where a path to weights is given: a bare file name is looked up in the model folder.
+_PATH_WHERE = "in a recipe's model.weights, relative to the recipe with a folder, e.g. ./FastSAM-s.pt; or --weights"
+
+
 def _download(name: str, target_dir: Path) -> Path:
     """Fetch a FastSAM release with ultralytics into the user's model folder."""
     if not host_answers(_DOWNLOAD_HOST, timeout=1.5):
         raise EngineError(
-            f"cannot download {name}: no network. Copy {name} into {target_dir} or pass its path with --weights"
+            f"cannot download {name}: no network. Copy {name} into {target_dir} or give its path ({_PATH_WHERE})"
         )
     os.environ["YOLO_AUTOINSTALL"] = "0"
     from ultralytics.utils.downloads import attempt_download_asset
@@ -148,7 +152,9 @@ def resolve_weights(
                 " or run with --download while online" if candidate.name in DOWNLOADABLE else ""
             )
             where = candidate if candidate.name != spec_str else folder / spec_str
-            raise EngineError(f"model weights not found: {where}. Fix: {hint}, or pass an existing path with --weights")
+            raise EngineError(
+                f"model weights not found: {where}. Fix: {hint}, or give an existing path ({_PATH_WHERE})"
+            )
         name = path.name
     digest = sha256_of(path)
     if pinned and digest != pinned.lower():

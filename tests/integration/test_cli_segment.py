@@ -113,3 +113,20 @@ def test_text_prompt_without_clip_weights_says_how_to_get_them(demo_part, capsys
     assert status != 0
     err = capsys.readouterr().err
     assert "CLIP weights ViT-B-32 laion2b_s34b_b79k are not here" in err and "--download" in err
+
+
+@pytest.mark.parametrize("name", ["weights.png", "weights.pt"])
+def test_weights_that_are_not_a_checkpoint_are_an_error_naming_the_file(demo_part, tmp_path, capsys, name):
+    path, _ = demo_part
+    (tmp_path / name).write_text("not a model")
+    status = main(["segment", str(path), "--weights", str(tmp_path / name), "--out", str(tmp_path / "m.png")])
+    assert status == 2
+    assert f"cannot load {tmp_path / name} as a FastSAM model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value"), [("--iou", "2"), ("--conf", "nan")])
+def test_thresholds_outside_0_to_1_are_refused(capsys, option, value):
+    with pytest.raises(SystemExit) as stopped:
+        main(["segment", "part.png", option, value])
+    assert stopped.value.code == 2
+    assert f"argument {option}: '{value}' must be a number from 0 to 1" in capsys.readouterr().err

@@ -155,3 +155,10 @@ def test_the_newest_review_is_the_one_reports_count(filled):
     (html,) = export_report(store, ReportFilter(), "html", tmp / "again.html")
     text = html.read_text()
     assert '>0</div><div class="l">Confirmed defects' in text and '>2</div><div class="l">False alarms' in text
+
+
+def test_a_report_that_cannot_be_written_is_an_error_naming_the_path(filled, capsys):
+    _, tmp = filled
+    (tmp / "a folder").mkdir()
+    assert main(["report", "--db", str(tmp / "r.db"), "--format", "csv", "--out", str(tmp / "a folder")]) == 2
+    assert f"inspector report: error: {tmp / 'a folder'}: Is a directory" in capsys.readouterr().err
