@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.since and args.until and args.since >= args.until:
         raise InspectorError(f"--since {args.since} is not before --until {args.until}")
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     try:
         flt = ReportFilter(
             product=args.product, since=args.since, until=args.until, verdict=args.verdict, run_id=args.run_id

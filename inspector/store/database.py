@@ -135,17 +135,20 @@ def _upgrade(connection, current: str | None, url: str) -> None:
         command.upgrade(config, "head")
 
 
-def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None = None) -> Store:
+def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None = None, create: bool = True) -> Store:
     """Open (creating or upgrading) the results database.
 
     Args:
         url: SQLAlchemy URL or a path to a SQLite file; the default database in the
             data directory when None.
         images_dir: where overlays and defect crops go; beside the SQLite file by default.
+        create: make a SQLite database that does not exist yet; False for readers such
+            as reports, where a mistyped path must not give an empty database.
 
     Raises:
         StoreError: the URL is malformed, the file cannot be created or written, the
-            database stays locked, or its schema is newer than this version.
+            database stays locked, or its schema is newer than this version; without
+            ``create``, the SQLite file does not exist.
     """
     url = url or default_url()
     if "://" not in url:  # a plain path
@@ -157,6 +160,8 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     sqlite_path = None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         sqlite_path = Path(parsed.database)
+        if not create and not sqlite_path.is_file():
+            raise StoreError(f"{sqlite_path}: no such database (check the path or --db)")
         try:
             sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -162,3 +162,10 @@ def test_a_report_that_cannot_be_written_is_an_error_naming_the_path(filled, cap
     (tmp / "a folder").mkdir()
     assert main(["report", "--db", str(tmp / "r.db"), "--format", "csv", "--out", str(tmp / "a folder")]) == 2
     assert f"inspector report: error: {tmp / 'a folder'}: Is a directory" in capsys.readouterr().err
+
+
+def test_a_report_on_a_database_that_does_not_exist_is_an_error_not_an_empty_report(tmp_path, capsys):
+    typo = tmp_path / "lines" / "resluts.db"
+    assert main(["report", "--db", str(typo), "--out", str(tmp_path / "r.html")]) == 2
+    assert f"{typo}: no such database" in capsys.readouterr().err
+    assert not typo.exists() and not (tmp_path / "r.html").exists()
