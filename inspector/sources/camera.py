@@ -155,6 +155,10 @@ class CameraSource:
                     break  # dropped or ended: the capture loop decides whether to reopen
                 yield normalise(image, name=self.describe()), index
                 index += 1
+            if self.is_file and index == 0 and not self._stop.is_set():
+                # OpenCV opens some files it cannot decode (any name its image-sequence
+                # reader accepts): not one frame is an error, not an empty run.
+                raise SourceError(f"{self.describe()}: not one frame could be read (not a video OpenCV can decode)")
         self._report("ended")
 
     def _grab_loop(self) -> None:

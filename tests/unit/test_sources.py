@@ -82,6 +82,12 @@ def test_a_missing_video_without_reconnection_is_a_clear_error(tmp_path):
         list(CameraSource(str(tmp_path / "none.avi"), live=False, reconnect=False).frames())
 
 
+def test_a_file_that_opens_but_holds_no_frame_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")  # OpenCV's image-sequence reader opens it
+    with pytest.raises(SourceError, match=r"notes\.png: not one frame could be read"):
+        list(CameraSource(str(tmp_path / "notes.png")).frames())
+
+
 def test_software_trigger_inspects_one_frame_per_press(tmp_path):
     write_video(tmp_path / "t.avi", 30)
     source = CameraSource(str(tmp_path / "t.avi"), trigger="software")
