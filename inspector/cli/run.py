@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             progress.step(f"{result.verdict:<5} {frame.name}" + (f"  ({result.error})" if result.error else ""))
 
     def on_skip(frame) -> None:
-        progress.step(f"skip  {frame.name} (already inspected)")
+        progress.step(f"skip  {frame.name} (the same picture was already inspected, under this name or another)")
 
     try:
         summary = run_inspection(
