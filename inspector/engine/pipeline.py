@@ -83,8 +83,8 @@ MATCH_CONF_RATIO = 0.5
 
 
 def _read_reference(recipe: Recipe, *, validate: bool, import_torch: bool) -> np.ndarray:
-    """The recipe's reference image, checked; with ``validate`` the whole recipe is
-    (``validate_recipe``), with ``import_torch`` torch is imported while it is read.
+    """The recipe's reference image, checked (with ``validate``, the rest of the recipe
+    too, as ``validate_recipe`` does); with ``import_torch``, torch is imported meanwhile.
 
     Decoding a large PNG leaves the interpreter free (0.3 s at 12 megapixels) while
     importing torch holds it for seconds, so on a machine with a second core one costs
