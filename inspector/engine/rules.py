@@ -37,7 +37,7 @@ class Candidate:
 
 
 def _areas(masks: np.ndarray) -> np.ndarray:
-    return masks.reshape(len(masks), -1).sum(axis=1).astype(np.float64)
+    return masks.sum(axis=(1, 2), dtype=np.float64)  # (0, h, w) too: no reshape(0, -1)
 
 
 def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
