@@ -105,6 +105,8 @@ def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: di
     rate) and, where the pipeline inspects several images at once, against the network
     alone on as many workers (``network_workers``).
     """
+    if not pipeline["stages_ms"].get("inference"):  # every image an ERROR: nothing to compare
+        raise InspectorError(f"the pipeline segmented none of the images (verdicts: {pipeline['verdicts']})")
     stages = {name: percentiles(values) for name, values in pipeline["stages_ms"].items()}
     stages["store"] = {"p50": pipeline["store_ms_per_image"], "p95": pipeline["store_ms_per_image"]}
     forward = stages["inference"]["p50"]

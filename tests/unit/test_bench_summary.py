@@ -76,3 +76,14 @@ def test_cold_start_phases_are_pooled_when_a_round_has_none():
     rounds = [_pipeline(5.0, [100.0], cold=4.0, peak=700.0), _pipeline(5.0, [100.0], cold=6.0, peak=700.0)]
     rounds[0]["cold_start_phases_s"] = None  # e.g. the spawn time was not passed
     assert merged(rounds)["cold_start_phases_s"] == {"start and imports": 1.0, "first image": 5.0}
+
+
+def test_a_pipeline_that_segmented_no_image_is_a_clear_error():
+    from inspector.errors import InspectorError
+
+    pipeline = {**_pipeline(5.0, [], cold=4.0, peak=700.0), "verdicts": {"ERROR": 8}}
+    pipeline["stages_ms"] = {"read": [4.0] * 8, "align": [20.0] * 8}
+    network = {"stages_ms": {"inference": [100.0]}, "totals_ms": [110.0]}
+    baseline = {"stages_ms": {"total": [250.0]}, "masks_per_image": 9.0, "peak_rss_mb": 600.0}
+    with pytest.raises(InspectorError, match=r"segmented none of the images \(verdicts: \{'ERROR': 8\}\)"):
+        summarise(pipeline, network, baseline)
