@@ -29,6 +29,14 @@ from inspector.recipe.model import (
 _SECTIONS = {"schema_version", "product", "model", "alignment", "part", "normal", "ignore", "defects", "clip"}
 
 
+def _finite(value: int | float) -> bool:
+    """Whether a YAML number is usable: not .nan or .inf, and an integer a float can hold."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 class _Checker:
     """Collects validation problems with the dotted path of the field they concern."""
 
@@ -57,8 +65,8 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(path, f"must be a number, got {value!r}")
             return default
-        if not math.isfinite(value):  # YAML's .nan and .inf
-            self.fail(path, f"must be a finite number, got {value!r}")
+        if not _finite(value):  # YAML's .nan and .inf, or an integer no float can hold
+            self.fail(path, f"must be a finite number, got {value!r:.40}")
             return default
         if integer and int(value) != value:
             self.fail(path, f"must be a whole number, got {value!r}")
@@ -100,7 +108,7 @@ class _Checker:
         out = []
         for i, item in enumerate(value):
             ok = isinstance(item, list) and len(item) in sizes
-            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in item)
+            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in item)
             if not ok:
                 shape = " or ".join(str(s) for s in sizes)
                 self.fail(f"{path}[{i}]", f"must be a list of {shape} finite numbers, got {item!r}")
@@ -200,7 +208,7 @@ def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
             point = item
         numbers = isinstance(point, list) and len(point) in (2, 3)
         numbers = numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)
-        if not numbers or not all(math.isfinite(v) for v in point):
+        if not numbers or not all(_finite(v) for v in point):
             check.fail(where, f"must be [x, y] or [x, y, label] (finite numbers), got {point!r}")
             continue
         if len(point) == 3 and point[2] not in (0, 1):

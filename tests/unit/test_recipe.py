@@ -90,6 +90,8 @@ def test_hash_changes_with_content(recipe_dir):
         (GOOD.replace("[5, 5, 0]", "[5, 5, 3]"), ["part.points[1]", "label"]),
         (GOOD.replace("min_area: 20", "min_area: .nan"), ["defects.min_area", "must be a finite number", "nan"]),
         (GOOD.replace("[10, 10, 90, 70]", "[10, 10, .inf, 70]"), ["part.boxes[0]", "finite numbers", "inf"]),
+        (GOOD.replace("min_area: 20", "min_area: 1" + "0" * 400), ["defects.min_area", "must be a finite number"]),
+        (GOOD.replace("[10, 10, 90, 70]", "[10, 10, 9" + "0" * 400 + ", 70]"), ["part.boxes[0]", "finite numbers"]),
     ],
 )
 def test_invalid_recipes_name_file_and_field(recipe_dir, text, fragments):
