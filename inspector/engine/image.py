@@ -146,10 +146,11 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     path = Path(path)
     try:
         ok, encoded = cv2.imencode(path.suffix or ".png", image)
-    except cv2.error:  # an extension no encoder knows
+    except cv2.error:  # an extension no encoder knows, or pixels none can take
         ok = False
     if not ok:
-        raise SourceError(f"{path}: cannot encode an image with extension {path.suffix!r}")
+        shape = "x".join(map(str, image.shape))
+        raise SourceError(f"{path}: cannot encode a {shape} {image.dtype} image as {path.suffix or '.png'!r}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         encoded.tofile(path)

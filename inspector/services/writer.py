@@ -89,7 +89,7 @@ class ResultWriter:
             self._put(_STOP, check=False)
             self._thread.join()
             if self.pictures_lost:
-                log.warning("%d results were stored without their pictures (see the first warning)", self.pictures_lost)
+                log.warning("%d results were stored without (some of) their pictures", self.pictures_lost)
         self._raise_if_failed()
 
     def _put(self, item, *, check: bool = True) -> None:
@@ -108,7 +108,16 @@ class ResultWriter:
         if self._error is not None:
             raise StoreError(f"results could not be written: {self._error}") from self._error
 
-    def _pictures(self, item: Pending) -> tuple[str | None, tuple[str | None, ...]]:
+    def _write(self, path: Path, image: np.ndarray, lost: list[BaseException]) -> str | None:
+        """Write one picture; a failure (a full disk, a blocked folder) is noted in ``lost``
+        and costs that picture only, never the result's row."""
+        try:
+            return str(write_image(path, image))
+        except (InspectorError, OSError) as exc:
+            lost.append(exc)
+            return None
+
+    def _pictures(self, item: Pending, lost: list[BaseException]) -> tuple[str | None, tuple[str | None, ...]]:
         result = item.result
         if not (self.save_overlays and result.verdict == FAIL and item.image is not None):
             return None, ()
@@ -116,7 +125,7 @@ class ResultWriter:
         stem = f"{_safe_stem(item.name)}_{(item.image_sha256 or 'x')[:10]}"
         h, w = item.image.shape[:2]
         findings = result.findings_at((w, h))  # the image may have been decoded smaller
-        overlay = write_image(folder / f"{stem}_overlay.jpg", draw_findings(item.image, findings))
+        overlay = self._write(folder / f"{stem}_overlay.jpg", draw_findings(item.image, findings), lost)
         crops = []
         for k, finding in enumerate(findings):
             x1, y1, x2, y2 = finding.box
@@ -126,37 +135,32 @@ class ResultWriter:
             if x3 <= x0 or y3 <= y0:
                 crops.append(None)
                 continue
-            crops.append(str(write_image(folder / f"{stem}_defect{k}.png", item.image[y0:y3, x0:x3])))
-        return str(overlay), tuple(crops)
+            crops.append(self._write(folder / f"{stem}_defect{k}.png", item.image[y0:y3, x0:x3], lost))
+        return overlay, tuple(crops)
 
-    def _frame_file(self, item: Pending) -> str:
-        """Where the row's image lives: its file, or a saved copy of a camera frame."""
+    def _frame_file(self, item: Pending, lost: list[BaseException]) -> str:
+        """Where the row's image lives: its file, or a saved copy of a camera frame (the
+        frame's name when the copy could not be written)."""
         keep = self.save_frames == "all" or (self.save_frames == "fail" and item.result.verdict == FAIL)
         if item.stored_file or item.image is None or not keep:
             return item.name
         folder = self.images_dir / f"run_{item.run_id:05d}" / "frames"
-        return str(write_image(folder / f"{_safe_stem(item.name)}.png", item.image))
+        return self._write(folder / f"{_safe_stem(item.name)}.png", item.image, lost) or item.name
 
     def _picture_lost(self, item: Pending, exc: BaseException) -> None:
         self.pictures_lost += 1
         if self.pictures_lost == 1:  # once: a full disk would say it for every image
-            log.warning("%s: stored without its pictures: %s", item.name, exc)
+            log.warning("%s: stored without (some of) its pictures: %s", item.name, exc)
 
     def _flush(self, batch: list[Pending]) -> None:
         started, cpu_started = time.perf_counter(), time.thread_time()
         records = []
         for item in batch:
-            # A full disk or a blocked folder costs a result its pictures, never its row.
-            try:
-                overlay, crops = self._pictures(item)
-            except (InspectorError, OSError) as exc:
-                overlay, crops = None, ()
-                self._picture_lost(item, exc)
-            try:
-                image_path = self._frame_file(item)
-            except (InspectorError, OSError) as exc:
-                image_path = item.name
-                self._picture_lost(item, exc)
+            lost: list[BaseException] = []
+            overlay, crops = self._pictures(item, lost)
+            image_path = self._frame_file(item, lost)
+            if lost:
+                self._picture_lost(item, lost[0])
             records.append(
                 InspectionRecord(
                     item.run_id,

@@ -72,7 +72,7 @@ def test_a_jpeg_decodes_smaller_and_says_how_large_it_is(tmp_path):
 
 def test_pictures_that_cannot_be_written_raise_errors_naming_the_file(tmp_path):
     image = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(SourceError, match=r"o\.xyz: cannot encode an image with extension '\.xyz'"):
+    with pytest.raises(SourceError, match=r"o\.xyz: cannot encode a 8x8x3 uint8 image as '\.xyz'"):
         write_image(tmp_path / "o.xyz", image)
     (tmp_path / "taken").write_text("a file, not a folder")
     with pytest.raises(SourceError, match=r"taken/o\.png: cannot write"):
