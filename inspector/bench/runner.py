@@ -105,8 +105,9 @@ def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: di
     rate) and, where the pipeline inspects several images at once, against the network
     alone on as many workers (``network_workers``).
     """
-    if not pipeline["stages_ms"].get("inference"):  # every image an ERROR: nothing to compare
-        raise InspectorError(f"the pipeline segmented none of the images (verdicts: {pipeline['verdicts']})")
+    verdicts = pipeline.get("verdicts", {})
+    if verdicts and not any(n for verdict, n in verdicts.items() if verdict != "ERROR"):
+        raise InspectorError(f"every image was an ERROR in the pipeline (verdicts: {verdicts}); nothing to compare")
     stages = {name: percentiles(values) for name, values in pipeline["stages_ms"].items()}
     stages["store"] = {"p50": pipeline["store_ms_per_image"], "p95": pipeline["store_ms_per_image"]}
     forward = stages["inference"]["p50"]
@@ -230,7 +231,10 @@ def benchmark(
                     taken["network_workers"].append(run_child("network", recipe, folder, device=device, workers=on))
             base, net, pipe = (merged(taken[mode]) for mode in ("baseline", "network", "pipeline"))
             net_workers = merged(taken["network_workers"]) if taken["network_workers"] else None
-            entry = summarise(pipe, net, base, net_workers)
+            try:
+                entry = summarise(pipe, net, base, net_workers)
+            except InspectorError as exc:
+                raise InspectorError(f"{model.name} {size}: {exc}") from None
             if onnx and device == "cpu":
                 say(f"{model.name} {size}: ONNX Runtime ...")
                 onnx_net = run_child("network", recipe, folder, device=device, backend="onnx")

@@ -78,12 +78,15 @@ def test_cold_start_phases_are_pooled_when_a_round_has_none():
     assert merged(rounds)["cold_start_phases_s"] == {"start and imports": 1.0, "first image": 5.0}
 
 
-def test_a_pipeline_that_segmented_no_image_is_a_clear_error():
+def test_a_pipeline_whose_every_image_was_an_error_is_a_clear_error():
     from inspector.errors import InspectorError
 
     pipeline = {**_pipeline(5.0, [], cold=4.0, peak=700.0), "verdicts": {"ERROR": 8}}
     pipeline["stages_ms"] = {"read": [4.0] * 8, "align": [20.0] * 8}
     network = {"stages_ms": {"inference": [100.0]}, "totals_ms": [110.0]}
     baseline = {"stages_ms": {"total": [250.0]}, "masks_per_image": 9.0, "peak_rss_mb": 600.0}
-    with pytest.raises(InspectorError, match=r"segmented none of the images \(verdicts: \{'ERROR': 8\}\)"):
+    with pytest.raises(InspectorError, match=r"every image was an ERROR in the pipeline \(verdicts: \{'ERROR': 8\}\)"):
         summarise(pipeline, network, baseline)
+    # As many images as workers: every sample is a warm-up, dropped, but nothing failed.
+    pipeline = {**_pipeline(5.0, [], cold=4.0, peak=700.0), "verdicts": {"PASS": 1, "FAIL": 1}}
+    assert summarise(pipeline, network, baseline)["ratios"]["throughput_to_network_rate"] == pytest.approx(0.5)
