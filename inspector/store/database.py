@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +136,16 @@ def _upgrade(connection, current: str | None, url: str) -> None:
         command.upgrade(config, "head")
 
 
+def _holds_inspections(path: Path) -> bool:
+    """Whether a SQLite file has Inspector's inspections table, read without changing it."""
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inspections'")
+            return found.fetchone() is not None
+    except sqlite3.Error:  # not a SQLite file at all
+        return False
+
+
 def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None = None, create: bool = True) -> Store:
     """Open (creating or upgrading) the results database.
 
@@ -162,6 +173,8 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         sqlite_path = Path(parsed.database)
         if not create and not sqlite_path.is_file():
             raise StoreError(f"{sqlite_path}: no such database (check the path or --db)")
+        if not create and not _holds_inspections(sqlite_path):  # an empty file, another program's database
+            raise StoreError(f"{sqlite_path}: not an Inspector results database (it has no inspections)")
         try:
             sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

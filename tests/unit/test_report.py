@@ -169,3 +169,18 @@ def test_a_report_on_a_database_that_does_not_exist_is_an_error_not_an_empty_rep
     assert main(["report", "--db", str(typo), "--out", str(tmp_path / "r.html")]) == 2
     assert f"{typo}: no such database" in capsys.readouterr().err
     assert not typo.exists() and not (tmp_path / "r.html").exists()
+
+
+def test_a_report_on_a_file_that_is_not_an_inspector_database_leaves_it_as_it_was(tmp_path, capsys):
+    import sqlite3
+
+    empty, other = tmp_path / "empty.db", tmp_path / "other.db"
+    empty.touch()
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE parts (id INTEGER)")
+    for path in (empty, other):
+        assert main(["report", "--db", str(path), "--out", str(tmp_path / "r.html")]) == 2
+        assert f"{path}: not an Inspector results database" in capsys.readouterr().err
+    assert empty.stat().st_size == 0
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("parts",)]
