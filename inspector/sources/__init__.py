@@ -1,5 +1,6 @@
 """Where images come from. Every source yields :class:`Frame` objects."""
 
+from inspector.errors import SourceError
 from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame, FrameSource
 
@@ -29,5 +30,7 @@ def open_source(spec: str, **options) -> FrameSource:
     if text.startswith("watch:"):
         return HotFolderSource(text.removeprefix("watch:"), **options)
     if Path(text).suffix.lower() in VIDEO_SUFFIXES:
+        if not Path(text).is_file():  # else it would be taken for a stream and waited for forever
+            raise SourceError(f"{text}: no such video file")
         return CameraSource(text, **options)
     return FileSource([p for p in (part.strip() for part in text.split(";")) if p])

@@ -186,6 +186,15 @@ def test_core_errors_show_in_the_window_not_as_a_crash(window, tmp_path):
     assert "product.reference_image" in window.status.toolTip()
 
 
+def test_a_mistyped_video_file_is_named_in_the_window_not_waited_for(window, tmp_path):
+    recipe = write_demo_recipe(tmp_path / "recipe")
+    window.operate.recipe_edit.setText(str(recipe))
+    window.operate.source_edit.setText(str(tmp_path / "lien.mp4"))
+    window.operate.start()
+    assert not window.operate.running
+    assert "lien.mp4: no such video file" in window.status.toolTip()
+
+
 def test_operate_runs_a_video_source(window, qtbot, tmp_path):
     import cv2
 

@@ -199,7 +199,11 @@ class OperateWorkspace(QWidget):
             return
         camera = source.startswith("camera:") or "://" in source or Path(source).suffix.lower() in VIDEO_SUFFIXES
         options = {"trigger": "software"} if camera and self.trigger_mode.isChecked() else {}
-        self._source = open_source(source, **options)
+        try:
+            self._source = open_source(source, **options)
+        except InspectorError as exc:  # a mistyped video file, a bad camera option
+            self.message.emit(str(exc), True)
+            return
         self.trigger_button.setEnabled(bool(options))
         if hasattr(self._source, "on_status"):  # cameras report connection state and stream a live view
             self._source.on_status = lambda status: self.status_changed.emit(f"Source: {status}")
