@@ -103,7 +103,7 @@ def select_regions(segmentation: Segmentation, recipe: Recipe) -> Regions:
             part_region[y1:y2, x1:x2] = True
         if prompts.boxes:  # with points only nothing says where the part ends
             foreground = [p[:2] for p in prompts.points if len(p) < 3 or p[2]]
-            anchors = segmentation.lowres_points(np.array(foreground).reshape(-1, 2))
+            anchors = segmentation.lowres_points(np.array(foreground).reshape(-1, 2) + 0.5)  # pixel centres
             part_region = pieces_near_prompts(part_region, boxes, anchors)
     else:
         part_indices, part_region = frozenset(), np.ones((h, w), bool)
