@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     except InspectorError as exc:
         print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # an output path that cannot be written: name it, no traceback
-        where = f"{exc.filename}: " if exc.filename else ""
+    except OSError as exc:  # a file or folder the command cannot read or write: name it, no traceback
+        where = "".join(f"{name}: " for name in (exc.filename, exc.filename2) if name)
         print(f"inspector {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
