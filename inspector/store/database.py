@@ -139,7 +139,7 @@ def _upgrade(connection, current: str | None, url: str) -> None:
 def _holds_inspections(path: Path) -> bool:
     """Whether a SQLite file has Inspector's inspections table, read without changing it."""
     try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
             found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inspections'")
             return found.fetchone() is not None
     except sqlite3.Error:  # not a SQLite file at all
@@ -159,7 +159,7 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     Raises:
         StoreError: the URL is malformed, the file cannot be created or written, the
             database stays locked, or its schema is newer than this version; without
-            ``create``, the SQLite file does not exist.
+            ``create``, the SQLite file does not exist or holds no inspections.
     """
     url = url or default_url()
     if "://" not in url:  # a plain path
