@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             f"{summary.counts['FAIL']} FAIL, {summary.counts['ERROR']} ERROR"
             + (f", yield {y:.1f} %" if y is not None else "")
             + (f"; {summary.skipped} skipped (already inspected, --force to redo)" if summary.skipped else "")
+            + (f"; {summary.pictures_lost} stored without their pictures" if summary.pictures_lost else "")
             + f"; {summary.elapsed_s:.1f} s"
         )
         print(f"results in {store.url}")

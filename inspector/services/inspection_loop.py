@@ -47,6 +47,7 @@ class RunSummary:
     store_s: float = 0.0  # writer thread time: pictures and database rows
     store_cpu_s: float = 0.0  # the writer thread's CPU time for them
     read_cpu_s: float = 0.0  # CPU time reading and decoding images
+    pictures_lost: int = 0  # results stored without (some of) their pictures: a full disk, a blocked folder
     workers: int = 1  # images inspected at once
     status: str = "running"
 
@@ -68,6 +69,7 @@ class RunSummary:
             "fail": self.counts["FAIL"],
             "error": self.counts["ERROR"],
             "skipped": self.skipped,
+            "pictures_lost": self.pictures_lost,
             "yield_percent": None if self.yield_percent is None else round(self.yield_percent, 2),
             "elapsed_s": round(self.elapsed_s, 2),
         }
@@ -297,6 +299,7 @@ def run_inspection(
             writer.close()
         finally:
             summary.store_s, summary.store_cpu_s = writer.busy_s, writer.busy_cpu_s
+            summary.pictures_lost = writer.pictures_lost
             with store.session() as session, session.begin():
                 finish_run(session, run_id, summary.status)
     return summary

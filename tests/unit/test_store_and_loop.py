@@ -71,6 +71,7 @@ def test_results_whose_pictures_cannot_be_written_are_stored_without_them(line, 
     summary = run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
     store.close()
     assert (summary.status, summary.counts["PASS"], summary.counts["FAIL"]) == ("finished", 3, 3)
+    assert summary.pictures_lost == 3 and summary.to_dict()["pictures_lost"] == 3
     found = rows(tmp / "r.db", "SELECT verdict, overlay_path FROM inspections")
     assert sorted(v for v, _ in found) == ["FAIL"] * 3 + ["PASS"] * 3
     assert all(overlay is None for _, overlay in found)

@@ -318,10 +318,12 @@ class OperateWorkspace(QWidget):
         self.current.setText(f"{item.text()}\n{len(result.findings)} defect(s) (from the rejects strip)")
 
     def _on_finished(self, summary) -> None:
+        lost = summary.pictures_lost
         self.message.emit(
             f"Run {summary.run_id} {summary.status}: {summary.inspected} inspected, "
-            f"{summary.skipped} skipped as already inspected",
-            False,
+            f"{summary.skipped} skipped as already inspected"
+            + (f"; {lost} stored without their pictures (is the disk full?)" if lost else ""),
+            bool(lost),
         )
 
     def _on_failed(self, text: str) -> None:
