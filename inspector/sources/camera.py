@@ -9,6 +9,7 @@ A camera that drops is reopened with back-off; its state is reported, never rais
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ import numpy as np
 from inspector.engine.image import normalise
 from inspector.errors import SourceError
 from inspector.sources.frame import Frame
+
+log = logging.getLogger(__name__)
 
 Trigger = Literal["every", "software"]
 StatusCallback = Callable[[str], None]
@@ -148,6 +151,7 @@ class CameraSource:
 
     def _raw_frames(self) -> Iterator[tuple[np.ndarray, int]]:
         index = 0
+        ended = "ended"
         for capture in self._captures():
             while not self._stop.is_set():
                 ok, image = capture.read()
@@ -155,11 +159,17 @@ class CameraSource:
                     break  # dropped or ended: the capture loop decides whether to reopen
                 yield normalise(image, name=self.describe()), index
                 index += 1
-            if self.is_file and index == 0 and not self._stop.is_set():
-                # OpenCV opens some files it cannot decode (any name its image-sequence
-                # reader accepts): not one frame is an error, not an empty run.
-                raise SourceError(f"{self.describe()}: not one frame could be read (not a video OpenCV can decode)")
-        self._report("ended")
+            if self.is_file and not self._stop.is_set():
+                if index == 0:
+                    # OpenCV opens some files it cannot decode (any name its image-sequence
+                    # reader accepts): not one frame is an error, not an empty run.
+                    raise SourceError(f"{self.describe()}: not one frame could be read (not a video OpenCV can decode)")
+                # A truncated or damaged file reads like a shorter one: say where it stopped.
+                total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+                if index < total:
+                    ended = f"ended at frame {index} of {total}: the rest could not be decoded"
+                    log.warning("%s: %s", self.describe(), ended)
+        self._report(ended)
 
     def _grab_loop(self) -> None:
         try:

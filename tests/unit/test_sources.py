@@ -88,6 +88,23 @@ def test_a_file_that_opens_but_holds_no_frame_is_a_clear_error(tmp_path):
         list(CameraSource(str(tmp_path / "notes.png")).frames())
 
 
+def test_a_truncated_video_says_where_it_stopped(tmp_path, caplog):
+    writer = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(10):
+        writer.write(np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = (tmp_path / "v.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])  # as a copy interrupted halfway
+    statuses = []
+    source = CameraSource(str(tmp_path / "cut.avi"), on_status=statuses.append)
+    frames = list(source.frames())
+    assert 0 < len(frames) < 10
+    assert statuses[-1] == f"ended at frame {len(frames)} of 10: the rest could not be decoded"
+    assert "cut.avi: ended at frame" in caplog.text
+    assert len(list(CameraSource(str(tmp_path / "v.avi"), on_status=statuses.append).frames())) == 10
+    assert statuses[-1] == "ended"
+
+
 def test_software_trigger_inspects_one_frame_per_press(tmp_path):
     write_video(tmp_path / "t.avi", 30)
     source = CameraSource(str(tmp_path / "t.avi"), trigger="software")
