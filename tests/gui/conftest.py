@@ -1,0 +1,18 @@
+"""GUI tests: every test's garbage is collected on the GUI thread."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _garbage_collected_on_the_gui_thread():
+    """Windows and widgets of a finished test are collected here, after pytest-qt has
+    closed them, on the thread that made them. Left for later, a collection set off by a
+    worker thread (loading a model allocates a lot) would destroy Qt objects off their
+    thread, which can crash the process. The application itself freezes what it loads
+    at start-up out of collections and keeps its one window."""
+    yield
+    gc.collect()
