@@ -37,6 +37,11 @@ def _finite(value: int | float) -> bool:
         return False
 
 
+def _finite_number(value: Any) -> bool:
+    """A YAML int or float (not a bool, which YAML also reads as a number) that is finite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
+
+
 class _Checker:
     """Collects validation problems with the dotted path of the field they concern."""
 
@@ -108,7 +113,7 @@ class _Checker:
         out = []
         for i, item in enumerate(value):
             ok = isinstance(item, list) and len(item) in sizes
-            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in item)
+            ok = ok and all(_finite_number(v) for v in item)
             if not ok:
                 shape = " or ".join(str(s) for s in sizes)
                 self.fail(f"{path}[{i}]", f"must be a list of {shape} finite numbers, got {item!r}")
@@ -207,8 +212,7 @@ def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
         else:
             point = item
         numbers = isinstance(point, list) and len(point) in (2, 3)
-        numbers = numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)
-        if not numbers or not all(_finite(v) for v in point):
+        if not (numbers and all(_finite_number(v) for v in point)):
             check.fail(where, f"must be [x, y] or [x, y, label] (finite numbers), got {point!r}")
             continue
         if len(point) == 3 and point[2] not in (0, 1):
