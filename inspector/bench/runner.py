@@ -287,7 +287,7 @@ def table(results: dict) -> str:
         lines.append(
             f"{name:<22}{r['baseline_ms']['total']['p50']:>10.0f}{r['pipeline_wall_ms_per_image']:>10.0f}"
             f"{ratios['baseline_to_pipeline']:>9.1f}{r['pipeline_stages_ms']['inference']['p50']:>9.0f}"
-            f"{100 * ratios['around_network_to_forward']:>7.0f}%{around_cpu:>7}"
+            f"{_percent(ratios['around_network_to_forward']):>8}{around_cpu:>7}"
             f"{_percent(ratios.get('around_network_cpu_to_network_forward')):>7}"
             f"{r['throughput_ips']:>7.2f}"
             f"{r['network_only']['rate_ips']:>8.2f}{100 * ratios['throughput_to_network_rate']:>6.0f}%"

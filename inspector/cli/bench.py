@@ -117,12 +117,13 @@ def run(args: argparse.Namespace) -> int:
             register_ahead=args.register_ahead,
             workers=args.workers,
         )
+    if args.json:  # first: minutes of measurements are not lost to a fault in the table
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     for model in models:
         if model.note:
             print(f"{model.name}: {model.note}")
     print(table(results))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
         print(f"results: {args.json}")
     return 0
 
