@@ -85,18 +85,34 @@ def describe_device(requested: Device = "auto") -> str:
     return f"{device.type} (torch {torch.__version__})"
 
 
-def non_max_suppression(boxes, scores, iou: float) -> np.ndarray:
-    """Indices of the boxes (with positive scores) greedy NMS keeps, best first (OpenCV, on the CPU).
+def non_max_suppression(boxes, scores, iou: float, max_det: int | None = None) -> np.ndarray:
+    """Indices of the boxes (with positive scores) greedy NMS keeps, best first, at most
+    ``max_det`` of them (OpenCV, on the CPU).
 
-    torchvision's ``nms`` does the same, but importing torchvision pulls in torch's
+    torchvision's ``nms`` keeps the same, but importing torchvision pulls in torch's
     compiler stack: about 3 seconds of a cold start on a small CPU.
+
+    A FastSAM-sized network can pass thousands of candidates, of which a thousand
+    survive, while only the best ``max_det`` are wanted; OpenCV goes through them all
+    (18-20 ms for 6,300 candidates on the benchmark machine). Greedy NMS decides each
+    box by the better-scored ones alone, so it runs on the best few first, and on more
+    only while they keep fewer than ``max_det``: the same boxes, in a fraction of the time.
     """
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
     xyxy = boxes.float().cpu().numpy().astype(np.float64)
     xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.float().cpu().numpy().tolist(), 0.0, float(iou))
-    return np.asarray(keep, np.int64).reshape(-1)
+    confidence = scores.float().cpu().numpy()
+    ranked = np.argsort(-confidence, kind="stable")  # as OpenCV ranks them: ties by index
+    count = len(ranked)
+    take = count if max_det is None else min(count, 4 * max_det)
+    while True:
+        best = ranked[:take]
+        keep = cv2.dnn.NMSBoxes(xywh[best].tolist(), confidence[best].tolist(), 0.0, float(iou))
+        kept = best[np.asarray(keep, np.int64).reshape(-1)]
+        if max_det is None or len(kept) >= max_det or take == count:
+            return kept[:max_det]
+        take = min(count, 4 * take)
 
 
 class FastSAMSegmenter:
@@ -275,27 +291,27 @@ class FastSAMSegmenter:
         pred, scores = pred[keep], scores[keep]
         xy, wh = pred[:, :2], pred[:, 2:4]
         boxes = torch.cat([xy - wh / 2, xy + wh / 2], dim=1)
-        order = torch.as_tensor(non_max_suppression(boxes, scores, iou)[: self.max_det], device=boxes.device)
+        order = torch.as_tensor(non_max_suppression(boxes, scores, iou, self.max_det), device=boxes.device)
         boxes, scores, coefs = boxes[order], scores[order], pred[order, -n_coef:]
 
         # Masks on the prototype grid, cut to the image area (bottom/right padding off).
         hv = int(np.ceil(valid[1] / _PROTO_STRIDE))
         wv = int(np.ceil(valid[0] / _PROTO_STRIDE))
         protos = proto[:, :hv, :wv].reshape(n_coef, -1)
-        probs = (coefs @ protos).sigmoid().reshape(-1, hv, wv)
-        # Like ultralytics, a mask lives inside its box.
+        logits = (coefs @ protos).reshape(-1, hv, wv)
+        # Like ultralytics, a mask lives inside its box: rows and columns are tested
+        # apart and crossed once, rather than four comparisons over every mask pixel.
         lb = boxes / _PROTO_STRIDE
-        cols = torch.arange(wv, device=probs.device, dtype=probs.dtype)[None, None, :] + 0.5
-        rows = torch.arange(hv, device=probs.device, dtype=probs.dtype)[None, :, None] + 0.5
-        inside = (
-            (cols >= lb[:, 0, None, None])
-            & (cols <= lb[:, 2, None, None])
-            & (rows >= lb[:, 1, None, None])
-            & (rows <= lb[:, 3, None, None])
-        )
-        probs = probs * inside
-        masks = probs > 0.5
+        cols = torch.arange(wv, device=logits.device, dtype=logits.dtype) + 0.5
+        rows = torch.arange(hv, device=logits.device, dtype=logits.dtype) + 0.5
+        in_cols = (cols >= lb[:, 0, None]) & (cols <= lb[:, 2, None])
+        in_rows = (rows >= lb[:, 1, None]) & (rows <= lb[:, 3, None])
+        inside = in_rows[:, :, None] & in_cols[:, None, :]
+        # A probability above one half is a logit above zero: the sigmoid is taken only
+        # for the masks that are kept.
+        masks = (logits > 0) & inside
         nonempty = masks.flatten(1).any(dim=1)
+        probs = logits[nonempty].sigmoid() * inside[nonempty]
         width, height = image_size
         boxes = boxes[nonempty] / ratio
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clamp(0, width)
@@ -304,7 +320,9 @@ class FastSAMSegmenter:
             boxes.cpu().numpy().astype(np.float32),
             scores[nonempty].cpu().numpy().astype(np.float32),
             masks[nonempty].cpu().numpy(),
-            probs[nonempty].cpu().numpy().astype(np.float16),
+            # to half precision where the masks are (torch converts several times faster
+            # than numpy, and a GPU sends half the bytes)
+            probs.half().cpu().numpy(),
         )
 
     def segment(

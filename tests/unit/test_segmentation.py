@@ -90,10 +90,22 @@ def test_non_max_suppression_keeps_what_torchvision_keeps_in_the_same_order():
     from inspector.engine.segmenter import non_max_suppression
 
     generator = torch.Generator().manual_seed(0)
+    sets = []
     for _ in range(20):
         corner = torch.rand(300, 2, generator=generator) * 500
-        boxes = torch.cat([corner, corner + torch.rand(300, 2, generator=generator) * 120 + 2], dim=1)
-        scores = torch.rand(300, generator=generator) + 1e-3
+        sets.append(torch.cat([corner, corner + torch.rand(300, 2, generator=generator) * 120 + 2], dim=1))
+    # 6,000 candidates on 30 objects, as a network proposes each object many times over,
+    # the best-scored object's first: the best few hundred keep fewer than max_det, and
+    # more must be looked at.
+    objects = torch.rand(30, 1, 2, generator=generator) * 500
+    corner = (objects + torch.rand(30, 200, 2, generator=generator) * 2).reshape(-1, 2)
+    sets.append(torch.cat([corner, corner + 60 + torch.rand(6000, 2, generator=generator) * 2], dim=1))
+    by_object = (1 - torch.arange(30)[:, None] / 30 - torch.rand(30, 200, generator=generator) / 100).reshape(-1)
+    for boxes in sets:
+        scores = by_object if len(boxes) == len(by_object) else torch.rand(len(boxes), generator=generator) + 1e-3
         for iou in (0.5, 0.7):
-            np.testing.assert_array_equal(non_max_suppression(boxes, scores, iou), nms(boxes, scores, iou).numpy())
-    assert len(non_max_suppression(torch.zeros((0, 4)), torch.zeros(0), 0.7)) == 0
+            expected = nms(boxes, scores, iou).numpy()
+            np.testing.assert_array_equal(non_max_suppression(boxes, scores, iou), expected)
+            for max_det in (2, 20, 200):
+                np.testing.assert_array_equal(non_max_suppression(boxes, scores, iou, max_det), expected[:max_det])
+    assert len(non_max_suppression(torch.zeros((0, 4)), torch.zeros(0), 0.7, 10)) == 0
