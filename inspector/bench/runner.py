@@ -294,6 +294,14 @@ def table(results: dict) -> str:
             f"{workers_rate:>7}{_percent(ratios.get('throughput_to_network_workers_rate')):>7}"
             f"{r['peak_rss_mb']['pipeline']:>8.0f}"
         )
+    for name, r in results["runs"].items():
+        workers = r.get("workers", 1)
+        if workers > 1 and r["images"] < 4 * workers:
+            # The rate counts from each worker's first result, and those come about together.
+            lines.append(
+                f"  {name}: only {r['images']} images on {workers} workers: its rate is rough "
+                f"(use --images {4 * workers} or more)"
+            )
     lines.append("")
     lines.append("ours: wall time per image of the whole run (read ahead, inspect, store); around: read, select,")
     lines.append("rules, classify, outline and store per image against the pipeline's forward pass (CPU: reading")

@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
         default=None,
         metavar="N",
         help="register images to the reference on N threads beside the network (0: on the inference "
-        "thread) instead of the pipeline's own choice (on a GPU beside it, on a CPU inline)",
+        "thread) where images are inspected one at a time, instead of the pipeline's own choice (on a GPU "
+        "beside it, on a CPU inline)",
     )
     p.add_argument(
         "--workers",
@@ -51,7 +52,8 @@ def add_parser(sub) -> None:
         default=None,
         metavar="N",
         help="inspect N images at once, each on a network of its own (1: one at a time) instead of "
-        "the pipeline's own choice (2 on a CPU with two cores, otherwise 1); the network alone is also "
+        "the pipeline's own choice (2 on a CPU with two cores, half the CPU cores up to 8 on a CUDA GPU, "
+        "otherwise 1); the network alone is also "
         "measured that way",
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

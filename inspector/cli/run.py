@@ -69,7 +69,8 @@ def add_parser(sub) -> None:
         default=None,
         metavar="N",
         help="files and folders: inspect N images at once, each on a network of its own "
-        "(default: 2 where the network runs on a CPU with two cores, otherwise 1)",
+        "(default: 2 where the network runs on a CPU with two cores, half the CPU cores up to 8 on a "
+        "CUDA GPU, otherwise 1)",
     )
     p.add_argument("--json", action="store_true", help="one JSON line per image, then a summary line")
     p.set_defaults(run=run)

@@ -94,4 +94,8 @@ def test_a_pipeline_whose_every_image_was_an_error_is_a_clear_error():
     # ... and the printed table says so instead of failing after the measurements.
     machine = {"cpus": 2, "torch_threads": 2, "device": "cpu"}
     results = {"machine": machine, "images_per_size": 2, "date": "today", "runs": {"embedded 0.3MP": entry}}
-    assert "n/a" in table(results).splitlines()[3]
+    printed = table(results).splitlines()
+    assert "n/a" in printed[3]
+    # ... and that, with so few images per worker, its rate is rough.
+    results["runs"]["embedded 0.3MP"]["workers"] = 2
+    assert "only 3 images on 2 workers: its rate is rough (use --images 8 or more)" in table(results)

@@ -54,13 +54,23 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
     monkeypatch.setattr(parallel, "inference_threads", lambda: 2)
     assert parallel.inspection_workers(_Pipeline("cpu")) == 2
     assert parallel.inspection_workers(_Pipeline("cpu"), 3) == 3  # asked for
-    assert parallel.inspection_workers(_Pipeline("cuda")) == 1  # the GPU's images are registered ahead instead
     assert parallel.inspection_workers(_Pipeline(None)) == 1  # not loaded: no guess
     assert parallel.inspection_workers(_Pipeline("cpu", copies=False), 2) == 1  # one network, one image at a time
     monkeypatch.setattr(parallel, "inference_threads", lambda: 1)
     assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # a single thread: nothing to share
     monkeypatch.setattr(parallel, "inference_threads", lambda: 8)
     assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # several threads per worker: unmeasured
+
+
+def test_a_gpu_inspects_as_many_images_at_once_as_half_the_cores(monkeypatch):
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    assert parallel.inspection_workers(_Pipeline("cuda")) == 8
+    assert parallel.inspection_workers(_Pipeline("cuda", copies=False)) == 1
+    assert parallel.inspection_workers(_Pipeline("mps")) == 1  # unmeasured
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 64)
+    assert parallel.inspection_workers(_Pipeline("cuda")) == parallel.MAX_GPU_INSPECTION_WORKERS
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    assert parallel.inspection_workers(_Pipeline("cuda")) == 1  # then registered ahead on the other core
 
 
 class _CopyablePipeline:
