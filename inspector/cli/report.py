@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise InspectorError(f"--since {args.since} is not before --until {args.until}")
     store = open_store(args.db, create=False)
     try:
+        if args.run_id is not None:
+            _check_run(store, args.run_id)
         flt = ReportFilter(
             product=args.product, since=args.since, until=args.until, verdict=args.verdict, run_id=args.run_id
         )
@@ -57,3 +59,17 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _check_run(store, run_id: int) -> None:
+    """A run number that is not in the database is a mistake, not an empty report."""
+    from sqlalchemy import func, select
+
+    from inspector.store.models import Run
+
+    with store.session() as session:
+        if session.get(Run, run_id) is not None:
+            return
+        first, last = session.execute(select(func.min(Run.id), func.max(Run.id))).one()
+    held = "it holds no runs" if first is None else f"its runs are numbered {first} to {last}"
+    raise InspectorError(f"--run {run_id}: no such run in {store.url}; {held}")

@@ -9,12 +9,14 @@ from html.parser import HTMLParser
 
 import pymupdf
 import pytest
+from sqlalchemy import select
 
 from inspector.cli import main
 from inspector.report import ReportFilter, export_report
 from inspector.services.inspection_loop import run_inspection
 from inspector.sources.files import FileSource
 from inspector.store.database import open_store
+from inspector.store.models import Run
 from inspector.store.repository import add_review
 from tests.unit.test_store_and_loop import line  # noqa: F401  (fixture)
 
@@ -184,3 +186,15 @@ def test_a_report_on_a_file_that_is_not_an_inspector_database_leaves_it_as_it_wa
     assert empty.stat().st_size == 0
     with sqlite3.connect(other) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("parts",)]
+
+
+def test_a_report_on_a_run_that_is_not_in_the_database_names_the_runs_it_holds(filled, capsys):
+    store, tmp = filled
+    with store.session() as session:
+        runs = sorted(session.scalars(select(Run.id)))
+    out = tmp / "run.html"
+    assert main(["report", "--db", str(tmp / "r.db"), "--out", str(out), "--run", str(runs[-1] + 998)]) == 2
+    error = capsys.readouterr().err
+    assert f"--run {runs[-1] + 998}: no such run in" in error and f"numbered {runs[0]} to {runs[-1]}" in error
+    assert not out.exists()
+    assert main(["report", "--db", str(tmp / "r.db"), "--out", str(out), "--run", str(runs[0])]) == 0
