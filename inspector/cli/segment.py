@@ -14,15 +14,22 @@ from inspector.engine.prompts import POINT_MODES, select_segments, select_text
 from inspector.errors import InspectorError
 
 
+def _coordinates(parts: list[str]) -> tuple[float, ...] | None:
+    """Finite numbers, or None (nan or inf would pass float() and fail deep in selection)."""
+    try:
+        values = tuple(float(v) for v in parts)
+    except ValueError:
+        return None
+    return values if all(np.isfinite(values)) else None
+
+
 def _point(text: str) -> tuple[float, float, int]:
     parts = text.split(",")
-    try:
-        if len(parts) == 2:
-            return float(parts[0]), float(parts[1]), 1
-        if len(parts) == 3 and parts[2].strip() in ("0", "1"):
-            return float(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
-        pass
+    xy = _coordinates(parts[:2])
+    if xy is not None and len(parts) == 2:
+        return xy[0], xy[1], 1
+    if xy is not None and len(parts) == 3 and parts[2].strip() in ("0", "1"):
+        return xy[0], xy[1], int(parts[2])
     raise argparse.ArgumentTypeError(f"point {text!r} must be X,Y or X,Y,LABEL with LABEL 1 (foreground) or 0")
 
 
@@ -37,13 +44,21 @@ def _fraction(text: str) -> float:
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
+    values = _coordinates(text.split(","))
+    if values is None or len(values) != 4:
         raise argparse.ArgumentTypeError(f"box {text!r} must be X1,Y1,X2,Y2")
     return values
+
+
+def _input_size(text: str) -> int:
+    """As a recipe's model.imgsz: a whole number of pixels from 32 to 4096."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 32 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of pixels from 32 to 4096")
+    return value
 
 
 def add_parser(sub) -> None:
@@ -81,7 +96,7 @@ def add_parser(sub) -> None:
         metavar="TEXT",
         help='what texts are weighed against (default: "a normal surface", "the background"); repeatable',
     )
-    p.add_argument("--text-threshold", type=float, default=0.5, help="probability a text needs (default: 0.5)")
+    p.add_argument("--text-threshold", type=_fraction, default=0.5, help="probability a text needs (default: 0.5)")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name or config file (default: ViT-B-32)")
     p.add_argument(
         "--clip-weights",
@@ -93,7 +108,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--download", action="store_true", help="download FastSAM-s.pt / FastSAM-x.pt and CLIP weights if not on disk"
     )
-    p.add_argument("--imgsz", type=int, default=640, help="network input size (default: 640)")
+    p.add_argument("--imgsz", type=_input_size, default=640, help="network input size (default: 640)")
     p.add_argument("--conf", type=_fraction, default=0.25, help="minimum confidence (default: 0.25)")
     p.add_argument("--iou", type=_fraction, default=0.7, help="NMS IoU threshold (default: 0.7)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
@@ -106,8 +121,6 @@ def add_parser(sub) -> None:
 def _text_classifier(args: argparse.Namespace):
     from inspector.engine.clip import DEFAULT_NEGATIVES, SegmentClassifier, clip_encoder, resolve_clip
 
-    if not 0 <= args.text_threshold <= 1:
-        raise InspectorError(f"--text-threshold must be between 0 and 1, got {args.text_threshold:g}")
     weights = resolve_clip(args.clip_model, args.clip_weights, allow_download=args.download)
     return SegmentClassifier(
         clip_encoder(weights, device=args.device),

@@ -124,9 +124,26 @@ def test_weights_that_are_not_a_checkpoint_are_an_error_naming_the_file(demo_par
     assert f"cannot load {tmp_path / name} as a FastSAM model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("option", "value"), [("--iou", "2"), ("--conf", "nan")])
+@pytest.mark.parametrize(("option", "value"), [("--iou", "2"), ("--conf", "nan"), ("--text-threshold", "1.5")])
 def test_thresholds_outside_0_to_1_are_refused(capsys, option, value):
     with pytest.raises(SystemExit) as stopped:
         main(["segment", "part.png", option, value])
     assert stopped.value.code == 2
     assert f"argument {option}: '{value}' must be a number from 0 to 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--imgsz", "100000", "must be a whole number of pixels from 32 to 4096"),
+        ("--imgsz", "0", "must be a whole number of pixels from 32 to 4096"),
+        ("--point", "nan,5", "must be X,Y or X,Y,LABEL"),
+        ("--point", "5,inf,1", "must be X,Y or X,Y,LABEL"),
+        ("--box", "0,0,nan,10", "must be X1,Y1,X2,Y2"),
+    ],
+)
+def test_sizes_and_prompts_that_cannot_be_used_are_refused_before_the_image_is_read(capsys, option, value, says):
+    with pytest.raises(SystemExit) as stopped:
+        main(["segment", "part.png", option, value])  # part.png does not exist: never read
+    assert stopped.value.code == 2
+    assert f"argument {option}:" in (err := capsys.readouterr().err) and f"{value!r} {says}" in err
