@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ def merged(rounds: list[dict]) -> dict:
         value = values[0]
         if key == "peak_rss_mb":
             out[key] = max(values)
+        elif key == "verdicts":  # counts of every round's images
+            out[key] = dict(sum((Counter(counts) for counts in values), Counter()))
         elif key == "cold_start_s":
             out[key], out["cold_start_range_s"] = statistics.median(values), [min(values), max(values)]
         elif key == "cold_start_phases_s":  # each step's median
@@ -233,8 +236,10 @@ def benchmark(
             net_workers = merged(taken["network_workers"]) if taken["network_workers"] else None
             try:
                 entry = summarise(pipe, net, base, net_workers)
-            except InspectorError as exc:
-                raise InspectorError(f"{model.name} {size}: {exc}") from None
+            except InspectorError as exc:  # the other sizes and models are still measured
+                say(f"{model.name} {size}: {exc}")
+                results["runs"][f"{model.name} {size}"] = {"error": str(exc)}
+                continue
             if onnx and device == "cpu":
                 say(f"{model.name} {size}: ONNX Runtime ...")
                 onnx_net = run_child("network", recipe, folder, device=device, backend="onnx")
@@ -279,7 +284,11 @@ def table(results: dict) -> str:
         f"{'around':>8}{'(CPU)':>7}{'alone':>7}{'ips':>7}{'net ips':>8}{'ratio':>7}{'net W':>7}{'ratio':>7}"
         f"{'RSS MB':>8}",
     ]
+    measured = {name: r for name, r in results["runs"].items() if "error" not in r}
     for name, r in results["runs"].items():
+        if "error" in r:
+            lines.append(f"{name:<22}not measured: {r['error']}")
+            continue
         ratios = r["ratios"]
         around_cpu = _percent(ratios.get("around_network_cpu_to_forward"))
         on_workers = r.get("network_workers")
@@ -294,7 +303,7 @@ def table(results: dict) -> str:
             f"{workers_rate:>7}{_percent(ratios.get('throughput_to_network_workers_rate')):>7}"
             f"{r['peak_rss_mb']['pipeline']:>8.0f}"
         )
-    for name, r in results["runs"].items():
+    for name, r in measured.items():
         workers = r.get("workers", 1)
         if workers > 1 and r["images"] < 4 * workers:
             # The rate counts from each worker's first result, and those come about together.
@@ -309,7 +318,7 @@ def table(results: dict) -> str:
     lines.append("forward pass of the network alone, one image at a time); ratio: throughput against the network-only")
     lines.append("rate (forward passes back to back, one image at a time); net W and its ratio: the network alone on")
     lines.append("as many workers as the pipeline, each with its share of the cores. Stage p50 / p95 (ms):")
-    for name, r in results["runs"].items():
+    for name, r in measured.items():
         stages = ", ".join(f"{k} {v['p50']:.1f}/{v['p95']:.1f}" for k, v in r["pipeline_stages_ms"].items())
         cpu = r.get("pipeline_cpu_ms_per_image") or {}
         if None not in cpu.values() and cpu:
@@ -327,10 +336,10 @@ def table(results: dict) -> str:
                 f"{o['throughput_ips']:.2f} images/s, mask IoU mean {a['mean_iou']:.3f}, "
                 f"{100 * a['share_at_least_0.95']:.0f}% of instances >= 0.95"
             )
-    cold = [r["cold_start_s"] for r in results["runs"].values() if r.get("cold_start_s")]
+    cold = [r["cold_start_s"] for r in measured.values() if r.get("cold_start_s")]
     if cold:
         lines.append(f"cold start to first stored result: {min(cold):.1f} - {max(cold):.1f} s")
-    for name, r in results["runs"].items():
+    for name, r in measured.items():
         if r.get("cold_start_phases_s"):
             phases = ", ".join(f"{step} {s:.2f}" for step, s in r["cold_start_phases_s"].items())
             lines.append(f"  {name} (s, median): {phases}")

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     print(table(results))
     if args.json:
         print(f"results: {args.json}")
-    return 0
+    return 1 if any("error" in r for r in results["runs"].values()) else 0
 
 
 def _ensure_exports(models) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from inspector.bench.runner import merged, summarise, table
@@ -37,6 +39,8 @@ def test_rounds_pool_samples_take_the_median_rate_and_the_worst_memory():
     assert pooled["cold_start_s"] == 4.0 and pooled["cold_start_range_s"] == [3.0, 5.0]
     assert pooled["cold_start_phases_s"] == {"start and imports": 1.0, "first image": 3.0}  # each step's median
     assert merged(rounds[:1]) is rounds[0]
+    rounds[0]["verdicts"], rounds[2]["verdicts"] = {"PASS": 4, "FAIL": 4}, {"PASS": 5, "ERROR": 3}
+    assert merged(rounds)["verdicts"] == {"PASS": 9, "FAIL": 4, "ERROR": 3}  # every round's images
 
 
 def test_around_the_network_is_stated_by_wall_time_and_by_cpu_time():
@@ -99,3 +103,26 @@ def test_a_pipeline_whose_every_image_was_an_error_is_a_clear_error():
     # ... and that, with so few images per worker, its rate is rough.
     results["runs"]["embedded 0.3MP"]["workers"] = 2
     assert "only 3 images on 2 workers: its rate is rough (use --images 8 or more)" in table(results)
+
+
+def test_a_size_that_could_not_be_measured_is_a_row_that_says_why(monkeypatch, tmp_path):
+    from inspector.bench import runner
+
+    def measured(mode, recipe, images, **_):
+        size = Path(images).parent.name.split("-")[0]
+        if mode == "pipeline":
+            verdicts = {"ERROR": 3} if size == "2MP" else {"PASS": 2, "FAIL": 1}
+            return {**_pipeline(5.0, [100.0], cold=4.0, peak=700.0), "verdicts": verdicts}
+        if mode == "network":
+            return {"stages_ms": {"inference": [100.0]}, "totals_ms": [110.0]}
+        return {"stages_ms": {"total": [250.0]}, "masks_per_image": 9.0, "peak_rss_mb": 600.0}
+
+    monkeypatch.setattr(runner, "run_child", measured)
+    monkeypatch.setattr(runner, "bench_set", lambda work, size, n, **_: (None, [work / f"{size}-x" / "images" / "a"]))
+    model = runner.Model("embedded", "inspector-seg-n")
+    results = runner.benchmark(tmp_path, sizes=["0.3MP", "2MP", "12MP"], images=3, models=[model], say=lambda _: None)
+    assert list(results["runs"]) == ["embedded 0.3MP", "embedded 2MP", "embedded 12MP"]  # the sizes after it too
+    assert "every image was an ERROR" in results["runs"]["embedded 2MP"]["error"]
+    printed = table(results)
+    assert "embedded 2MP          not measured: every image was an ERROR" in printed
+    assert "embedded 12MP" in printed.split("Stage p50")[1]
