@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -25,7 +27,7 @@ from sqlalchemy import select
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError
 from inspector.gui import render
-from inspector.gui.widgets.image_view import ImageView
+from inspector.gui.widgets.image_view import ImageView, qimage_from_bgr
 from inspector.report.query import ReportFilter
 from inspector.store.models import Defect, Inspection
 from inspector.store.repository import add_review, latest_reviews
@@ -35,6 +37,40 @@ ROW_LIMIT = 500  # newest first; the report covers the rest
 _ALL = "(all)"
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """What the detail pane shows of one stored inspection."""
+
+    ident: int
+    path: str
+    overlay_path: str | None
+    verdict: str
+    error: str | None
+    outlines: list[np.ndarray]
+    labels: list[str]
+
+
+def _picture(shown: _Shown) -> tuple[_Shown, QImage | None, QImage | None, InspectorError | None]:
+    """(shown, image, overlay to draw on it, why the image could not be read), as
+    QImages made here, on the worker thread.
+
+    A file that is gone, or a camera frame that was never saved (by default only FAIL
+    frames are), falls back to the overlay picture saved with the result, if any.
+    """
+    try:
+        image = read_image(shown.path)
+    except InspectorError as exc:
+        if shown.overlay_path:
+            try:
+                return shown, qimage_from_bgr(read_image(shown.overlay_path)), None, exc
+            except InspectorError:
+                pass
+        return shown, None, None, exc
+    canvas = render.blank((image.shape[1], image.shape[0]))
+    render.outlines(canvas, shown.outlines, render.RED, labels=shown.labels)
+    return shown, qimage_from_bgr(image), qimage_from_bgr(canvas), None
+
+
 class HistoryWorkspace(QWidget):
     message = Signal(str, bool)
 
@@ -42,6 +78,8 @@ class HistoryWorkspace(QWidget):
         super().__init__(parent)
         self._store_factory = store_factory
         self._store = None
+        self._wanted: _Shown | None = None  # the selected inspection, until its picture is being read
+        self._loader = None  # the worker reading a picture
         self.product = QComboBox()
         self.verdict = QComboBox()
         self.verdict.addItems([_ALL, "FAIL", "PASS", "ERROR"])
@@ -190,23 +228,58 @@ class HistoryWorkspace(QWidget):
         with self.store().session() as session:
             inspection = session.get(Inspection, ident)
             defects = session.scalars(select(Defect).where(Defect.inspection_id == ident)).all()
-            path, verdict, error = inspection.image_path, inspection.verdict, inspection.error
-            outlines = [np.array(d.outline, np.float32).reshape(-1, 2) for d in defects]
-            labels = [f"{d.label} {d.score:.2f}" for d in defects]
-        try:
-            image = read_image(path)
-        except InspectorError as exc:
-            self.view.set_image(None)
-            self.detail.setText(f"#{ident} {verdict}: the image is no longer available ({exc})")
-        else:
-            self.view.set_image(image)
-            canvas = render.blank((image.shape[1], image.shape[0]))
-            render.outlines(canvas, outlines, render.RED, labels=labels)
-            self.view.set_overlay(canvas)
-            self.detail.setText(
-                f"#{ident} {verdict} - {Path(path).name}" + (f": {error}" if error else f", {len(defects)} defect(s)")
+            shown = _Shown(
+                ident,
+                inspection.image_path,
+                inspection.overlay_path,
+                inspection.verdict,
+                inspection.error,
+                [np.array(d.outline, np.float32).reshape(-1, 2) for d in defects],
+                [f"{d.label} {d.score:.2f}" for d in defects],
             )
-        self._set_review_enabled(verdict == "FAIL")
+        self._set_review_enabled(shown.verdict == "FAIL")
+        self.detail.setText(f"#{ident} {shown.verdict} - loading {Path(shown.path).name}…")
+        self._wanted = shown
+        self._load_picture()
+
+    def _load_picture(self) -> None:
+        """Read the wanted inspection's picture on a worker thread: a 12-megapixel image
+        takes about 80 ms to decode, longer than the GUI thread may block. One read at a
+        time; rows selected meanwhile are skipped over to the last one."""
+        from inspector.gui.workers import TaskWorker
+
+        if self._wanted is None or self._loader is not None:
+            return
+        shown, self._wanted = self._wanted, None
+        self._loader = TaskWorker(lambda: _picture(shown), self)
+        self._loader.done.connect(self._show_picture)
+        self._loader.failed.connect(lambda text: self.message.emit(text, True))
+        self._loader.finished.connect(self._loader_finished)
+        self._loader.start()
+
+    def _loader_finished(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            loader.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts
+            loader.deleteLater()
+        self._load_picture()
+
+    def _show_picture(self, loaded) -> None:
+        shown, image, overlay, problem = loaded
+        if shown.ident != self._selected_id():  # another row was selected meanwhile
+            return
+        name = Path(shown.path).name
+        self.view.set_image(image)
+        self.view.set_overlay(overlay)
+        if image is None:
+            self.detail.setText(f"#{shown.ident} {shown.verdict} - {name}: no picture of it is stored ({problem})")
+        elif problem is not None:  # the image is gone, its overlay is shown instead
+            self.detail.setText(f"#{shown.ident} {shown.verdict} - {name}: the overlay saved with it ({problem})")
+        else:
+            self.detail.setText(
+                f"#{shown.ident} {shown.verdict} - {name}"
+                + (f": {shown.error}" if shown.error else f", {len(shown.outlines)} defect(s)")
+            )
 
     def _set_review_enabled(self, enabled: bool) -> None:
         self.confirm.setEnabled(enabled)
@@ -244,5 +317,8 @@ class HistoryWorkspace(QWidget):
         return self._export
 
     def shutdown(self) -> None:
+        self._wanted = None
+        if self._loader is not None:
+            self._loader.wait()
         if self._store is not None:
             self._store.close()

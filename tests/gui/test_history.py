@@ -1,0 +1,56 @@
+"""The History tab's detail pane: pictures are read off the GUI thread."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.gui.widgets.history import HistoryWorkspace
+from inspector.services.inspection_loop import run_inspection
+from inspector.sources.files import FileSource
+from inspector.store.database import open_store
+from tests.unit.test_store_and_loop import line  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def history(qtbot, line):  # noqa: F811
+    pipeline, folder, tmp = line
+    store = open_store(str(tmp / "r.db"))
+    run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    workspace = HistoryWorkspace(lambda: store)
+    qtbot.addWidget(workspace)
+    workspace.refresh()
+    yield workspace
+    workspace.shutdown()
+
+
+def _rows(history, verdict: str) -> list[int]:
+    return [r for r in range(history.table.rowCount()) if history.table.item(r, 3).text() == verdict]
+
+
+def test_a_selected_inspection_shows_its_image_and_defects(history, qtbot):
+    fail = _rows(history, "FAIL")[0]
+    history.table.selectRow(fail)  # already selected by refresh (the newest reject): shown once
+    qtbot.waitUntil(lambda: "defect(s)" in history.detail.text(), timeout=10_000)
+    assert history.view.image_size is not None
+    assert history.detail.text().startswith(f"#{history.table.item(fail, 0).text()} FAIL - p")
+    # Rows selected one after the other: the pane ends on the last one.
+    passes = _rows(history, "PASS")
+    for row in passes:
+        history.table.selectRow(row)
+    last = history.table.item(passes[-1], 0).text()
+    qtbot.waitUntil(lambda: history.detail.text().startswith(f"#{last} PASS - p"), timeout=10_000)
+    qtbot.waitUntil(lambda: history._loader is None, timeout=10_000)
+    assert history.detail.text().startswith(f"#{last} PASS - p") and history.detail.text().endswith(", 0 defect(s)")
+
+
+def test_an_image_that_is_gone_falls_back_to_its_overlay_or_says_so(history, qtbot, line):  # noqa: F811
+    _, folder, _ = line
+    for path in folder.glob("p*.png"):
+        path.unlink()
+    fail, passed = _rows(history, "FAIL")[0], _rows(history, "PASS")[0]
+    history.table.selectRow(passed)
+    qtbot.waitUntil(lambda: "no picture of it is stored" in history.detail.text(), timeout=10_000)
+    assert history.view.image_size is None
+    history.table.selectRow(fail)
+    qtbot.waitUntil(lambda: "the overlay saved with it" in history.detail.text(), timeout=10_000)
+    assert history.view.image_size is not None
