@@ -39,7 +39,7 @@ class Store:
 
     engine: Engine
     sessions: sessionmaker[Session]
-    url: str
+    url: str  # as shown to people: without a password
     images_dir: Path
 
     def session(self) -> Session:
@@ -168,6 +168,7 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StoreError(f"{url}: not a database URL ({exc})") from None
+    shown = parsed.render_as_string(hide_password=True)  # for messages and Store.url: no password
     sqlite_path = None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         sqlite_path = Path(parsed.database)
@@ -186,20 +187,20 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     try:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if sqlite_path else {})
     except (SQLAlchemyError, ImportError) as exc:  # unknown dialect or a driver that is not installed
-        raise StoreError(f"{url}: cannot use this database URL ({exc})") from None
+        raise StoreError(f"{shown}: cannot use this database URL ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        _migrate(engine, url)
+        _migrate(engine, shown)
     except StoreError:
         engine.dispose()
         raise
     except (SQLAlchemyError, sqlite3.Error) as exc:
         engine.dispose()
         reason = "the database is locked by another program" if "locked" in str(exc) else str(exc.__cause__ or exc)
-        raise StoreError(f"{url}: cannot open the database: {reason}") from None
+        raise StoreError(f"{shown}: cannot open the database: {reason}") from None
     if images_dir is None:
         images_dir = (sqlite_path.parent if sqlite_path else settings.data_dir()) / "images"
     return Store(
-        engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), url=url, images_dir=Path(images_dir)
+        engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), url=shown, images_dir=Path(images_dir)
     )

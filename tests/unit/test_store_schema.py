@@ -134,3 +134,12 @@ def test_every_migration_file_is_installed_with_the_package():
     ]
     assert "migrations/versions/0001_initial_schema.py" in files
     assert [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []
+
+
+def test_a_database_url_is_shown_without_its_password():
+    from inspector.errors import StoreError
+
+    url = "postgresql+nosuchdriver://inspector:s3cret@db.example/line1"
+    with pytest.raises(StoreError) as refused:
+        open_store(url)
+    assert "s3cret" not in str(refused.value) and "inspector:***@db.example/line1" in str(refused.value)
