@@ -4,9 +4,10 @@ Where the network runs on a GPU, a forward pass takes a few milliseconds and the
 work around it (reading, registration, rules) is what the images wait for. A folder run
 there inspects images whole on several threads at once, half as many as there are CPU
 cores, each with a copy of the network on the GPU: on an H100 with 16 cores, 8 at once
-gave 4 / 11 ms per image at 0.3 / 12 MP, against 22 / 26 ms with one image at a time
-and registration on 4 threads ahead of it (benchmarks/README.md). With fewer than 4
-cores images are inspected one at a time and registered ahead on the cores left.
+gave 12 / 11 ms per image at 0.3 / 12 MP, against 22 / 26 ms with one image at a time
+and registration on 4 threads ahead of it (benchmarks/README.md). Each copy needs GPU
+memory for its activations, so a smaller GPU gets fewer. With fewer than 4 cores images
+are inspected one at a time and registered ahead on the cores left.
 
 On a CPU a forward pass can use every core, but not well: on two cores, two forward
 passes side by side, each on one core, get through 1.3-1.4 times the images of one pass
@@ -28,6 +29,29 @@ from inspector.engine.threads import inference_threads, set_inference_threads
 MAX_REGISTRATION_WORKERS = 4
 INSPECTION_WORKERS = 2  # measured on two cores; more cores may gain from more
 MAX_GPU_INSPECTION_WORKERS = 8  # measured on 16 cores beside one H100
+# Free GPU memory set aside for each worker on a GPU: an allowance, not a measurement,
+# meant to hold a FastSAM-x copy and its activations at 1024 px in half precision with
+# room to spare. An 8 GB card gets 3 workers.
+GPU_MEMORY_PER_WORKER = 2 << 30
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on (a container or affinity mask may allow
+    fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _free_gpu_memory() -> int | None:
+    """Bytes free on the current CUDA device, or None where that cannot be asked."""
+    try:
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    except Exception:  # no CUDA runtime, a driver that refuses the query
+        return None
 
 
 def _device_type(pipeline: InspectionPipeline) -> str | None:
@@ -44,13 +68,14 @@ def registration_workers(pipeline: InspectionPipeline) -> int:
     """
     if _device_type(pipeline) in (None, "cpu"):
         return 0
-    return max(0, min(MAX_REGISTRATION_WORKERS, (os.cpu_count() or 1) // 2))
+    return max(0, min(MAX_REGISTRATION_WORKERS, _cores() // 2))
 
 
 def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -> int:
     """Images a folder run inspects at once: ``asked``, or by default 2 where the network
-    runs on a CPU with 2 or 3 threads, half the CPU cores (at most 8) where it runs on a
-    CUDA GPU; 1 where the network cannot be copied (see ``FastSAMSegmenter.replica``).
+    runs on a CPU with 2 or 3 threads, half the CPU cores (at most 8, and one per
+    ``GPU_MEMORY_PER_WORKER`` of free GPU memory) where it runs on a CUDA GPU; 1 where the
+    network cannot be copied (see ``FastSAMSegmenter.replica``).
 
     On a CPU with more threads each worker would run its network on several, each worker
     with a pool of OpenMP threads besides the loading thread's: more threads than cores,
@@ -62,7 +87,9 @@ def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -
         return max(1, asked)
     device = _device_type(pipeline)
     if device == "cuda":
-        return max(1, min(MAX_GPU_INSPECTION_WORKERS, (os.cpu_count() or 1) // 2))
+        free = _free_gpu_memory()
+        room = MAX_GPU_INSPECTION_WORKERS if free is None else free // GPU_MEMORY_PER_WORKER
+        return max(1, min(MAX_GPU_INSPECTION_WORKERS, _cores() // 2, room))
     if device != "cpu":
         return 1
     return INSPECTION_WORKERS if inference_threads() // INSPECTION_WORKERS == 1 else 1

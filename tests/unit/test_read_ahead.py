@@ -42,11 +42,11 @@ class _Pipeline:
 
 
 def test_images_are_registered_beside_the_network_only_where_it_leaves_the_cores_free(monkeypatch):
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(parallel, "_cores", lambda: 16)
     assert parallel.registration_workers(_Pipeline("cpu")) == 0  # the forward pass needs every core
     assert parallel.registration_workers(_Pipeline(None)) == 0  # not loaded: no guess
     assert parallel.registration_workers(_Pipeline("cuda")) == parallel.MAX_REGISTRATION_WORKERS
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "_cores", lambda: 2)
     assert parallel.registration_workers(_Pipeline("cuda")) == 1
 
 
@@ -62,15 +62,28 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
     assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # several threads per worker: unmeasured
 
 
-def test_a_gpu_inspects_as_many_images_at_once_as_half_the_cores(monkeypatch):
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+def test_a_gpu_inspects_as_many_images_at_once_as_half_the_cores_and_its_memory_allow(monkeypatch):
+    monkeypatch.setattr(parallel, "_cores", lambda: 16)
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: 70 << 30)
     assert parallel.inspection_workers(_Pipeline("cuda")) == 8
     assert parallel.inspection_workers(_Pipeline("cuda", copies=False)) == 1
     assert parallel.inspection_workers(_Pipeline("mps")) == 1  # unmeasured
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: 7 << 30)  # an 8 GB card
+    assert parallel.inspection_workers(_Pipeline("cuda")) == 3
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: 1 << 30)
+    assert parallel.inspection_workers(_Pipeline("cuda")) == 1
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: None)  # cannot be asked: the cores decide
+    monkeypatch.setattr(parallel, "_cores", lambda: 64)
     assert parallel.inspection_workers(_Pipeline("cuda")) == parallel.MAX_GPU_INSPECTION_WORKERS
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "_cores", lambda: 2)
     assert parallel.inspection_workers(_Pipeline("cuda")) == 1  # then registered ahead on the other core
+
+
+def test_the_cores_counted_are_those_the_process_may_run_on(monkeypatch):
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 64)
+    assert parallel._cores() == 3
+    assert parallel._free_gpu_memory() is None  # no GPU on the machines the tests run on
 
 
 class _CopyablePipeline:
