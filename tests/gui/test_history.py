@@ -31,8 +31,12 @@ def test_a_selected_inspection_shows_its_image_and_defects(history, qtbot):
     fail = _rows(history, "FAIL")[0]
     history.table.selectRow(fail)  # already selected by refresh (the newest reject): shown once
     qtbot.waitUntil(lambda: "defect(s)" in history.detail.text(), timeout=10_000)
-    assert history.view.image_size is not None
+    assert history.view.image_size is not None and history.false_alarm.isEnabled()
     assert history.detail.text().startswith(f"#{history.table.item(fail, 0).text()} FAIL - p")
+    # While another row's picture is read, the last one is not left up to be reviewed.
+    history.table.selectRow(_rows(history, "FAIL")[1])
+    assert history.view.image_size is None and not history.false_alarm.isEnabled()
+    qtbot.waitUntil(lambda: history.false_alarm.isEnabled(), timeout=10_000)
     # Rows selected one after the other: the pane ends on the last one.
     passes = _rows(history, "PASS")
     for row in passes:

@@ -153,7 +153,7 @@ def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_
     if not fail_rows:
         pytest.skip("the model passed every part of this set; nothing to review")
     history.table.selectRow(fail_rows[0])
-    assert history.false_alarm.isEnabled()
+    qtbot.waitUntil(history.false_alarm.isEnabled, timeout=10_000)  # once its picture is up
     qtbot.mouseClick(history.false_alarm, Qt.MouseButton.LeftButton)
     with sqlite3.connect(tmp_path / "results.db") as conn:
         assert conn.execute("SELECT decision FROM reviews").fetchall() == [("false_alarm",)]

@@ -237,7 +237,10 @@ class HistoryWorkspace(QWidget):
                 [np.array(d.outline, np.float32).reshape(-1, 2) for d in defects],
                 [f"{d.label} {d.score:.2f}" for d in defects],
             )
-        self._set_review_enabled(shown.verdict == "FAIL")
+        # Until its picture is shown, the pane holds no other inspection's picture to be
+        # reviewed by mistake.
+        self._set_review_enabled(False)
+        self.view.set_image(None)
         self.detail.setText(f"#{ident} {shown.verdict} - loading {Path(shown.path).name}…")
         self._wanted = shown
         self._load_picture()
@@ -253,7 +256,7 @@ class HistoryWorkspace(QWidget):
         shown, self._wanted = self._wanted, None
         self._loader = TaskWorker(lambda: _picture(shown), self)
         self._loader.done.connect(self._show_picture)
-        self._loader.failed.connect(lambda text: self.message.emit(text, True))
+        self._loader.failed.connect(lambda text: self._picture_failed(shown, text))
         self._loader.finished.connect(self._loader_finished)
         self._loader.start()
 
@@ -264,10 +267,17 @@ class HistoryWorkspace(QWidget):
             loader.deleteLater()
         self._load_picture()
 
+    def _picture_failed(self, shown: _Shown, text: str) -> None:
+        self.message.emit(text, True)
+        if shown.ident == self._selected_id():
+            self.detail.setText(f"#{shown.ident} {shown.verdict} - {Path(shown.path).name}: {text}")
+            self._set_review_enabled(shown.verdict == "FAIL")
+
     def _show_picture(self, loaded) -> None:
         shown, image, overlay, problem = loaded
         if shown.ident != self._selected_id():  # another row was selected meanwhile
             return
+        self._set_review_enabled(shown.verdict == "FAIL")
         name = Path(shown.path).name
         self.view.set_image(image)
         self.view.set_overlay(overlay)
