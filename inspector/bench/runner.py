@@ -111,6 +111,8 @@ def summarise(pipeline: dict, network: dict, baseline: dict, network_workers: di
     verdicts = pipeline.get("verdicts", {})
     if verdicts and not any(n for verdict, n in verdicts.items() if verdict != "ERROR"):
         raise InspectorError(f"every image was an ERROR in the pipeline (verdicts: {verdicts}); nothing to compare")
+    if not pipeline.get("throughput_ips"):
+        raise InspectorError(f"no rate: the results of {pipeline['images']} images came all at once; use more --images")
     stages = {name: percentiles(values) for name, values in pipeline["stages_ms"].items()}
     stages["store"] = {"p50": pipeline["store_ms_per_image"], "p95": pipeline["store_ms_per_image"]}
     forward = stages["inference"]["p50"]

@@ -42,9 +42,8 @@ def add_parser(sub) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="register images to the reference on N threads beside the network (0: on the inference "
-        "thread) where images are inspected one at a time, instead of the pipeline's own choice (on a GPU "
-        "beside it, on a CPU inline)",
+        help="inspect images one at a time (--workers 1) and register them to the reference on N threads "
+        "beside the network (0: on the inference thread)",
     )
     p.add_argument(
         "--workers",
@@ -102,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise InspectorError(f"--rounds: at least 1, got {args.rounds}")
     if args.workers is not None and args.workers < 1:
         raise InspectorError(f"--workers: at least 1, got {args.workers}")
+    if args.register_ahead is not None and args.workers is None:
+        args.workers = 1  # registering ahead is a way of inspecting one image at a time
     with tempfile.TemporaryDirectory(prefix="inspector-bench-") as scratch:
         work = args.work or Path(scratch)
         models = _models(args.models, work)

@@ -95,6 +95,9 @@ def test_a_pipeline_whose_every_image_was_an_error_is_a_clear_error():
     pipeline = {**_pipeline(5.0, [], cold=4.0, peak=700.0), "verdicts": {"PASS": 1, "FAIL": 1}}
     entry = summarise(pipeline, network, baseline)
     assert entry["ratios"]["throughput_to_network_rate"] == pytest.approx(0.5)
+    # Results that all came at once give no rate: said, not a TypeError.
+    with pytest.raises(InspectorError, match="no rate: the results of 3 images came all at once"):
+        summarise({**pipeline, "throughput_ips": None}, network, baseline)
     # ... and the printed table says so instead of failing after the measurements.
     machine = {"cpus": 2, "torch_threads": 2, "device": "cpu"}
     results = {"machine": machine, "images_per_size": 2, "date": "today", "runs": {"embedded 0.3MP": entry}}
