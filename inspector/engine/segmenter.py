@@ -198,6 +198,18 @@ class FastSAMSegmenter:
         """Where the network runs ("cpu", "cuda", ...) once loaded; None before."""
         return None if self._device is None else self._device.type
 
+    def free_device_memory(self) -> int | None:
+        """Bytes free on the GPU the network runs on; None on a CPU, before loading, or
+        where the driver does not say."""
+        if self._device is None or self._device.type != "cuda":
+            return None
+        import torch
+
+        try:
+            return int(torch.cuda.mem_get_info(self._device)[0])
+        except RuntimeError:
+            return None
+
     def load(self) -> None:
         """Load the network now instead of on the first image.
 

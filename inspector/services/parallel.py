@@ -44,14 +44,10 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _free_gpu_memory() -> int | None:
-    """Bytes free on the current CUDA device, or None where that cannot be asked."""
-    try:
-        import torch
-
-        return int(torch.cuda.mem_get_info()[0])
-    except Exception:  # no CUDA runtime, a driver that refuses the query
-        return None
+def _free_gpu_memory(pipeline: InspectionPipeline) -> int | None:
+    """Bytes free on the GPU the pipeline's network runs on; None where that is unknown."""
+    ask = getattr(pipeline.segmenter, "free_device_memory", None)
+    return ask() if ask is not None else None
 
 
 def _device_type(pipeline: InspectionPipeline) -> str | None:
@@ -87,7 +83,7 @@ def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -
         return max(1, asked)
     device = _device_type(pipeline)
     if device == "cuda":
-        free = _free_gpu_memory()
+        free = _free_gpu_memory(pipeline)
         room = MAX_GPU_INSPECTION_WORKERS if free is None else free // GPU_MEMORY_PER_WORKER
         return max(1, min(MAX_GPU_INSPECTION_WORKERS, _cores() // 2, room))
     if device != "cpu":

@@ -64,15 +64,15 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
 
 def test_a_gpu_inspects_as_many_images_at_once_as_half_the_cores_and_its_memory_allow(monkeypatch):
     monkeypatch.setattr(parallel, "_cores", lambda: 16)
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: 70 << 30)
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: 70 << 30)
     assert parallel.inspection_workers(_Pipeline("cuda")) == 8
     assert parallel.inspection_workers(_Pipeline("cuda", copies=False)) == 1
     assert parallel.inspection_workers(_Pipeline("mps")) == 1  # unmeasured
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: 7 << 30)  # an 8 GB card
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: 7 << 30)  # an 8 GB card
     assert parallel.inspection_workers(_Pipeline("cuda")) == 3
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: 1 << 30)
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: 1 << 30)
     assert parallel.inspection_workers(_Pipeline("cuda")) == 1
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda: None)  # cannot be asked: the cores decide
+    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: None)  # cannot be asked: the cores decide
     monkeypatch.setattr(parallel, "_cores", lambda: 64)
     assert parallel.inspection_workers(_Pipeline("cuda")) == parallel.MAX_GPU_INSPECTION_WORKERS
     monkeypatch.setattr(parallel, "_cores", lambda: 2)
@@ -83,7 +83,17 @@ def test_the_cores_counted_are_those_the_process_may_run_on(monkeypatch):
     monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: 64)
     assert parallel._cores() == 3
-    assert parallel._free_gpu_memory() is None  # no GPU on the machines the tests run on
+
+
+def test_free_gpu_memory_is_asked_of_the_network_and_unknown_on_a_cpu():
+    from inspector.engine.segmenter import FastSAMSegmenter
+
+    segmenter = FastSAMSegmenter(device="cpu")
+    assert segmenter.free_device_memory() is None  # not loaded yet
+    segmenter.load()
+    pipeline = type("Pipeline", (), {"segmenter": segmenter})()
+    assert parallel._free_gpu_memory(pipeline) is None  # a CPU has no GPU memory to share out
+    assert parallel._free_gpu_memory(_Pipeline("cuda")) is None  # a network that does not say
 
 
 class _CopyablePipeline:
