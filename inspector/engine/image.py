@@ -41,6 +41,19 @@ def _truncated_jpeg(data: np.ndarray) -> bool:
     return not tail.endswith(b"\xff\xd9")
 
 
+def _imdecode(buffer: np.ndarray, flags: int, name: str) -> np.ndarray:
+    """cv2.imdecode, with a SourceError naming ``name`` for an image it cannot decode."""
+    try:
+        image = cv2.imdecode(buffer, flags)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV will allocate
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            raise SourceError(f"{name}: too large to decode (its header claims over 2^30 pixels)") from None
+        raise SourceError(f"{name}: cannot be decoded ({exc.err or exc})") from None
+    if image is None:
+        raise SourceError(f"{name}: not a readable image (corrupt, truncated or not an image format)")
+    return image
+
+
 def decode_image(data: bytes | np.ndarray, *, name: str = "image") -> np.ndarray:
     """Decode encoded image bytes to (H, W, 3) uint8 BGR, or raise SourceError naming ``name``."""
     buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
@@ -48,10 +61,7 @@ def decode_image(data: bytes | np.ndarray, *, name: str = "image") -> np.ndarray
         raise SourceError(f"{name}: empty file (0 bytes)")
     if _truncated_jpeg(buffer):
         raise SourceError(f"{name}: truncated JPEG (the file ends before the image does)")
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise SourceError(f"{name}: not a readable image (corrupt, truncated or not an image format)")
-    return normalise(image, name=name)
+    return normalise(_imdecode(buffer, cv2.IMREAD_UNCHANGED, name), name=name)
 
 
 def jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
@@ -99,9 +109,7 @@ def decode_reduced(
         image = decode_image(buffer, name=name)
         return image, (image.shape[1], image.shape[0])
     # EXIF orientation is ignored, as the full-size decode does.
-    image = cv2.imdecode(buffer, _REDUCED_READS[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise SourceError(f"{name}: not a readable image (corrupt, truncated or not an image format)")
+    image = _imdecode(buffer, _REDUCED_READS[factor] | cv2.IMREAD_IGNORE_ORIENTATION, name)
     return normalise(image, name=name), size
 
 

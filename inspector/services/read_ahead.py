@@ -9,6 +9,7 @@ them to the reference, or inspecting them whole (see ``services/parallel.py``).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -20,6 +21,8 @@ import numpy as np
 
 from inspector.errors import InspectorError
 from inspector.sources.frame import Frame
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ def decode(frame: Frame, *, min_side: int | None = None) -> Decoded:
         image, full_size = frame.image_at(min_side)
     except InspectorError as exc:
         image, full_size, error = None, None, str(exc)
+    except Exception as exc:  # a decoder fault: this image's error, not the end of the run
+        log.exception("reading %s failed", frame.name)
+        image, full_size, error = None, None, f"{frame.name}: cannot be read ({exc!r})"
     else:
         error = None
     cpu_ms = (time.thread_time() - cpu0) * 1e3  # first: its interval inside the wall time's

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -35,12 +38,21 @@ def test_non_ascii_paths_round_trip(tmp_path):
     assert read_image(path)[0, 0].tolist() == [120, 120, 120]
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header (with a valid checksum) claims ``width`` x ``height`` pixels."""
+    data = bytearray(cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     ("setup", "fragment"),
     [
         (lambda p: p.write_bytes(b""), "empty file"),
         (lambda p: p.write_text("not an image at all"), "not a readable image"),
         (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(png_claiming(100_000, 100_000)), "too large to decode"),
     ],
 )
 def test_bad_files_raise_errors_naming_the_file(tmp_path, setup, fragment):

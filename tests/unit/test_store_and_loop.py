@@ -17,6 +17,7 @@ from inspector.sources.frame import Frame
 from inspector.store.database import open_store
 from inspector.store.repository import add_review
 from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe
+from tests.unit.test_image_io import png_claiming
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, regi
     pipeline, folder, tmp = line
     (folder / "zero.png").write_bytes(b"")
     (folder / "text.png").write_text("hello")
+    (folder / "huge.png").write_bytes(png_claiming(100_000, 100_000))  # OpenCV refuses it by raising
     store = open_store(str(tmp / "r.db"))
     frames = FileSource([folder]).frames()
     summary = run_inspection(
@@ -50,11 +52,12 @@ def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, regi
     )
     store.close()
     assert summary.status == "finished"
-    assert (summary.counts["PASS"], summary.counts["FAIL"], summary.counts["ERROR"]) == (3, 3, 2)
+    assert (summary.counts["PASS"], summary.counts["FAIL"], summary.counts["ERROR"]) == (3, 3, 3)
     found = rows(tmp / "r.db", "SELECT image_path, verdict, error, overlay_path, defect_count FROM inspections")
-    assert len(found) == 8
+    assert len(found) == 9
     by_name = {path.rsplit("/", 1)[-1]: rest for path, *rest in found}
     assert by_name["zero.png"][0] == "ERROR" and "empty file" in by_name["zero.png"][1]
+    assert by_name["huge.png"][0] == "ERROR" and "too large to decode" in by_name["huge.png"][1]
     for name in ("p1.png", "p3.png", "p5.png"):
         verdict, _, overlay, count = by_name[name]
         assert verdict == "FAIL" and count >= 1 and overlay and (tmp / "images").exists()
