@@ -16,12 +16,16 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def _folder_files(folder: Path, *, recursive: bool) -> Iterator[Path]:
-    """Image files of a folder in name order; a folder that vanishes ends its listing."""
+def _folder_files(folder: Path, *, recursive: bool) -> Iterator[Path | Frame]:
+    """Image files of a folder in name order. A folder that cannot be listed is an ERROR
+    frame naming it, and the listing goes on with the rest; one that vanishes ends its
+    own listing."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        raise SourceError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+        error = f"{folder}: cannot list the folder ({exc.strerror or exc})"
+        yield Frame(name=str(folder), path=folder, error=error)
+        return
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
@@ -50,10 +54,7 @@ class FileSource:
     def _files(self) -> Iterator[Path | Frame]:
         for path in self.paths:
             if path.is_dir():
-                try:
-                    yield from _folder_files(path, recursive=self.recursive)
-                except SourceError as exc:
-                    yield Frame(name=str(path), path=path, error=str(exc))
+                yield from _folder_files(path, recursive=self.recursive)
             else:
                 yield path
 

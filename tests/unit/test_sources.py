@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from inspector.engine.image import write_image
 from inspector.errors import SourceError
 from inspector.sources.camera import CameraSource
+from inspector.sources.files import FileSource
 from inspector.sources.hotfolder import HotFolderSource
 
 
@@ -155,3 +158,24 @@ def test_hot_folder_survives_being_removed_and_recreated(tmp_path):
     threading.Thread(target=churn).start()
     names = [f.path.name for f in source.frames()]
     assert names == ["new.png"]
+
+
+def test_a_folder_that_cannot_be_listed_is_named_and_the_files_after_it_are_still_read(tmp_path, monkeypatch):
+    from inspector.sources import files
+
+    folder = tmp_path / "line"
+    (folder / "b_sub").mkdir(parents=True)
+    for name in ("a.png", "b_sub/x.png", "c.png"):
+        write_image(folder / name, np.zeros((8, 8, 3), np.uint8))
+    scandir = files.os.scandir
+
+    def refused(path):
+        if Path(path).name == "b_sub":
+            raise PermissionError(13, "Permission denied")
+        return scandir(path)
+
+    monkeypatch.setattr(files.os, "scandir", refused)
+    frames = list(FileSource([folder], recursive=True).frames())
+    assert [Path(f.name).name for f in frames] == ["a.png", "b_sub", "c.png"]
+    assert frames[1].error == f"{folder / 'b_sub'}: cannot list the folder (Permission denied)"
+    assert frames[0].error is None and frames[2].error is None
