@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Hashable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -150,11 +151,19 @@ def _model(check: _Checker, data: Any) -> ModelSettings:
 
 def _alignment(check: _Checker, data: Any) -> AlignmentSettings:
     a = check.section(data, "alignment", {"method", "max_features", "min_inliers"})
-    return AlignmentSettings(
+    # ORB takes its feature count as a C int and allocates for it: a bound keeps a typo
+    # from failing every image (or the machine's memory) at run time.
+    alignment = AlignmentSettings(
         method=check.text(a, "method", "alignment", "none", choices=("none", "orb")),
-        max_features=check.number(a, "max_features", "alignment", 1500, low=50, integer=True),
-        min_inliers=check.number(a, "min_inliers", "alignment", 12, low=4, integer=True),
+        max_features=check.number(a, "max_features", "alignment", 1500, low=50, high=100_000, integer=True),
+        min_inliers=check.number(a, "min_inliers", "alignment", 12, low=4, high=100_000, integer=True),
     )
+    if alignment.min_inliers > alignment.max_features:
+        check.fail(
+            "alignment.min_inliers",
+            f"{alignment.min_inliers} is more than alignment.max_features {alignment.max_features} can give",
+        )
+    return alignment
 
 
 def _part(check: _Checker, data: Any) -> PartPrompts:
@@ -299,11 +308,31 @@ def _parse(raw: Any, origin: str) -> Recipe:
     )
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping: PyYAML keeps the last one,
+    so a section pasted twice would silently replace the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<" merges are PyYAML's to resolve
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # PyYAML's own error follows
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice in the same mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_recipe(text: str, *, source: Path | None = None) -> Recipe:
     """Parse and validate recipe YAML text (no file checks)."""
     origin = str(source) if source is not None else "recipe"
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
