@@ -16,8 +16,11 @@ def _when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date or time (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
         ) from None
-    # Times are stored in UTC; a time without a zone is read as local time.
-    return (value if value.tzinfo else value.astimezone()).astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        # Times are stored in UTC; a time without a zone is read as local time.
+        return (value if value.tzinfo else value.astimezone()).astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError, OSError):  # e.g. year 1: no local time zone can be said for it
+        raise argparse.ArgumentTypeError(f"{text!r} is too far from today to be an inspection time") from None
 
 
 def add_parser(sub) -> None:
@@ -30,7 +33,7 @@ def add_parser(sub) -> None:
         "over time, rejects with overlay thumbnails).",
     )
     p.add_argument("--db", default=None, help="database URL or SQLite file (default: the data directory's)")
-    p.add_argument("--format", choices=FORMATS, default="html")
+    p.add_argument("--format", choices=FORMATS, default=None, help="default: from --out's suffix, else html")
     p.add_argument("--out", type=Path, required=True, help="output file (CSV: a second -defects file beside it)")
     p.add_argument("--product", help="only this product")
     p.add_argument("--since", type=_when, help="from this date/time (inclusive)")
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.since and args.until and args.since >= args.until:
         raise InspectorError(f"--since {args.since} is not before --until {args.until}")
+    fmt = args.format or _format_of(args.out)
     store = open_store(args.db, create=False)
     try:
         if args.run_id is not None:
@@ -53,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         flt = ReportFilter(
             product=args.product, since=args.since, until=args.until, verdict=args.verdict, run_id=args.run_id
         )
-        written = export_report(store, flt, args.format, args.out)
+        if _same_file(args.out, store.sqlite_path):
+            raise InspectorError(f"--out {args.out} is the database the report is read from")
+        written = export_report(store, flt, fmt, args.out)
     finally:
         store.close()
     for path in written:
@@ -73,3 +79,18 @@ def _check_run(store, run_id: int) -> None:
         first, last = session.execute(select(func.min(Run.id), func.max(Run.id))).one()
     held = "it holds no runs" if first is None else f"its runs are numbered {first} to {last}"
     raise InspectorError(f"--run {run_id}: no such run in {store.url}; {held}")
+
+
+def _format_of(out: Path) -> str:
+    """The format an output file's suffix names (a.csv: csv), else html."""
+    from inspector.report import FORMATS
+
+    suffix = out.suffix.lower().lstrip(".")
+    return {"htm": "html"}.get(suffix, suffix) if suffix in (*FORMATS, "htm") else "html"
+
+
+def _same_file(out: Path, database: Path | None) -> bool:
+    try:
+        return database is not None and out.exists() and out.resolve() == database.resolve()
+    except OSError:
+        return False

@@ -41,6 +41,7 @@ class Store:
     sessions: sessionmaker[Session]
     url: str  # as shown to people: without a password
     images_dir: Path
+    sqlite_path: Path | None = None  # the file, for a SQLite database
 
     def session(self) -> Session:
         return self.sessions()
@@ -59,6 +60,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed row
+    cursor.close()
+
+
+def _read_only_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -136,10 +143,18 @@ def _upgrade(connection, current: str | None, url: str) -> None:
         command.upgrade(config, "head")
 
 
+def _read_only_uri(path: Path) -> str:
+    """A URI that opens a SQLite file without writing to it. In a folder that cannot be
+    written, a database in WAL mode cannot make the shared-memory file readers need, so
+    it is opened as immutable: read as it is on disk."""
+    writable_folder = os.access(path.resolve().parent, os.W_OK)
+    return f"{path.resolve().as_uri()}?mode=ro" + ("" if writable_folder else "&immutable=1")
+
+
 def _holds_inspections(path: Path) -> bool:
     """Whether a SQLite file has Inspector's inspections table, read without changing it."""
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with closing(sqlite3.connect(_read_only_uri(path), uri=True)) as conn:
             found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inspections'")
             return found.fetchone() is not None
     except sqlite3.Error:  # not a SQLite file at all
@@ -170,12 +185,19 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         raise StoreError(f"{url}: not a database URL ({exc})") from None
     shown = parsed.render_as_string(hide_password=True)  # for messages and Store.url: no password
     sqlite_path = None
+    read_only = False
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         sqlite_path = Path(parsed.database)
         if not create and not sqlite_path.is_file():
             raise StoreError(f"{sqlite_path}: no such database (check the path or --db)")
         if not create and not _holds_inspections(sqlite_path):  # an empty file, another program's database
             raise StoreError(f"{sqlite_path}: not an Inspector results database (it has no inspections)")
+        # Reports only read: a database they may not write (an archive, another user's) is
+        # opened read-only rather than refused.
+        read_only = not create and not (os.access(sqlite_path, os.W_OK) and os.access(sqlite_path.parent, os.W_OK))
+    if sqlite_path is not None and read_only:
+        url = f"sqlite:///{_read_only_uri(sqlite_path)}&uri=true"
+    elif sqlite_path is not None:
         try:
             sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -189,7 +211,7 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     except (SQLAlchemyError, ImportError) as exc:  # unknown dialect or a driver that is not installed
         raise StoreError(f"{shown}: cannot use this database URL ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _read_only_pragmas if read_only else _sqlite_pragmas)
     try:
         _migrate(engine, shown)
     except StoreError:
@@ -202,5 +224,9 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     if images_dir is None:
         images_dir = (sqlite_path.parent if sqlite_path else settings.data_dir()) / "images"
     return Store(
-        engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), url=shown, images_dir=Path(images_dir)
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        url=shown,
+        images_dir=Path(images_dir),
+        sqlite_path=sqlite_path,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sqlite3
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
@@ -198,3 +199,38 @@ def test_a_report_on_a_run_that_is_not_in_the_database_names_the_runs_it_holds(f
     assert f"--run {runs[-1] + 998}: no such run in" in error and f"numbered {runs[0]} to {runs[-1]}" in error
     assert not out.exists()
     assert main(["report", "--db", str(tmp / "r.db"), "--out", str(out), "--run", str(runs[0])]) == 0
+
+
+def test_a_database_that_may_not_be_written_is_reported_from_without_changing_it(filled, monkeypatch):
+    from inspector.store import database
+
+    store, tmp = filled
+    store.close()
+    db = tmp / "r.db"
+    before = db.read_bytes()
+    monkeypatch.setattr(database.os, "access", lambda path, mode: mode != os.W_OK)  # an archive: file and folder
+    out = tmp / "archive.csv"
+    assert main(["report", "--db", str(db), "--format", "csv", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + len(sql(db, "SELECT id FROM inspections"))
+    assert db.read_bytes() == before
+
+
+def test_a_report_never_writes_over_its_database_and_takes_its_format_from_the_name(filled, capsys):
+    _, tmp = filled
+    db = tmp / "r.db"
+    before = db.read_bytes()
+    assert main(["report", "--db", str(db), "--out", str(db)]) == 2
+    assert f"--out {db} is the database the report is read from" in capsys.readouterr().err
+    assert db.read_bytes() == before
+    assert main(["report", "--db", str(db), "--out", str(tmp / "named.csv")]) == 0
+    assert (tmp / "named.csv").read_text().startswith("inspection_id,")
+    assert main(["report", "--db", str(db), "--out", str(tmp / "named.pdf")]) == 0
+    assert (tmp / "named.pdf").read_bytes().startswith(b"%PDF")
+    assert main(["report", "--db", str(db), "--out", str(tmp / "named.txt")]) == 0
+    assert "<html" in (tmp / "named.txt").read_text().lower()  # no format in the name: HTML
+
+
+def test_a_date_too_far_back_is_refused_as_a_date(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--out", "r.html", "--since", "0001-01-01"])
+    assert "'0001-01-01' is too far from today" in capsys.readouterr().err
