@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from inspector.cli.progress import Progress
 from inspector.engine.image import read_image, write_image
+from inspector.errors import InspectorError
 from inspector.recipe.io import load_recipe
 from inspector.services.read_ahead import READ_AHEAD_DEPTH
 from inspector.sources.files import FileSource
@@ -37,6 +39,38 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=run)
+
+
+# What a demo writes into its folder; a folder holding only these is a previous demo's.
+_DEMO_ENTRIES = frozenset(
+    {"images", "truth", "results", "recipe", "inspector.db", "inspector.db-wal", "inspector.db-shm"}
+    | {"report.html", "summary.json"}
+)
+
+
+def _fresh_folder(out: Path) -> None:
+    """Empty ``out`` of a previous demo, so that its images, results and database are
+    not mixed with this one's; a folder holding anything else is refused, not touched."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InspectorError(f"--out {out}: is a file, not a folder")
+    entries = sorted(out.iterdir())
+    foreign = [e.name for e in entries if e.name not in _DEMO_ENTRIES]
+    if foreign:
+        raise InspectorError(
+            f"--out {out}: holds {foreign[0]!r}, which the demo did not write; give a new or empty folder"
+        )
+    for entry in entries:
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:
+            raise InspectorError(
+                f"--out {out}: cannot clear the previous demo's {entry.name} ({exc.strerror})"
+            ) from None
 
 
 def _generate(out: Path, count: int, seed: int) -> dict[str, list[str]]:
@@ -97,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
     out = args.out
     started = time.perf_counter()
+    _fresh_folder(out)
     print(f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}")
     kinds = _generate(out, args.count, seed)
     recipe = load_recipe(write_demo_recipe(out / "recipe"))

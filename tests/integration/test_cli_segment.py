@@ -92,6 +92,23 @@ def test_demo_runs_end_to_end_from_the_installed_command(tmp_path):
     assert len(list((out / "images").glob("*.png"))) == 6
     assert (out / "report.html").exists() and (out / "inspector.db").exists()
     assert json.loads((out / "summary.json").read_text())["seed"] == 31
+    # Again into the same folder, with fewer parts: a fresh demo, not mixed with the last one.
+    proc = subprocess.run(
+        [sys.executable, "-m", "inspector", "demo", "--count", "2", "--seed", "32", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["inspected"] == 2
+    assert len(list((out / "images").glob("*.png"))) == 2
+
+
+def test_demo_leaves_a_folder_of_other_files_alone(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--count", "2", "--out", str(tmp_path)]) == 2
+    assert "holds 'notes.txt', which the demo did not write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_text_prompt_combines_with_a_box(demo_part, capsys, tiny_clip):
