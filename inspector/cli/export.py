@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from inspector.cli.arguments import input_size
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def add_parser(sub) -> None:
         ),
     )
     p.add_argument("--weights", default=None, help="weights to export (default: the embedded model)")
-    p.add_argument("--imgsz", type=int, default=640, help="image size the export is traced at (default: 640)")
+    p.add_argument("--imgsz", type=input_size, default=640, help="image size the export is traced at (default: 640)")
     p.set_defaults(run=run)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from inspector.cli.arguments import input_size
 from inspector.engine.image import read_image, write_image
 from inspector.engine.overlay import draw_prompts, draw_regions
 from inspector.engine.prompts import POINT_MODES, select_segments, select_text
@@ -48,17 +49,6 @@ def _box(text: str) -> tuple[float, float, float, float]:
     if values is None or len(values) != 4:
         raise argparse.ArgumentTypeError(f"box {text!r} must be X1,Y1,X2,Y2")
     return values
-
-
-def _input_size(text: str) -> int:
-    """As a recipe's model.imgsz: a whole number of pixels from 32 to 4096."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 32 <= value <= 4096:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of pixels from 32 to 4096")
-    return value
 
 
 def add_parser(sub) -> None:
@@ -108,7 +98,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--download", action="store_true", help="download FastSAM-s.pt / FastSAM-x.pt and CLIP weights if not on disk"
     )
-    p.add_argument("--imgsz", type=_input_size, default=640, help="network input size (default: 640)")
+    p.add_argument("--imgsz", type=input_size, default=640, help="network input size (default: 640)")
     p.add_argument("--conf", type=_fraction, default=0.25, help="minimum confidence (default: 0.25)")
     p.add_argument("--iou", type=_fraction, default=0.7, help="NMS IoU threshold (default: 0.7)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")

@@ -164,3 +164,10 @@ def test_sizes_and_prompts_that_cannot_be_used_are_refused_before_the_image_is_r
         main(["segment", "part.png", option, value])  # part.png does not exist: never read
     assert stopped.value.code == 2
     assert f"argument {option}:" in (err := capsys.readouterr().err) and f"{value!r} {says}" in err
+
+
+def test_an_export_size_that_cannot_be_used_is_refused(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["export", "--imgsz", "-5"])
+    assert stopped.value.code == 2
+    assert "argument --imgsz: '-5' must be a whole number of pixels from 32 to 4096" in capsys.readouterr().err

@@ -1,0 +1,16 @@
+"""Command-line values shared by several commands, checked when they are parsed."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def input_size(text: str) -> int:
+    """A network input size, as a recipe's model.imgsz: whole pixels from 32 to 4096."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 32 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of pixels from 32 to 4096")
+    return value
