@@ -45,6 +45,8 @@ class HotFolderSource:
         sort: bool = False,
     ) -> None:
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise SourceError(f"{self.folder}: is a file, not a folder to watch")
         self.poll, self.settle, self.idle_timeout, self.sort = poll, settle, idle_timeout, sort
         self._stop = threading.Event()
         self._seen: set[tuple[str, int, int]] = set()
@@ -94,7 +96,10 @@ class HotFolderSource:
         return sorted(ready)
 
     def frames(self) -> Iterator[Frame]:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"{self.folder}: cannot create the folder to watch ({exc.strerror or exc})") from None
         last_new = time.monotonic()
         while not self._stop.is_set():
             ready = self._ready()

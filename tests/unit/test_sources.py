@@ -179,3 +179,10 @@ def test_a_folder_that_cannot_be_listed_is_named_and_the_files_after_it_are_stil
     assert [Path(f.name).name for f in frames] == ["a.png", "b_sub", "c.png"]
     assert frames[1].error == f"{folder / 'b_sub'}: cannot list the folder (Permission denied)"
     assert frames[0].error is None and frames[2].error is None
+
+
+def test_a_hot_folder_that_is_a_file_is_refused_when_named(tmp_path):
+    image = tmp_path / "part.png"
+    image.write_bytes(b"not a folder")
+    with pytest.raises(SourceError, match=r"part.png: is a file, not a folder to watch"):
+        HotFolderSource(image)
