@@ -43,6 +43,18 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
 
 
+def _as_yaml_number(value) -> str:
+    """A hint for text that reads as a number to people but not to YAML: 2e4 is text in
+    YAML 1.1 (which needs a point and a signed exponent: 2.0e+4)."""
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    if number is None or not math.isfinite(number):
+        return ""
+    return f" (YAML reads it as text; write {number:g}" + (f" or {number:.1e}" if "e" in value.lower() else "") + ")"
+
+
 class _Checker:
     """Collects validation problems with the dotted path of the field they concern."""
 
@@ -69,7 +81,7 @@ class _Checker:
         value = data.get(key, default)
         path = f"{where}.{key}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(path, f"must be a number, got {value!r}")
+            self.fail(path, f"must be a number, got {value!r}" + _as_yaml_number(value))
             return default
         if not _finite(value):  # YAML's .nan and .inf, or an integer no float can hold
             self.fail(path, f"must be a finite number, got {value!r:.40}")
