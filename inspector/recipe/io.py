@@ -6,6 +6,7 @@ Every problem in a file is collected and reported at once, as
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Hashable
@@ -459,11 +460,15 @@ def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Recipe:
     """Write a recipe atomically; returns it with ``source`` set to the new file."""
     path = Path(path)
     parse_recipe(dump_recipe(recipe))  # never write a file that would not load back
+    if path.is_dir():
+        raise RecipeError(f"{path}: is a folder; give the recipe file's name")
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(dump_recipe(recipe), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise RecipeError(f"{path}: cannot write ({exc})") from None
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # no half-made file left beside the recipe
+        raise RecipeError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return replace(recipe, source=path.resolve())

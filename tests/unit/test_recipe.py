@@ -151,3 +151,11 @@ def test_recipe_new_and_validate_commands(recipe_dir, capsys):
         main(["recipe", "new", "--reference", str(recipe_dir / "ref.png"), "--name", "Washer", "--out", str(out)]) == 2
     )
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_recipe_is_not_saved_over_a_folder_and_leaves_nothing_behind(recipe_dir):
+    recipe = load_recipe(write(recipe_dir, GOOD))
+    (recipe_dir / "lines").mkdir()
+    with pytest.raises(RecipeError, match=r"lines: is a folder; give the recipe file's name"):
+        save_recipe(recipe, recipe_dir / "lines")
+    assert not list(recipe_dir.glob(".*.tmp"))
