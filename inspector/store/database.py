@@ -109,10 +109,16 @@ def _bring_up_to_date(connection, url: str) -> None:
     current = None
     if "alembic_version" in tables:
         current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    if current is None and tables - {"alembic_version"} <= set(Base.metadata.tables):
+    ours = set(Base.metadata.tables)
+    if current is None and tables - {"alembic_version"} <= ours:
         # A new database, or one whose creation was cut short (SQLite makes each table
         # apart): make what is missing and stamp it.
         _create_schema(connection)
+    elif current is None and tables & ours:
+        # Another program's tables, some named as ours: migrating would fail half-way
+        # and leave some of our tables among theirs.
+        clash = sorted(tables & ours)[0]
+        raise StoreError(f"{url}: already has a table {clash!r} that is not Inspector's; use another database")
     elif current != SCHEMA_REVISION:
         _upgrade(connection, current, url)
 

@@ -143,3 +143,17 @@ def test_a_database_url_is_shown_without_its_password():
     with pytest.raises(StoreError) as refused:
         open_store(url)
     assert "s3cret" not in str(refused.value) and "inspector:***@db.example/line1" in str(refused.value)
+
+
+def test_a_database_with_another_programs_table_of_the_same_name_is_left_as_it_was(tmp_path):
+    from inspector.errors import StoreError
+
+    path = tmp_path / "erp.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, machine TEXT)")
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    with pytest.raises(StoreError, match=r"already has a table 'runs' that is not Inspector's"):
+        open_store(str(path))
+    with sqlite3.connect(path) as conn:
+        names = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    assert names == ["orders", "runs"]
