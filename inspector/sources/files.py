@@ -11,8 +11,10 @@ from inspector.engine.image import read_bytes
 from inspector.errors import SourceError
 from inspector.sources.frame import Frame
 
+# What OpenCV decodes (GIF since 4.7: its first frame). A folder's other files are left out.
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".exr", ".hdr"}
+    | {".gif"}
 )
 
 

@@ -20,6 +20,7 @@ from inspector.errors import SourceError
         ("rgba.png", np.dstack([np.full((20, 30, 3), 90, np.uint8), np.full((20, 30), 255, np.uint8)])),
         ("deep.tif", np.full((20, 30, 3), 40000, np.uint16)),
         ("tiny.png", np.full((1, 1, 3), 7, np.uint8)),
+        ("still.gif", np.full((20, 30, 3), 120, np.uint8)),
     ],
 )
 def test_formats_are_normalised_to_8bit_bgr(tmp_path, name, pixels):

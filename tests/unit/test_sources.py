@@ -186,3 +186,9 @@ def test_a_hot_folder_that_is_a_file_is_refused_when_named(tmp_path):
     image.write_bytes(b"not a folder")
     with pytest.raises(SourceError, match=r"part.png: is a file, not a folder to watch"):
         HotFolderSource(image)
+
+
+def test_a_folder_lists_every_format_a_file_named_alone_is_read_in(tmp_path):
+    for name in ("a.png", "b.gif", "c.JPG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [Path(f.name).name for f in FileSource([tmp_path]).frames()] == ["a.png", "b.gif", "c.JPG"]
