@@ -113,6 +113,20 @@ def decode_reduced(
     return normalise(image, name=name), size
 
 
+def colour_share(image: np.ndarray, *, spread: int = 20) -> float:
+    """The share of (a sample of) a BGR image's pixels whose channels differ by more than
+    ``spread`` levels: about 0 for a grey scene, 0 exactly for a monochrome camera's."""
+    sample = image[::7, ::7].astype(np.int16)
+    return float(np.mean(sample.max(axis=2) - sample.min(axis=2) > spread))
+
+
+def is_monochrome(image: np.ndarray) -> bool:
+    """Whether a BGR image's three channels are equal (on a sample of its pixels), as a
+    monochrome camera's or a grey file's are once expanded to BGR."""
+    sample = image[::7, ::7]
+    return bool((sample[..., 0] == sample[..., 1]).all() and (sample[..., 1] == sample[..., 2]).all())
+
+
 def reduction_of(image_size: tuple[int, int], full_size: tuple[int, int]) -> int:
     """The factor an image of ``full_size`` was decoded smaller by (1 when it was not)."""
     return max(1, round(full_size[0] / image_size[0]))

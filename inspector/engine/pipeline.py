@@ -21,7 +21,14 @@ from inspector.engine.align import AlignmentFailed, ReferenceAligner, transform_
 from inspector.engine.change import Difference, changed_fractions, differences, pixels_on_grid
 from inspector.engine.clip import SegmentClassifier
 from inspector.engine.defect_classes import label_candidates, recipe_classifier, teach_exemplars
-from inspector.engine.image import decode_reduced, from_reduced, read_bytes, reduction_of
+from inspector.engine.image import (
+    colour_share,
+    decode_reduced,
+    from_reduced,
+    is_monochrome,
+    read_bytes,
+    reduction_of,
+)
 from inspector.engine.regions import (
     PartNotFound,
     Regions,
@@ -73,6 +80,7 @@ class _Reference:
     window: tuple[int, int, int, int] | None  # what the network sees, in reference pixels
     outline: np.ndarray | None  # the part's silhouette on the whole image (low-res bool)
     view: np.ndarray  # the reference image as the network saw it (the window, or all of it)
+    in_colour: bool  # whether the reference has colour a monochrome image would lack
 
 
 # Segments are kept down to this fraction of the recipe's confidence, for matching only
@@ -80,6 +88,10 @@ class _Reference:
 # still recognised as the reference's print, and still counts as present; defects and
 # prompts use the recipe's confidence itself.
 MATCH_CONF_RATIO = 0.5
+
+# A reference with colour on this share of its pixels or more is "in colour": a
+# monochrome image of its part would differ from it everywhere there is colour.
+_COLOUR_SHARE = 0.01
 
 
 def _read_reference(recipe: Recipe, *, validate: bool, import_torch: bool) -> np.ndarray:
@@ -202,7 +214,15 @@ class InspectionPipeline:
                 self._prepare_classifier(segmentation)
             # Feature indices point into the confident head, which ``everything`` starts with.
             self._reference = _Reference(
-                everything, regions.part_indices, regions.part_region, features, aligner, window, outline, view
+                everything,
+                regions.part_indices,
+                regions.part_region,
+                features,
+                aligner,
+                window,
+                outline,
+                view,
+                in_colour=colour_share(self.reference_image) >= _COLOUR_SHARE,
             )
 
     def worker_copy(self, *, threads: int | None = None) -> InspectionPipeline:
@@ -392,6 +412,10 @@ class InspectionPipeline:
         timings: dict[str, float] = {"align": registration.align_ms}
         if registration.error:
             return self.error_result(registration.error, timings, size)
+        if ref.in_colour and is_monochrome(image):
+            # Every coloured feature would differ from the reference: a wrong FAIL.
+            message = "the image is monochrome but the recipe's reference is in colour (a camera set to mono?)"
+            return self.error_result(message, timings, size)
         if registration.unaligned:
             t = time.perf_counter()
             try:

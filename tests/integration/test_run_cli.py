@@ -78,12 +78,14 @@ def test_bad_input_becomes_error_rows_and_the_run_goes_on(demo_line, tmp_path, c
     ]:
         assert per_image[name]["verdict"] == "ERROR" and fragment in per_image[name]["error"], name
         assert name in per_image[name]["error"]
-    for name in ("deep.tif", "alpha.png", "gray.bmp", "prüfteil_测试.png"):
+    for name in ("deep.tif", "alpha.png", "prüfteil_测试.png"):
         assert per_image[name]["verdict"] in ("PASS", "FAIL"), (name, per_image[name]["error"])
     for name in ("tiny.png", "huge.jpg"):  # another camera entirely: a clear error, not a crash
         assert per_image[name]["verdict"] == "ERROR" and per_image[name]["error"]
+    # A grey picture of a coloured part would differ from its reference wherever it has colour.
+    assert per_image["gray.bmp"]["verdict"] == "ERROR" and "monochrome" in per_image["gray.bmp"]["error"]
     summary = lines[-1]["summary"]
-    assert summary["inspected"] == 10 and summary["error"] == 6
+    assert summary["inspected"] == 10 and summary["error"] == 7
 
 
 def test_rerun_skips_inspected_images_and_fail_on_defect_sets_the_status(demo_line, tmp_path):

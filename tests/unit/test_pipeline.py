@@ -226,3 +226,19 @@ except RecipeError as exc:
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("refused; torch imported: False") and "model.weights: model weights not found" in out
+
+
+def test_a_monochrome_image_of_a_part_with_a_colour_reference_is_an_error_not_a_fail(setup):
+    import cv2
+
+    from inspector.engine.image import colour_share, is_monochrome
+
+    recipe, reference = setup
+    good = fixtured(1, defective=False)
+    mono = cv2.cvtColor(cv2.cvtColor(good.image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    pipeline = pipeline_for(recipe, reference, good)
+    result = pipeline.inspect(mono)
+    assert result.verdict == "ERROR" and "monochrome but the recipe's reference is in colour" in result.error
+    assert pipeline.inspect(good.image).verdict == "PASS"
+    assert is_monochrome(mono) and not is_monochrome(good.image)
+    assert colour_share(reference.image) > 0.01 and colour_share(mono) == 0.0
