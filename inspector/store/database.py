@@ -194,6 +194,8 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     read_only = False
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         sqlite_path = Path(parsed.database)
+        if sqlite_path.is_dir():
+            raise StoreError(f"{sqlite_path}: is a folder, not a database file (name the file, e.g. results.db)")
         if not create and not sqlite_path.is_file():
             raise StoreError(f"{sqlite_path}: no such database (check the path or --db)")
         if not create and not _holds_inspections(sqlite_path):  # an empty file, another program's database

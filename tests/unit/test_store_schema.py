@@ -157,3 +157,10 @@ def test_a_database_with_another_programs_table_of_the_same_name_is_left_as_it_w
     with sqlite3.connect(path) as conn:
         names = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
     assert names == ["orders", "runs"]
+
+
+def test_a_folder_given_as_the_database_is_named_as_one(tmp_path):
+    from inspector.errors import StoreError
+
+    with pytest.raises(StoreError, match=r"is a folder, not a database file"):
+        open_store(str(tmp_path))
