@@ -6,6 +6,14 @@ import sys
 import time
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes: a file name holding a newline
+    would otherwise break the one-line-per-image output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class Progress:
     """Counts steps; on a terminal redraws one line, otherwise prints each message."""
 
@@ -21,6 +29,7 @@ class Progress:
         self.count += 1
         if not self.enabled:
             return
+        message = printable(message)
         if not self.live:
             print(message, file=self.stream, flush=True)
             return
