@@ -90,14 +90,3 @@ def test_pictures_that_cannot_be_written_raise_errors_naming_the_file(tmp_path):
     (tmp_path / "taken").write_text("a file, not a folder")
     with pytest.raises(SourceError, match=r"taken/o\.png: cannot write"):
         write_image(tmp_path / "taken" / "o.png", image)
-
-
-def test_progress_lines_write_control_characters_in_names_as_escapes():
-    import io
-
-    from inspector.cli.progress import Progress
-
-    out = io.StringIO()
-    progress = Progress(stream=out)
-    progress.step("PASS  line\nfeed\tpart_ü.png")
-    assert out.getvalue() == "PASS  line\\nfeed\\tpart_ü.png\n"
