@@ -69,14 +69,20 @@ class MainWindow(QMainWindow):
             self.operate.recipe_edit.setText(path)
 
     def remember_recipe(self, path: str) -> None:
-        recent = [p for p in (self.settings.value("recent_recipes") or []) if p != path]
+        recent = [p for p in self._recent() if p != path]
         self.settings.setValue("recent_recipes", [path, *recent][:MAX_RECENT])
         self.operate.recipe_edit.setText(path)
         self._fill_recent()
 
+    def _recent(self) -> list[str]:
+        """The recent recipes, newest first. An INI file gives back a list of one as a
+        plain string, which would otherwise be read one character at a time."""
+        value = self.settings.value("recent_recipes") or []
+        return [value] if isinstance(value, str) else [str(p) for p in value]
+
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for path in self.settings.value("recent_recipes") or []:
+        for path in self._recent():
             self.recent_menu.addAction(QAction(path, self, triggered=lambda _=False, p=path: self.open_recipe(p)))
 
     def show_message(self, text: str, is_error: bool) -> None:
@@ -99,7 +105,7 @@ class MainWindow(QMainWindow):
         if tab is not None:
             self.tabs.setCurrentIndex(int(tab))
         self.operate.source_edit.setText(self.settings.value("source") or "")
-        recent = self.settings.value("recent_recipes") or []
+        recent = self._recent()
         if recent:
             self.operate.recipe_edit.setText(recent[0])
 
