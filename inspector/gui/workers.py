@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
+from sqlalchemy.exc import OperationalError
 
 from inspector.errors import InspectorError
 
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, InspectorError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.filename:  # a report or picture that cannot be written
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, OperationalError) and "locked" in str(exc):  # SQLite's busy timeout ran out
+        return "The results database is locked by another program; try again when it is done."
     log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(exc)))
     return f"Unexpected error: {exc!r} (details in the log)"
 

@@ -58,3 +58,31 @@ def test_an_image_that_is_gone_falls_back_to_its_overlay_or_says_so(history, qtb
     history.table.selectRow(fail)
     qtbot.waitUntil(lambda: "the overlay saved with it" in history.detail.text(), timeout=10_000)
     assert history.view.image_size is not None
+
+
+def test_a_review_is_stored_off_the_gui_thread(history, qtbot):
+    fail = _rows(history, "FAIL")[0]
+    history.table.selectRow(fail)
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)
+    assert history.review("confirmed") is not None
+    assert not history.confirm.isEnabled()  # one review at a time
+    qtbot.waitUntil(lambda: history.table.item(fail, 5).text() == "confirmed", timeout=10_000)
+    qtbot.waitUntil(lambda: not history._reviewing, timeout=10_000)  # its worker waited for and deleted
+    assert history.confirm.isEnabled()
+
+
+def test_worker_failures_name_the_file_or_the_locked_database():
+    from sqlalchemy.exc import OperationalError
+
+    from inspector.gui.workers import _describe
+
+    assert _describe(IsADirectoryError(21, "Is a directory", "/reports/x.html")) == "/reports/x.html: Is a directory"
+    locked = OperationalError("INSERT INTO reviews ...", {}, Exception("database is locked"))
+    assert "locked by another program" in _describe(locked)
+
+
+def test_closing_while_a_report_is_exported_finishes_the_report(history, line):  # noqa: F811
+    _, _, tmp = line
+    assert history.export(tmp / "closing.pdf", "pdf") is not None
+    history.shutdown()  # as closing the window does, at once
+    assert (tmp / "closing.pdf").read_bytes().startswith(b"%PDF")

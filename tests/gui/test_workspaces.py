@@ -155,9 +155,9 @@ def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_
     history.table.selectRow(fail_rows[0])
     qtbot.waitUntil(history.false_alarm.isEnabled, timeout=10_000)  # once its picture is up
     qtbot.mouseClick(history.false_alarm, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: history.table.item(fail_rows[0], 5).text() == "false alarm", timeout=10_000)
     with sqlite3.connect(tmp_path / "results.db") as conn:
         assert conn.execute("SELECT decision FROM reviews").fetchall() == [("false_alarm",)]
-    assert history.table.item(fail_rows[0], 5).text() == "false alarm"
     worker = history.export(tmp_path / "report.html", "html")
     qtbot.waitUntil(lambda: worker.isFinished(), timeout=60_000)
     assert "Inspection report" in (tmp_path / "report.html").read_text()

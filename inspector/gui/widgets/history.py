@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError
@@ -71,6 +72,30 @@ def _picture(shown: _Shown) -> tuple[_Shown, QImage | None, QImage | None, Inspe
     return shown, qimage_from_bgr(image), qimage_from_bgr(canvas), None
 
 
+def _history(store, flt: ReportFilter) -> tuple[list[str], list]:
+    """The products in the database, and the newest inspections the filter keeps."""
+    with store.session() as session:
+        products = sorted(session.scalars(select(Inspection.product).distinct()))
+        decided = latest_reviews()
+        rows = session.execute(
+            flt.apply(
+                select(
+                    Inspection.id,
+                    Inspection.inspected_at,
+                    Inspection.product,
+                    Inspection.verdict,
+                    Inspection.defect_count,
+                    Inspection.error,
+                    decided.c.decision,
+                )
+                .outerjoin(decided, decided.c.inspection_id == Inspection.id)
+                .order_by(Inspection.inspected_at.desc())
+                .limit(ROW_LIMIT)
+            )
+        ).all()
+    return products, rows
+
+
 class HistoryWorkspace(QWidget):
     message = Signal(str, bool)
 
@@ -78,6 +103,8 @@ class HistoryWorkspace(QWidget):
         super().__init__(parent)
         self._store_factory = store_factory
         self._store = None
+        self._export = None  # the worker writing a report
+        self._reviewing: list = []  # workers storing reviews
         self._wanted: _Shown | None = None  # the selected inspection, until its picture is being read
         self._loader = None  # the worker reading a picture
         self.product = QComboBox()
@@ -167,25 +194,11 @@ class HistoryWorkspace(QWidget):
             self.message.emit(str(exc), True)
             return
         flt = self.current_filter()
-        with store.session() as session:
-            products = sorted(session.scalars(select(Inspection.product).distinct()))
-            decided = latest_reviews()
-            rows = session.execute(
-                flt.apply(
-                    select(
-                        Inspection.id,
-                        Inspection.inspected_at,
-                        Inspection.product,
-                        Inspection.verdict,
-                        Inspection.defect_count,
-                        Inspection.error,
-                        decided.c.decision,
-                    )
-                    .outerjoin(decided, decided.c.inspection_id == Inspection.id)
-                    .order_by(Inspection.inspected_at.desc())
-                    .limit(ROW_LIMIT)
-                )
-            ).all()
+        try:
+            products, rows = _history(store, flt)
+        except SQLAlchemyError as exc:
+            self.message.emit(f"History cannot be read from {store.url}: {getattr(exc, 'orig', None) or exc}", True)
+            return
         current = self.product.currentText()
         self.product.blockSignals(True)
         self.product.clear()
@@ -225,18 +238,23 @@ class HistoryWorkspace(QWidget):
         if ident is None:
             self._set_review_enabled(False)
             return
-        with self.store().session() as session:
-            inspection = session.get(Inspection, ident)
-            defects = session.scalars(select(Defect).where(Defect.inspection_id == ident)).all()
-            shown = _Shown(
-                ident,
-                inspection.image_path,
-                inspection.overlay_path,
-                inspection.verdict,
-                inspection.error,
-                [np.array(d.outline, np.float32).reshape(-1, 2) for d in defects],
-                [f"{d.label} {d.score:.2f}" for d in defects],
-            )
+        store = self.store()
+        try:
+            with store.session() as session:
+                inspection = session.get(Inspection, ident)
+                defects = session.scalars(select(Defect).where(Defect.inspection_id == ident)).all()
+                shown = _Shown(
+                    ident,
+                    inspection.image_path,
+                    inspection.overlay_path,
+                    inspection.verdict,
+                    inspection.error,
+                    [np.array(d.outline, np.float32).reshape(-1, 2) for d in defects],
+                    [f"{d.label} {d.score:.2f}" for d in defects],
+                )
+        except SQLAlchemyError as exc:
+            self.message.emit(f"Inspection #{ident} cannot be read from {store.url}: {exc}", True)
+            return
         # Until its picture is shown, the pane holds no other inspection's picture to be
         # reviewed by mistake.
         self._set_review_enabled(False)
@@ -295,15 +313,44 @@ class HistoryWorkspace(QWidget):
         self.confirm.setEnabled(enabled)
         self.false_alarm.setEnabled(enabled)
 
-    def review(self, decision: str) -> None:
+    def review(self, decision: str):
+        """Store a review of the selected reject on a worker thread (the database may be
+        busy with a station's run); returns the worker, or None when nothing is selected."""
+        from inspector.gui.workers import TaskWorker
+
         ident = self._selected_id()
         if ident is None:
-            return
-        with self.store().session() as session, session.begin():
-            add_review(session, inspection_id=ident, decision=decision)
-        row = self.table.selectionModel().selectedRows()[0].row()
-        self.table.item(row, 5).setText(REVIEW_NAMES[decision])
+            return None
+        store = self.store()
+
+        def store_review() -> None:
+            with store.session() as session, session.begin():
+                add_review(session, inspection_id=ident, decision=decision)
+
+        self._set_review_enabled(False)  # one review at a time
+        worker = TaskWorker(store_review, self)
+        worker.done.connect(lambda _: self._reviewed(ident, decision))
+        worker.failed.connect(lambda text: self._review_failed(ident, text))
+        worker.finished.connect(lambda: self._worker_done(worker))
+        self._reviewing.append(worker)
+        worker.start()
+        return worker
+
+    def _reviewed(self, ident: int, decision: str) -> None:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == ident:
+                self.table.item(row, 5).setText(REVIEW_NAMES[decision])
         self.message.emit(f"Inspection #{ident} reviewed: {decision.replace('_', ' ')}", False)
+        self._set_review_enabled(self._selected_id() == ident)
+
+    def _review_failed(self, ident: int, text: str) -> None:
+        self.message.emit(f"Inspection #{ident} was not reviewed: {text}", True)
+        self._set_review_enabled(self._selected_id() == ident)
+
+    def _worker_done(self, worker) -> None:
+        worker.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts
+        self._reviewing.remove(worker)
+        worker.deleteLater()
 
     def choose_export(self) -> None:
         fmt = self.export_format.currentText()
@@ -316,7 +363,15 @@ class HistoryWorkspace(QWidget):
         from inspector.gui.workers import TaskWorker
         from inspector.report import export_report
 
-        store, flt = self.store(), self.current_filter()
+        try:
+            store = self.store()
+        except InspectorError as exc:
+            self.message.emit(str(exc), True)
+            return None
+        flt = self.current_filter()
+        if self._export is not None and self._export.isRunning():
+            self.message.emit("A report is still being exported; export again when it is written.", True)
+            return None
         self._export = TaskWorker(lambda: export_report(store, flt, fmt, path), self)
         self._export.done.connect(
             lambda written: self.message.emit("Exported " + ", ".join(str(p) for p in written), False)
@@ -330,5 +385,12 @@ class HistoryWorkspace(QWidget):
         self._wanted = None
         if self._loader is not None:
             self._loader.wait()
+        for worker in list(self._reviewing):
+            worker.wait()
+        if self._export is not None:
+            # A report being written is finished, not cut off: Qt aborts the process if a
+            # running thread's object is destroyed.
+            self.message.emit("Finishing the report being exported…", False)
+            self._export.wait()
         if self._store is not None:
             self._store.close()
