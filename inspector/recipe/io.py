@@ -459,7 +459,7 @@ def dump_recipe(recipe: Recipe) -> str:
 def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Recipe:
     """Write a recipe atomically; returns it with ``source`` set to the new file."""
     path = Path(path)
-    parse_recipe(dump_recipe(recipe))  # never write a file that would not load back
+    parse_recipe(dump_recipe(recipe), source=path)  # never write a file that would not load back
     if path.is_dir():
         raise RecipeError(f"{path}: is a folder; give the recipe file's name")
     tmp = path.with_name(f".{path.name}.tmp")

@@ -186,6 +186,19 @@ def test_core_errors_show_in_the_window_not_as_a_crash(window, tmp_path):
     assert "product.reference_image" in window.status.toolTip()
 
 
+def test_a_recipe_that_cannot_be_saved_marks_the_field_and_names_the_file(window, tmp_path):
+    recipe = write_demo_recipe(tmp_path / "recipe")
+    recipes = window.recipes
+    assert recipes.open_recipe(str(recipe))
+    recipes.form.min_area.setValue(5000)
+    recipes.form.max_area.setValue(100)
+    target = tmp_path / "copy.yaml"
+    assert not recipes.save_as(target)
+    assert not target.exists()
+    assert recipes.form.min_area.toolTip() == "5000 is larger than defects.max_area 100"  # the field is marked
+    assert f"Not saved: {target}: defects.min_area: 5000 is larger" in window.status.toolTip()
+
+
 def test_a_mistyped_video_file_is_named_in_the_window_not_waited_for(window, tmp_path):
     recipe = write_demo_recipe(tmp_path / "recipe")
     window.operate.recipe_edit.setText(str(recipe))

@@ -196,8 +196,9 @@ class RecipesWorkspace(QWidget):
         relative = os.path.relpath(reference, path.resolve().parent)
         try:
             saved = save_recipe(replace(self.recipe, reference_image=relative), path)
-        except RecipeError as exc:
-            self.message.emit(str(exc), True)
+        except RecipeError as exc:  # a value no recipe may hold, or a file that cannot be written
+            self.form.show_errors(_problems(exc))
+            self.message.emit(f"Not saved: {exc}", True)
             return False
         self.recipe = saved
         self.recipe_saved.emit(str(saved.source))
