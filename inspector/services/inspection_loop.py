@@ -283,7 +283,8 @@ def run_inspection(
             if on_result:
                 on_result(frame, result, image)
         else:
-            summary.status = "finished"
+            # A live source asked to stop ends its frames: that is a stop, not the end.
+            summary.status = "stopped" if cancel is not None and cancel.is_set() else "finished"
     except KeyboardInterrupt:
         summary.status = "stopped"
         raise

@@ -192,6 +192,22 @@ def test_cancel_stops_within_one_image_and_keeps_what_was_done(line, ahead):
     assert not any(t.name == "inspector-read-ahead" for t in threading.enumerate())
 
 
+def test_a_live_source_that_ends_because_it_was_stopped_is_a_stopped_run(line):
+    pipeline, folder, tmp = line
+    cancel = threading.Event()
+
+    def live_frames():  # as a camera's frames end once Stop stops the camera
+        frames = FileSource([folder]).frames()
+        yield next(frames)
+        cancel.set()
+
+    store = open_store(str(tmp / "r.db"))
+    summary = run_inspection(pipeline, store, live_frames(), source="camera:0", cancel=cancel)
+    store.close()
+    assert summary.status == "stopped" and summary.inspected == 1
+    assert rows(tmp / "r.db", "SELECT status FROM runs") == [("stopped",)]
+
+
 class CountingFrame(Frame):
     decoded: ClassVar[list[str]] = []
 
