@@ -110,6 +110,9 @@ class MainWindow(QMainWindow):
             self.operate.recipe_edit.setText(recent[0])
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.recipes.may_discard():  # unsaved recipe edits: the user chose to stay
+            event.ignore()
+            return
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("tab", self.tabs.currentIndex())
         self.settings.setValue("source", self.operate.source_edit.text())

@@ -16,3 +16,12 @@ def _garbage_collected_on_the_gui_thread():
     at start-up out of collections and keeps its one window."""
     yield
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _unsaved_recipes_are_discarded(monkeypatch):
+    """No test stops at a modal question about unsaved recipe edits (offscreen, nobody
+    would answer it); the tests of that question give their own answers."""
+    from inspector.gui.widgets.recipes import RecipesWorkspace
+
+    monkeypatch.setattr(RecipesWorkspace, "ask_unsaved", lambda self: "discard")

@@ -199,6 +199,35 @@ def test_a_recipe_that_cannot_be_saved_marks_the_field_and_names_the_file(window
     assert f"Not saved: {target}: defects.min_area: 5000 is larger" in window.status.toolTip()
 
 
+def test_unsaved_recipe_edits_are_kept_saved_or_discarded_as_the_user_answers(window, tmp_path, monkeypatch):
+    first = load_recipe(write_demo_recipe(tmp_path / "first"))
+    second = write_demo_recipe(tmp_path / "second")
+    recipes = window.recipes
+    assert recipes.open_recipe(str(first.source))
+    assert not recipes.unsaved()
+    recipes.form.allowed.setValue(3)
+    assert recipes.unsaved()
+    answers = []
+
+    def answer(text):
+        monkeypatch.setattr(type(recipes), "ask_unsaved", lambda self: answers.append(text) or text)
+
+    answer("cancel")
+    assert not recipes.open_recipe(str(second))  # the edits stay, and so does the recipe
+    assert recipes.recipe.source == first.source and recipes.recipe.defects.allowed == 3
+    answer("save")
+    assert recipes.open_recipe(str(second)) and recipes.recipe.source == second.resolve()
+    assert load_recipe(first.source).defects.allowed == 3  # saved before the other opened
+    recipes.form.allowed.setValue(4)
+    answer("cancel")
+    window.close()
+    assert window.isVisible()  # closing waits for an answer
+    answer("discard")
+    window.close()
+    assert not window.isVisible() and load_recipe(second).defects.allowed != 4
+    assert answers == ["cancel", "save", "cancel", "discard"]
+
+
 def test_a_mistyped_video_file_is_named_in_the_window_not_waited_for(window, tmp_path):
     recipe = write_demo_recipe(tmp_path / "recipe")
     window.operate.recipe_edit.setText(str(recipe))

@@ -18,7 +18,16 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSplitter, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from inspector.engine.image import read_image
 from inspector.engine.overlay import PALETTE
@@ -67,6 +76,7 @@ class RecipesWorkspace(QWidget):
         self._segment_key: tuple | None = None
         self._whole: tuple[tuple, object] | None = None  # (model settings, whole reference's segments)
         self._worker = None
+        self._closing = False
         self.undo_stack = QUndoStack(self)
 
         self.view = ImageView()
@@ -156,7 +166,36 @@ class RecipesWorkspace(QWidget):
         if path:
             self.save_as(path)
 
+    def unsaved(self) -> bool:
+        """Whether the recipe has edits that are not in its file."""
+        return self.recipe is not None and not self.undo_stack.isClean()
+
+    def ask_unsaved(self) -> str:
+        """ "save", "discard" or "cancel": what to do with unsaved edits, asked of the user."""
+        name = self.recipe.source.name if self.recipe.source else self.recipe.name
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self,
+            "Unsaved recipe",
+            f"The recipe {name} has changes that are not saved. Save them?",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Save,
+        )
+        return {buttons.Save: "save", buttons.Discard: "discard"}.get(answer, "cancel")
+
+    def may_discard(self) -> bool:
+        """True when the current recipe may be replaced or closed: it has no unsaved
+        edits, or the user saved them or chose to discard them."""
+        if not self.unsaved():
+            return True
+        answer = self.ask_unsaved()
+        if answer == "save":
+            return self.save() and not self.unsaved()
+        return answer == "discard"
+
     def open_recipe(self, path: str | os.PathLike) -> bool:
+        if not self.may_discard():
+            return False
         try:
             recipe = load_recipe(path)
         except RecipeError as exc:
@@ -167,6 +206,8 @@ class RecipesWorkspace(QWidget):
         return True
 
     def new_from_image(self, path: str | os.PathLike) -> bool:
+        if not self.may_discard():
+            return False
         path = Path(path).resolve()
         self._start(Recipe(name=path.stem, reference_image=str(path)))
         return True
@@ -201,6 +242,7 @@ class RecipesWorkspace(QWidget):
             self.message.emit(f"Not saved: {exc}", True)
             return False
         self.recipe = saved
+        self.undo_stack.setClean()
         self.recipe_saved.emit(str(saved.source))
         try:
             validate_recipe(saved)
@@ -324,7 +366,7 @@ class RecipesWorkspace(QWidget):
         from inspector.engine.regions import as_inspected
         from inspector.gui.workers import TaskWorker
 
-        if self.recipe is None or self.reference is None:
+        if self.recipe is None or self.reference is None or self._closing:
             return
         recipe, image, m = self.recipe, self.reference, self.recipe.model
         model_key = (str(recipe.reference_path), str(recipe.weights_spec), m.imgsz, m.conf, m.iou)
@@ -452,6 +494,7 @@ class RecipesWorkspace(QWidget):
         )
 
     def shutdown(self) -> None:
+        self._closing = True  # no new segmentation once the one running has finished
         self.dry_run.stop()
         if self._worker is not None:
-            self._worker.wait(30_000)
+            self._worker.wait()  # Qt aborts the process if a running thread's object is destroyed
