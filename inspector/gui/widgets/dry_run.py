@@ -64,7 +64,14 @@ class DryRunPanel(QWidget):
         pipeline = self._pipeline_factory()
         if pipeline is None:
             return
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:  # gone since it was chosen, or not a folder
+            self.message.emit(f"{folder}: cannot list the folder ({exc.strerror or exc})", True)
+            return
+        if not paths:
+            self.message.emit(f"{folder}: no image files to test on", True)
+            return
         self.table.setRowCount(0)
         self._results.clear()
         self.summary.setText(f"0 / {len(paths)}")
