@@ -228,6 +228,18 @@ def test_unsaved_recipe_edits_are_kept_saved_or_discarded_as_the_user_answers(wi
     assert answers == ["cancel", "save", "cancel", "discard"]
 
 
+def test_a_recipe_whose_reference_is_gone_says_so_over_the_empty_view(window, qtbot, tmp_path):
+    good = write_demo_recipe(tmp_path / "good")
+    broken = write_demo_recipe(tmp_path / "broken")
+    recipe = load_recipe(broken)
+    recipe.reference_path.unlink()
+    recipes = window.recipes
+    assert recipes.open_recipe(str(good))
+    qtbot.waitUntil(lambda: "segments" in recipes.showing.text(), timeout=60_000)
+    assert recipes.open_recipe(str(broken))
+    assert recipes.showing.text() == f"Reference of {recipe.name}: cannot be read ({recipe.reference_path})"
+
+
 def test_a_mistyped_video_file_is_named_in_the_window_not_waited_for(window, tmp_path):
     recipe = write_demo_recipe(tmp_path / "recipe")
     window.operate.recipe_edit.setText(str(recipe))

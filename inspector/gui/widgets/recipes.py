@@ -416,6 +416,9 @@ class RecipesWorkspace(QWidget):
 
     def refresh_overlay(self) -> None:
         """Redraw prompts and what they select; no model run."""
+        if self.recipe is not None and self.reference is None and self.showing_reference:
+            self.showing.setText(f"Reference of {self.recipe.name}: cannot be read ({self.recipe.reference_path})")
+            return
         if self.recipe is None or self.reference is None or not self.showing_reference:
             return
         from inspector.engine.regions import PartNotFound, defect_candidates, select_regions
