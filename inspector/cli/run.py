@@ -179,4 +179,6 @@ def run(args: argparse.Namespace) -> int:
             + f"; {summary.elapsed_s:.1f} s"
         )
         print(f"results in {store.url}")
+        if summary.status == "finished" and not summary.inspected and not summary.skipped:
+            print("inspector run: the source held no image files", file=sys.stderr)
     return 1 if args.fail_on_defect and summary.counts["FAIL"] else 0

@@ -240,6 +240,16 @@ def test_a_recipe_whose_reference_is_gone_says_so_over_the_empty_view(window, qt
     assert recipes.showing.text() == f"Reference of {recipe.name}: cannot be read ({recipe.reference_path})"
 
 
+def test_a_run_on_a_folder_without_images_says_so(window, qtbot, tmp_path):
+    recipe = write_demo_recipe(tmp_path / "recipe")
+    (tmp_path / "empty").mkdir()
+    window.operate.recipe_edit.setText(str(recipe))
+    window.operate.source_edit.setText(str(tmp_path / "empty"))
+    window.operate.start()
+    qtbot.waitUntil(lambda: not window.operate.running, timeout=60_000)
+    assert "0 inspected" in window.status.toolTip() and "the source held no image files" in window.status.toolTip()
+
+
 def test_a_mistyped_video_file_is_named_in_the_window_not_waited_for(window, tmp_path):
     recipe = write_demo_recipe(tmp_path / "recipe")
     window.operate.recipe_edit.setText(str(recipe))

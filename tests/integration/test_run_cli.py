@@ -171,3 +171,12 @@ def test_a_database_locked_for_a_few_seconds_is_waited_for(demo_line, tmp_path):
     holder.wait()
     assert result.returncode == 0, result.stderr
     assert db_rows(db, "SELECT COUNT(*) FROM inspections") == [(2,)]
+
+
+def test_a_folder_without_images_is_said_to_hold_none(demo_line, tmp_path, capsys):
+    recipe, _, _ = demo_line
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no pictures here")
+    assert main(["run", "--recipe", str(recipe), str(tmp_path / "empty"), "--db", str(tmp_path / "r.db")]) == 0
+    captured = capsys.readouterr()
+    assert "0 inspected" in captured.out and "the source held no image files" in captured.err

@@ -319,11 +319,15 @@ class OperateWorkspace(QWidget):
 
     def _on_finished(self, summary) -> None:
         lost = summary.pictures_lost
+        empty = summary.status == "finished" and not summary.inspected and not summary.skipped
+        errors = summary.counts["ERROR"]
         self.message.emit(
             f"Run {summary.run_id} {summary.status}: {summary.inspected} inspected, "
             f"{summary.skipped} skipped as already inspected"
+            + (f", {errors} ERROR (see History)" if errors else "")
+            + ("; the source held no image files" if empty else "")
             + (f"; {lost} stored without their pictures (is the disk full?)" if lost else ""),
-            bool(lost),
+            bool(lost or empty or errors),
         )
 
     def _on_failed(self, text: str) -> None:
