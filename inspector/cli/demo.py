@@ -41,26 +41,21 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-# What a demo writes into its folder; a folder holding only these is a previous demo's.
-_DEMO_ENTRIES = frozenset(
-    {"images", "truth", "results", "recipe", "inspector.db", "inspector.db-wal", "inspector.db-shm"}
-    | {"report.html", "summary.json"}
-)
+# Written into every demo folder: only a folder holding it is emptied for a new demo.
+_MARKER = ".inspector-demo"
 
 
 def _fresh_folder(out: Path) -> None:
-    """Empty ``out`` of a previous demo, so that its images, results and database are
-    not mixed with this one's; a folder holding anything else is refused, not touched."""
+    """Empty ``out`` of a previous demo (a folder holding the demo's marker file), so that
+    its images, results and database are not mixed with this one's. Any other folder
+    that is not empty is refused, not touched: names such as images/ are common."""
     if not out.exists():
         return
     if not out.is_dir():
         raise InspectorError(f"--out {out}: is a file, not a folder")
     entries = sorted(out.iterdir())
-    foreign = [e.name for e in entries if e.name not in _DEMO_ENTRIES]
-    if foreign:
-        raise InspectorError(
-            f"--out {out}: holds {foreign[0]!r}, which the demo did not write; give a new or empty folder"
-        )
+    if entries and not (out / _MARKER).is_file():
+        raise InspectorError(f"--out {out}: is not empty and was not made by the demo; give a new or empty folder")
     for entry in entries:
         try:
             if entry.is_dir() and not entry.is_symlink():
@@ -132,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     started = time.perf_counter()
     _fresh_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).write_text("made by inspector demo; a new demo into this folder replaces it\n")
     print(f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}")
     kinds = _generate(out, args.count, seed)
     recipe = load_recipe(write_demo_recipe(out / "recipe"))

@@ -104,11 +104,12 @@ def test_demo_runs_end_to_end_from_the_installed_command(tmp_path):
     assert len(list((out / "images").glob("*.png"))) == 2
 
 
-def test_demo_leaves_a_folder_of_other_files_alone(tmp_path, capsys):
-    (tmp_path / "notes.txt").write_text("mine")
+def test_demo_leaves_a_folder_it_did_not_make_alone(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "my_photo.jpg").write_text("mine")  # a name the demo uses too
     assert main(["demo", "--count", "2", "--out", str(tmp_path)]) == 2
-    assert "holds 'notes.txt', which the demo did not write" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert "is not empty and was not made by the demo" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.rglob("*")] == ["images", "my_photo.jpg"]
 
 
 def test_text_prompt_combines_with_a_box(demo_part, capsys, tiny_clip):
