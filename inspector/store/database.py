@@ -150,11 +150,18 @@ def _upgrade(connection, current: str | None, url: str) -> None:
 
 
 def _read_only_uri(path: Path) -> str:
-    """A URI that opens a SQLite file without writing to it. In a folder that cannot be
-    written, a database in WAL mode cannot make the shared-memory file readers need, so
-    it is opened as immutable: read as it is on disk."""
-    writable_folder = os.access(path.resolve().parent, os.W_OK)
-    return f"{path.resolve().as_uri()}?mode=ro" + ("" if writable_folder else "&immutable=1")
+    """A URI that opens a SQLite file without writing to it.
+
+    A database in WAL mode needs a shared-memory file beside it, which a folder that
+    cannot be written cannot take. Only there, and only when no write-ahead log holds
+    data (no station is writing to it), is it opened as immutable: read as it is on
+    disk. Otherwise a live log would be ignored and recent results left out.
+    """
+    path = path.resolve()
+    uri = f"{path.as_uri()}?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    idle = not wal.exists() or wal.stat().st_size == 0
+    return uri + ("&immutable=1" if idle and not os.access(path.parent, os.W_OK) else "")
 
 
 def _holds_inspections(path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -164,3 +165,14 @@ def test_a_folder_given_as_the_database_is_named_as_one(tmp_path):
 
     with pytest.raises(StoreError, match=r"is a folder, not a database file"):
         open_store(str(tmp_path))
+
+
+def test_a_read_only_database_is_read_as_immutable_only_when_no_station_is_writing_to_it(tmp_path, monkeypatch):
+    from inspector.store import database
+
+    path = tmp_path / "line.db"
+    path.write_bytes(b"")
+    monkeypatch.setattr(database.os, "access", lambda p, mode: mode != os.W_OK)  # a folder we may not write
+    assert database._read_only_uri(path).endswith("?mode=ro&immutable=1")
+    (tmp_path / "line.db-wal").write_bytes(b"recent results")  # a station's write-ahead log
+    assert database._read_only_uri(path).endswith("?mode=ro")
