@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +24,16 @@ def _when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is too far from today to be an inspection time") from None
 
 
+def _run_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value < 2**63:  # SQLite's integers
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run number (a whole number from 1)")
+    return value
+
+
 def add_parser(sub) -> None:
     from inspector.report import FORMATS
 
@@ -39,7 +50,7 @@ def add_parser(sub) -> None:
     p.add_argument("--since", type=_when, help="from this date/time (inclusive)")
     p.add_argument("--until", type=_when, help="until this date/time (exclusive)")
     p.add_argument("--verdict", choices=("PASS", "FAIL", "ERROR"))
-    p.add_argument("--run", type=int, dest="run_id", help="only this run")
+    p.add_argument("--run", type=_run_number, dest="run_id", help="only this run")
     p.set_defaults(run=run)
 
 
@@ -58,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             product=args.product, since=args.since, until=args.until, verdict=args.verdict, run_id=args.run_id
         )
         if _same_file(args.out, store.sqlite_path):
-            raise InspectorError(f"--out {args.out} is the database the report is read from")
+            raise InspectorError(f"--out {args.out} is the database the report is read from, or one of its files")
         written = export_report(store, flt, fmt, args.out)
     finally:
         store.close()
@@ -90,7 +101,19 @@ def _format_of(out: Path) -> str:
 
 
 def _same_file(out: Path, database: Path | None) -> bool:
-    try:
-        return database is not None and out.exists() and out.resolve() == database.resolve()
-    except OSError:
+    """Whether writing ``out`` would write over the database or one of SQLite's files
+    beside it (its write-ahead log, shared memory, journal), hard links included."""
+    if database is None:
         return False
+    files = [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm", "-journal"))]
+    written = [out, out.with_name(f"{out.stem}-defects{out.suffix}")]  # CSV writes a second file
+    for target in written:
+        for file in files:
+            try:
+                if target.exists() and file.exists() and os.path.samefile(target, file):
+                    return True
+            except OSError:
+                continue
+            if target.resolve() == file.resolve():  # one not made yet, named as the other
+                return True
+    return False

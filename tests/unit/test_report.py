@@ -219,9 +219,15 @@ def test_a_report_never_writes_over_its_database_and_takes_its_format_from_the_n
     _, tmp = filled
     db = tmp / "r.db"
     before = db.read_bytes()
-    assert main(["report", "--db", str(db), "--out", str(db)]) == 2
-    assert f"--out {db} is the database the report is read from" in capsys.readouterr().err
+    for out in (db, tmp / "r.db-wal", tmp / "r.db-shm"):
+        assert main(["report", "--db", str(db), "--format", "csv", "--out", str(out)]) == 2
+        assert f"--out {out} is the database the report is read from" in capsys.readouterr().err
+    (tmp / "link.csv").hardlink_to(db)
+    assert main(["report", "--db", str(db), "--format", "csv", "--out", str(tmp / "link.csv")]) == 2
     assert db.read_bytes() == before
+    with pytest.raises(SystemExit):
+        main(["report", "--db", str(db), "--out", str(tmp / "x.html"), "--run", "99999999999999999999"])
+    assert "is not a run number" in capsys.readouterr().err
     assert main(["report", "--db", str(db), "--out", str(tmp / "named.csv")]) == 0
     assert (tmp / "named.csv").read_text().startswith("inspection_id,")
     assert main(["report", "--db", str(db), "--out", str(tmp / "named.pdf")]) == 0
