@@ -414,7 +414,10 @@ class InspectionPipeline:
             return self.error_result(registration.error, timings, size)
         if ref.in_colour and is_monochrome(image):
             # Every coloured feature would differ from the reference: a wrong FAIL.
-            message = "the image is monochrome but the recipe's reference is in colour (a camera set to mono?)"
+            message = (
+                "the image has no colour but the recipe's reference has (a camera set to monochrome, "
+                "or every coloured part of the product missing)"
+            )
             return self.error_result(message, timings, size)
         if registration.unaligned:
             t = time.perf_counter()

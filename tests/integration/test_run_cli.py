@@ -83,7 +83,7 @@ def test_bad_input_becomes_error_rows_and_the_run_goes_on(demo_line, tmp_path, c
     for name in ("tiny.png", "huge.jpg"):  # another camera entirely: a clear error, not a crash
         assert per_image[name]["verdict"] == "ERROR" and per_image[name]["error"]
     # A grey picture of a coloured part would differ from its reference wherever it has colour.
-    assert per_image["gray.bmp"]["verdict"] == "ERROR" and "monochrome" in per_image["gray.bmp"]["error"]
+    assert per_image["gray.bmp"]["verdict"] == "ERROR" and "has no colour" in per_image["gray.bmp"]["error"]
     summary = lines[-1]["summary"]
     assert summary["inspected"] == 10 and summary["error"] == 7
 
