@@ -86,3 +86,15 @@ def test_closing_while_a_report_is_exported_finishes_the_report(history, line): 
     assert history.export(tmp / "closing.pdf", "pdf") is not None
     history.shutdown()  # as closing the window does, at once
     assert (tmp / "closing.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_review_buttons_follow_the_reject_on_show_while_a_review_is_stored(history, qtbot):
+    first, second = _rows(history, "FAIL")[:2]
+    history.table.selectRow(first)
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)
+    history.review("confirmed")
+    history.table.selectRow(second)  # the next reject, while the first review is stored
+    qtbot.waitUntil(lambda: history.table.item(first, 5).text() == "confirmed", timeout=10_000)
+    qtbot.waitUntil(lambda: not history._reviewing, timeout=10_000)
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)  # the second reject's, once its picture is up
+    assert history._on_show.ident == int(history.table.item(second, 0).text())

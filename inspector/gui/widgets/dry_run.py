@@ -85,7 +85,7 @@ class DryRunPanel(QWidget):
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
-            self._worker.wait(30_000)
+            self._worker.wait()  # within one image: destroying a running thread aborts
 
     def _add_row(self, path: str, result) -> None:
         row = self.table.rowCount()

@@ -105,6 +105,7 @@ class HistoryWorkspace(QWidget):
         self._store = None
         self._export = None  # the worker writing a report
         self._reviewing: list = []  # workers storing reviews
+        self._on_show: _Shown | None = None  # the inspection whose picture the pane shows
         self._wanted: _Shown | None = None  # the selected inspection, until its picture is being read
         self._loader = None  # the worker reading a picture
         self.product = QComboBox()
@@ -257,6 +258,7 @@ class HistoryWorkspace(QWidget):
             return
         # Until its picture is shown, the pane holds no other inspection's picture to be
         # reviewed by mistake.
+        self._on_show = None
         self._set_review_enabled(False)
         self.view.set_image(None)
         self.detail.setText(f"#{ident} {shown.verdict} - loading {Path(shown.path).name}…")
@@ -289,13 +291,15 @@ class HistoryWorkspace(QWidget):
         self.message.emit(text, True)
         if shown.ident == self._selected_id():
             self.detail.setText(f"#{shown.ident} {shown.verdict} - {Path(shown.path).name}: {text}")
-            self._set_review_enabled(shown.verdict == "FAIL")
+            self._on_show = shown
+            self._update_review_buttons()
 
     def _show_picture(self, loaded) -> None:
         shown, image, overlay, problem = loaded
         if shown.ident != self._selected_id():  # another row was selected meanwhile
             return
-        self._set_review_enabled(shown.verdict == "FAIL")
+        self._on_show = shown
+        self._update_review_buttons()
         name = Path(shown.path).name
         self.view.set_image(image)
         self.view.set_overlay(overlay)
@@ -308,6 +312,17 @@ class HistoryWorkspace(QWidget):
                 f"#{shown.ident} {shown.verdict} - {name}"
                 + (f": {shown.error}" if shown.error else f", {len(shown.outlines)} defect(s)")
             )
+
+    def _update_review_buttons(self) -> None:
+        """Review what is on show: a reject whose picture is up and the selected row, and
+        not while a review is being stored."""
+        on_show = self._on_show
+        self._set_review_enabled(
+            on_show is not None
+            and on_show.verdict == "FAIL"
+            and on_show.ident == self._selected_id()
+            and not self._reviewing
+        )
 
     def _set_review_enabled(self, enabled: bool) -> None:
         self.confirm.setEnabled(enabled)
@@ -341,16 +356,17 @@ class HistoryWorkspace(QWidget):
             if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == ident:
                 self.table.item(row, 5).setText(REVIEW_NAMES[decision])
         self.message.emit(f"Inspection #{ident} reviewed: {decision.replace('_', ' ')}", False)
-        self._set_review_enabled(self._selected_id() == ident)
+        self._update_review_buttons()
 
     def _review_failed(self, ident: int, text: str) -> None:
         self.message.emit(f"Inspection #{ident} was not reviewed: {text}", True)
-        self._set_review_enabled(self._selected_id() == ident)
+        self._update_review_buttons()
 
     def _worker_done(self, worker) -> None:
         worker.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts
         self._reviewing.remove(worker)
         worker.deleteLater()
+        self._update_review_buttons()
 
     def choose_export(self) -> None:
         fmt = self.export_format.currentText()

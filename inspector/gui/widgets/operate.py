@@ -241,7 +241,7 @@ class OperateWorkspace(QWidget):
         """Stop and wait (window closing)."""
         if self._worker is not None:
             self.stop()
-            self._worker.wait(30_000)
+            self._worker.wait()  # within one image: destroying a running thread aborts
 
     # -- results -------------------------------------------------------------------------
 
