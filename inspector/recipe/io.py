@@ -45,15 +45,22 @@ def _finite_number(value: Any) -> bool:
 
 
 def _as_yaml_number(value) -> str:
-    """A hint for text that reads as a number to people but not to YAML: 2e4 is text in
-    YAML 1.1 (which needs a point and a signed exponent: 2.0e+4)."""
+    """A hint for text that reads as a number to people but not to YAML 1.1, which wants
+    a point and a signed exponent (2e4 is text; 2.0e+4 is a number), or no quotes."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
     try:
-        number = float(value) if isinstance(value, str) else None
+        if not math.isfinite(float(text)):
+            return ""
     except ValueError:
         return ""
-    if number is None or not math.isfinite(number):
-        return ""
-    return f" (YAML reads it as text; write {number:g}" + (f" or {number:.1e}" if "e" in value.lower() else "") + ")"
+    mantissa, e, exponent = text.lower().partition("e")
+    if e:
+        mantissa += "" if "." in mantissa else ".0"
+        exponent = exponent if exponent[:1] in "+-" else f"+{exponent}"
+        text = f"{mantissa}e{exponent}"
+    return f" (YAML reads it as text; write {text})"
 
 
 class _Checker:

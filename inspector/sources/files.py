@@ -11,7 +11,8 @@ from inspector.engine.image import read_bytes
 from inspector.errors import SourceError
 from inspector.sources.frame import Frame
 
-# What OpenCV decodes (GIF since 4.7: its first frame). A folder's other files are left out.
+# What OpenCV decodes (GIF: its first frame, where the build has a GIF decoder, as 5.0
+# has; elsewhere a GIF is an ERROR row naming it). A folder's other files are left out.
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".exr", ".hdr"}
     | {".gif"}
