@@ -206,9 +206,12 @@ class FastSAMSegmenter:
         import torch
 
         try:
-            return int(torch.cuda.mem_get_info(self._device)[0])
+            free = torch.cuda.mem_get_info(self._device)[0]
+            # What torch holds in its cache from earlier work is free to this process too.
+            cached = torch.cuda.memory_reserved(self._device) - torch.cuda.memory_allocated(self._device)
         except RuntimeError:
             return None
+        return int(free + cached)
 
     def load(self) -> None:
         """Load the network now instead of on the first image.

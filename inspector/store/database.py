@@ -12,6 +12,7 @@ SCHEMA_REVISION.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from contextlib import closing
@@ -194,8 +195,9 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"{url}: not a database URL ({exc})") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
+        unparsed = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # a password, even here
+        raise StoreError(f"{unparsed}: not a database URL ({exc})") from None
     shown = parsed.render_as_string(hide_password=True)  # for messages and Store.url: no password
     sqlite_path = None
     read_only = False

@@ -176,3 +176,11 @@ def test_a_read_only_database_is_read_as_immutable_only_when_no_station_is_writi
     assert database._read_only_uri(path).endswith("?mode=ro&immutable=1")
     (tmp_path / "line.db-wal").write_bytes(b"recent results")  # a station's write-ahead log
     assert database._read_only_uri(path).endswith("?mode=ro")
+
+
+def test_a_url_that_cannot_be_parsed_is_an_error_without_its_password():
+    from inspector.errors import StoreError
+
+    with pytest.raises(StoreError) as refused:
+        open_store("postgresql://inspector:s3cret@db.example:badport/line1")  # a port that is no number
+    assert "not a database URL" in str(refused.value) and "s3cret" not in str(refused.value)
