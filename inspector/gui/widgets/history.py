@@ -342,12 +342,12 @@ class HistoryWorkspace(QWidget):
             with store.session() as session, session.begin():
                 add_review(session, inspection_id=ident, decision=decision)
 
-        self._set_review_enabled(False)  # one review at a time
         worker = TaskWorker(store_review, self)
         worker.done.connect(lambda _: self._reviewed(ident, decision))
-        worker.failed.connect(lambda text: self._review_failed(ident, text))
+        worker.failed.connect(lambda text: self.message.emit(f"Inspection #{ident} was not reviewed: {text}", True))
         worker.finished.connect(lambda: self._worker_done(worker))
         self._reviewing.append(worker)
+        self._update_review_buttons()  # one review at a time
         worker.start()
         return worker
 
@@ -356,17 +356,12 @@ class HistoryWorkspace(QWidget):
             if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == ident:
                 self.table.item(row, 5).setText(REVIEW_NAMES[decision])
         self.message.emit(f"Inspection #{ident} reviewed: {decision.replace('_', ' ')}", False)
-        self._update_review_buttons()
-
-    def _review_failed(self, ident: int, text: str) -> None:
-        self.message.emit(f"Inspection #{ident} was not reviewed: {text}", True)
-        self._update_review_buttons()
 
     def _worker_done(self, worker) -> None:
         worker.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts
         self._reviewing.remove(worker)
         worker.deleteLater()
-        self._update_review_buttons()
+        self._update_review_buttons()  # the review is stored (or not): the next may start
 
     def choose_export(self) -> None:
         fmt = self.export_format.currentText()
@@ -406,7 +401,6 @@ class HistoryWorkspace(QWidget):
         if self._export is not None:
             # A report being written is finished, not cut off: Qt aborts the process if a
             # running thread's object is destroyed.
-            self.message.emit("Finishing the report being exported…", False)
             self._export.wait()
         if self._store is not None:
             self._store.close()
