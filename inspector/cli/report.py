@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,11 +110,9 @@ def _same_file(out: Path, database: Path | None) -> bool:
     written = [out, out.with_name(f"{out.stem}-defects{out.suffix}")]  # CSV writes a second file
     for target in written:
         for file in files:
-            try:
-                if target.exists() and file.exists() and os.path.samefile(target, file):
-                    return True
-            except OSError:
-                continue
-            if target.resolve() == file.resolve():  # one not made yet, named as the other
+            if target.resolve() == file.resolve():
                 return True
+            with contextlib.suppress(OSError):  # either not there: no hard link between them
+                if os.path.samefile(target, file):
+                    return True
     return False
