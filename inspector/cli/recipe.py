@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 from inspector.engine.image import read_image
+from inspector.engine.preflight import validate_recipe
 from inspector.errors import InspectorError, RecipeError
 from inspector.recipe.io import load_recipe, save_recipe
 from inspector.recipe.model import Recipe
-from inspector.recipe.validate import validate_recipe
 
 
 def add_parser(sub) -> None:

@@ -29,6 +29,7 @@ from inspector.engine.image import (
     read_bytes,
     reduction_of,
 )
+from inspector.engine.preflight import checked_reference, raise_problems, setup_problems
 from inspector.engine.regions import (
     PartNotFound,
     Regions,
@@ -43,8 +44,8 @@ from inspector.engine.segmenter import FastSAMSegmenter, Segmenter
 from inspector.engine.threads import limit_blas_threads
 from inspector.engine.types import ERROR, FAIL, PASS, Finding, InspectionResult, Segmentation
 from inspector.errors import EngineError, InspectorError
+from inspector.recipe.io import recipe_hash
 from inspector.recipe.model import Recipe
-from inspector.recipe.validate import checked_reference, raise_problems, setup_problems
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class InspectionPipeline:
     ) -> None:
         limit_blas_threads()
         self.recipe = recipe
-        self.recipe_hash = recipe.content_hash
+        self.recipe_hash = recipe_hash(recipe)
         self.reference_image = _read_reference(recipe, validate=validate, import_torch=segmenter is None)
         self.segmenter = segmenter or FastSAMSegmenter(
             recipe.weights_spec,

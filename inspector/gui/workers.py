@@ -15,6 +15,7 @@ from PySide6.QtCore import QThread, Signal
 from sqlalchemy.exc import OperationalError
 
 from inspector.errors import InspectorError
+from inspector.recipe.io import recipe_hash
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _pipeline_for(recipe):
     """
     from inspector.engine.pipeline import InspectionPipeline
 
-    key = (str(recipe.source), recipe.content_hash)
+    key = (str(recipe.source), recipe_hash(recipe))
     with _pipelines_lock:
         if key not in _pipelines:
             pipeline = InspectionPipeline(recipe, validate=True)

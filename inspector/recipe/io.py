@@ -7,6 +7,7 @@ Every problem in a file is collected and reported at once, as
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 from collections.abc import Hashable
@@ -461,6 +462,11 @@ def dump_recipe(recipe: Recipe) -> str:
     return yaml.dump(
         recipe_to_dict(recipe), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
     )
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """SHA-256 of the canonical YAML text: the recipe version recorded with results."""
+    return hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
 
 
 def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Recipe:

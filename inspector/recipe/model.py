@@ -6,7 +6,6 @@ Coordinates are pixels of the reference image.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -139,10 +138,3 @@ class Recipe:
     @property
     def reference_path(self) -> Path:
         return self.resolve(self.reference_image)
-
-    @property
-    def content_hash(self) -> str:
-        """SHA-256 of the canonical YAML text: the recipe version recorded with results."""
-        from inspector.recipe.io import dump_recipe
-
-        return hashlib.sha256(dump_recipe(self).encode("utf-8")).hexdigest()

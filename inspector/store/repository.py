@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from inspector.engine.types import InspectionResult, ModelIdentity
-from inspector.recipe.io import dump_recipe
+from inspector.recipe.io import dump_recipe, recipe_hash
 from inspector.recipe.model import Recipe
 from inspector.store.models import Defect, Inspection, RecipeSnapshot, Review, Run, utcnow
 
@@ -32,7 +32,7 @@ class InspectionRecord:
 
 def recipe_snapshot(session: Session, recipe: Recipe) -> int:
     """Id of the stored copy of this exact recipe text, stored now if new."""
-    digest = recipe.content_hash
+    digest = recipe_hash(recipe)
     found = session.scalar(select(RecipeSnapshot.id).where(RecipeSnapshot.sha256 == digest))
     if found is not None:
         return found

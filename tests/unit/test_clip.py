@@ -23,11 +23,11 @@ from inspector.engine.clip import (
     resolve_clip,
 )
 from inspector.engine.pipeline import InspectionPipeline
+from inspector.engine.preflight import validate_recipe
 from inspector.engine.prompts import select_segments, select_text
 from inspector.errors import RecipeError
 from inspector.recipe.io import dump_recipe, load_recipe, parse_recipe, save_recipe
 from inspector.recipe.model import ClipSettings, Exemplar
-from inspector.recipe.validate import validate_recipe
 from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe, segmentation_of
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from inspector.engine.pipeline import InspectionPipeline
+from inspector.recipe.io import recipe_hash
 from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe, segmentation_of
 
 SIZE = (640, 480)
@@ -91,7 +92,7 @@ def test_unreadable_file_is_an_error_result_not_an_exception(setup, tmp_path):
     (tmp_path / "bad.png").write_text("no pixels here")
     result = pipeline_for(recipe, reference).inspect_file(tmp_path / "bad.png")
     assert result.verdict == "ERROR" and "bad.png" in result.error
-    assert result.recipe_hash == recipe.content_hash
+    assert result.recipe_hash == recipe_hash(recipe)
 
 
 class FragmentingSegmenter(TruthSegmenter):
@@ -184,7 +185,7 @@ def test_a_reference_that_cannot_be_read_is_a_recipe_error_naming_it(tmp_path, o
 
 
 def test_a_pipeline_that_checks_its_recipe_decodes_the_reference_once_and_names_every_problem(tmp_path, monkeypatch):
-    import inspector.recipe.validate as validate
+    import inspector.engine.preflight as validate
     from inspector.errors import RecipeError
 
     recipe, reference = fixtured_recipe(tmp_path)

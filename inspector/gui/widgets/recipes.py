@@ -228,7 +228,7 @@ class RecipesWorkspace(QWidget):
         return self.save_as(self.recipe.source)
 
     def save_as(self, path: str | os.PathLike) -> bool:
-        from inspector.recipe.validate import validate_recipe
+        from inspector.engine.preflight import validate_recipe
 
         if self.recipe is None:
             return False

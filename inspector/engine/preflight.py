@@ -1,4 +1,10 @@
-"""Checks of a recipe against the world: its reference image, prompts and weights."""
+"""Pre-flight: the checks a recipe must pass before it inspects anything.
+
+A recipe is pure data (``inspector.recipe``); whether its reference image can be read,
+its prompts lie on it, its weights and CLIP checkpoint exist is a question for the
+engine, asked here. ``inspector recipe validate``, ``inspector run`` and the GUI all run
+exactly these checks.
+"""
 
 from __future__ import annotations
 
