@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 
 from inspector.engine.image import write_image
+from inspector.engine.segmenter import SegmenterRuntime
 from inspector.engine.types import ModelIdentity, Segmentation
+from inspector.errors import EngineError
 from inspector.recipe.io import save_recipe
 from inspector.recipe.model import DefectRules, PartPrompts, Recipe
 from inspector.synthetic.demo_product import demo_background, demo_design
@@ -50,6 +52,15 @@ class TruthSegmenter:
     def __init__(self, scenes: list[Scene]) -> None:
         self._scenes = {hashlib.sha256(s.image.tobytes()).hexdigest(): s for s in scenes}
         self.calls = 0
+
+    def runtime(self) -> SegmenterRuntime:
+        return SegmenterRuntime(backend="truth", device_type="stand-in")
+
+    def replica(self, *, threads=None):
+        raise EngineError("the stand-in segmenter runs one image at a time")
+
+    def free_device_memory(self):
+        return None
 
     def scene_of(self, image) -> Scene:
         return self._scenes[hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()]

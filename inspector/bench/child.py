@@ -142,7 +142,7 @@ def pipeline(args) -> dict:
         "workers": workers,
         "register_ahead": registered_ahead,
         "verdicts": dict(summary.counts),
-        "backend": pipe.segmenter.backend,
+        "backend": pipe.segmenter.runtime().backend,
         "elapsed_s": summary.elapsed_s,
         "throughput_ips": steady,
         # each worker's first image is a cold one
@@ -205,7 +205,7 @@ def network(args) -> dict:
             thread.join()
     stages = {name: [t[name] for t in timings] for name in timings[0]}
     return {
-        "backend": segmenter.backend,
+        "backend": segmenter.runtime().backend,
         "workers": workers,
         "stages_ms": stages,
         "totals_ms": [sum(t.values()) for t in timings],

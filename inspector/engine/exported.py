@@ -3,7 +3,7 @@
 ``inspector export`` writes ``<model folder>/exports/<name>-<sha256 prefix>.onnx`` from
 the weights with ultralytics' exporter (dynamic input size, so every image keeps its own
 aspect ratio). The segmenter uses it on the CPU when it is present and onnxruntime is
-installed; the file name ties it to the exact weights it came from.
+installed (``engine/networks.py``); the file name ties it to the exact weights it came from.
 """
 
 from __future__ import annotations
@@ -57,30 +57,3 @@ def export_onnx(weights: ResolvedWeights, *, imgsz: int = 640) -> Path:
             raise EngineError(f"ONNX export of {weights.path} failed: {exc}") from exc
         shutil.move(str(exported), target)
     return target
-
-
-class OnnxNetwork:
-    """The exported network behind the same call as the torch module: tensor in, (pred, proto) out."""
-
-    def __init__(self, path: Path, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # By default the runtime's threads spin after each run, waiting for the next one,
-        # on the cores that registration, the rules and the next image need: on 2 cores a
-        # pipeline image took 153-160 ms with spinning and 122-126 ms without.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise EngineError(f"cannot load the ONNX export {path}: {exc}; export it again") from exc
-        self._input = self._session.get_inputs()[0].name
-        self.path = path
-
-    def __call__(self, tensor):
-        import torch
-
-        pred, proto = self._session.run(None, {self._input: tensor.cpu().numpy()})[:2]
-        return torch.from_numpy(pred), torch.from_numpy(proto)

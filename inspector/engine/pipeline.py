@@ -232,12 +232,9 @@ class InspectionPipeline:
         The copy shares the recipe, the segmented reference and the classifier, and runs
         its own replica of the network (``threads``: see ``FastSAMSegmenter.replica``).
         """
-        replica = getattr(self.segmenter, "replica", None)
-        if replica is None:
-            raise EngineError(f"{type(self.segmenter).__name__} cannot run on several threads at once")
         self.prepare()
         twin = copy.copy(self)
-        twin.segmenter = replica(threads=threads)
+        twin.segmenter = self.segmenter.replica(threads=threads)
         twin._lock = threading.Lock()
         return twin
 

@@ -12,12 +12,14 @@ import copy
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
+from inspector.engine.networks import Network, OnnxNetwork, TorchNetwork
 from inspector.engine.types import ModelIdentity, Segmentation
 from inspector.engine.weights import resolve_weights
 from inspector.errors import EngineError
@@ -30,12 +32,44 @@ _PROTO_STRIDE = 4  # YOLOv8-seg prototypes are a quarter of the input size
 _PAD_VALUE = 114  # the letterbox gray ultralytics trains with
 
 
+@dataclass(frozen=True)
+class SegmenterRuntime:
+    """What a loaded segmenter is and can do, for those who plan work around it.
+
+    Attributes:
+        backend: the engine that runs the network ("torch", "onnx"; a stand-in names itself).
+        device_type: where it runs: "cpu", "cuda" or "mps"; anything else (a stand-in)
+            is inspected one image at a time.
+        threads_from_caller: whether a pass runs on the calling thread's CPU thread count
+            (torch; see ``engine/threads.py``) rather than on a count fixed at loading.
+        replicable: whether :meth:`Segmenter.replica` makes a copy that can run beside it.
+    """
+
+    backend: str
+    device_type: str
+    threads_from_caller: bool = True
+    replicable: bool = False
+
+
 @runtime_checkable
 class Segmenter(Protocol):
     """Anything that segments every instance in a BGR image."""
 
     @property
     def identity(self) -> ModelIdentity: ...
+
+    def runtime(self) -> SegmenterRuntime:
+        """The loaded network's description (loads it first)."""
+        ...
+
+    def replica(self, *, threads: int | None = None) -> Segmenter:
+        """The same network for another thread to run beside this one; EngineError where
+        ``runtime().replicable`` is false."""
+        ...
+
+    def free_device_memory(self) -> int | None:
+        """Bytes free on the GPU the network runs on; None on a CPU or where unknown."""
+        ...
 
     def segment(
         self,
@@ -150,11 +184,8 @@ class FastSAMSegmenter:
         self._weights = resolve_weights(weights, expected_sha256=expected_sha256, allow_download=allow_download)
         self._device_request = device
         self._backend_request = backend
-        self.backend = "torch"
         self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
-        self._model = None
-        self._device = None
-        self._half = False
+        self._network: Network | None = None
         self._load_lock = threading.Lock()
         # One forward at a time through this instance (see ``replica`` for more).
         self._run_lock = threading.Lock()
@@ -184,31 +215,30 @@ class FastSAMSegmenter:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._network is not None
 
-    @property
-    def threads_from_caller(self) -> bool:
-        """Whether a pass runs on the calling thread's CPU thread count (torch; see
-        ``engine/threads.py``) rather than on a count fixed when the network was loaded
-        (an ONNX session's)."""
-        return self.backend == "torch"
-
-    @property
-    def device_type(self) -> str | None:
-        """Where the network runs ("cpu", "cuda", ...) once loaded; None before."""
-        return None if self._device is None else self._device.type
+    def runtime(self) -> SegmenterRuntime:
+        self.load()
+        network = self._network
+        return SegmenterRuntime(
+            backend=network.backend,
+            device_type=network.device.type,
+            threads_from_caller=network.threads_from_caller,
+            replicable=True,
+        )
 
     def free_device_memory(self) -> int | None:
         """Bytes free on the GPU the network runs on; None on a CPU, before loading, or
         where the driver does not say."""
-        if self._device is None or self._device.type != "cuda":
+        if self._network is None or self._network.device.type != "cuda":
             return None
         import torch
 
+        device = self._network.device
         try:
-            free = torch.cuda.mem_get_info(self._device)[0]
+            free = torch.cuda.mem_get_info(device)[0]
             # What torch holds in its cache from earlier work is free to this process too.
-            cached = torch.cuda.memory_reserved(self._device) - torch.cuda.memory_allocated(self._device)
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         except RuntimeError:
             return None
         return int(free + cached)
@@ -222,7 +252,7 @@ class FastSAMSegmenter:
         pass, on the reference, is at the images' shape.
         """
         with self._load_lock:
-            if self._model is not None:
+            if self._network is not None:
                 return
             # Before ultralytics is first imported: no update checks or telemetry, and
             # never a pip install at run time, whatever the environment says.
@@ -233,26 +263,9 @@ class FastSAMSegmenter:
             if exported is not None:
                 import torch
 
-                from inspector.engine.exported import OnnxNetwork
-
-                model = OnnxNetwork(exported, threads=torch.get_num_threads())
-                self.backend = "onnx"
+                self._network = OnnxNetwork(exported, threads=torch.get_num_threads())
             else:
-                from ultralytics import FastSAM
-
-                try:
-                    model = FastSAM(str(self._weights.path)).model
-                except Exception as exc:  # a corrupt or foreign file: say which
-                    raise EngineError(f"cannot load {self._weights.path} as a FastSAM model: {exc}") from exc
-                if not callable(getattr(model, "to", None)):  # ultralytics keeps a non-.pt name as a string
-                    raise EngineError(f"cannot load {self._weights.path} as a FastSAM model: not a .pt checkpoint")
-                model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-                model = model.to(device).eval()
-                self._half = device.type == "cuda"
-                if self._half:
-                    model = model.half()
-            self._device = device
-            self._model = model
+                self._network = TorchNetwork.load(self._weights.path, device)
 
     def replica(self, *, threads: int | None = None) -> FastSAMSegmenter:
         """The same network for another thread to run at the same time as this one.
@@ -265,13 +278,8 @@ class FastSAMSegmenter:
         self.load()
         twin = copy.copy(self)
         twin._load_lock, twin._run_lock = threading.Lock(), threading.Lock()
-        if self.backend == "onnx":
-            from inspector.engine.exported import OnnxNetwork
-
-            twin._model = OnnxNetwork(self._model.path, threads=threads)
-        else:
-            with self._run_lock:  # a pass updates the module's per-shape state as it runs
-                twin._model = copy.deepcopy(self._model)
+        with self._run_lock:  # not copied in the middle of a pass
+            twin._network = self._network.replica(threads=threads)
         return twin
 
     # -- stages ------------------------------------------------------------------------
@@ -290,8 +298,9 @@ class FastSAMSegmenter:
         # Padding only at the bottom and right keeps the image at the origin of the
         # prototype grid, so image -> mask coordinates is a single scale factor.
         padded = cv2.copyMakeBorder(resized, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(_PAD_VALUE,) * 3)
-        tensor = torch.from_numpy(np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))).to(self._device)
-        tensor = (tensor.half() if self._half else tensor.float()) / 255.0
+        network = self._network
+        tensor = torch.from_numpy(np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))).to(network.device)
+        tensor = (tensor.half() if network.half else tensor.float()) / 255.0
         return tensor[None], ratio, (new_w, new_h)
 
     def _postprocess(self, raw, ratio: float, valid: tuple[int, int], image_size, conf: float, iou: float):
@@ -369,8 +378,7 @@ class FastSAMSegmenter:
             raise EngineError(f"imgsz {imgsz} is too small; use at least {_STRIDE}")
         conf = self.conf if conf is None else conf
         iou = self.iou if iou is None else iou
-        if self._model is None:
-            self.load()
+        self.load()
         h, w = image.shape[:2]
         size = original_size or (w, h)
         shrunk = w / size[0]  # how much smaller than the original (the same on both axes)
@@ -379,9 +387,9 @@ class FastSAMSegmenter:
             tensor, ratio, valid = self._preprocess(image, imgsz)
             ratio *= shrunk  # network pixels per original pixel
             t1 = time.perf_counter()
-            raw = self._model(tensor)
-            if self._device.type == "cuda":
-                torch.cuda.synchronize(self._device)  # time the forward, not its launch
+            raw = self._network(tensor)
+            if tensor.device.type == "cuda":
+                torch.cuda.synchronize(tensor.device)  # time the forward, not its launch
             t2 = time.perf_counter()
             boxes, scores, masks, probs = self._postprocess(raw, ratio, valid, size, conf, iou)
             t3 = time.perf_counter()

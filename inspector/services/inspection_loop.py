@@ -101,6 +101,15 @@ def inspect_frame(
         return pipeline.error_result(f"internal error while inspecting {frame.name}: {exc!r}", {"read": read_ms}), image
 
 
+def _backend(pipeline: InspectionPipeline) -> str | None:
+    """Which engine runs the network (torch, or an ONNX export of the same weights);
+    None where it cannot be loaded."""
+    try:
+        return pipeline.segmenter.runtime().backend
+    except InspectorError:
+        return None
+
+
 def _prepare(pipeline: InspectionPipeline) -> None:
     """Segment the reference now if it can be; if not, inspecting says why, image by image."""
     try:
@@ -228,7 +237,7 @@ def run_inspection(
             "save_overlays": save_overlays,
             "save_frames": save_frames,
             # which engine ran the network (torch or an ONNX export of the same weights)
-            "backend": getattr(pipeline.segmenter, "backend", None),
+            "backend": _backend(pipeline),
         },
     )
     summary = RunSummary(run_id=run_id)

@@ -24,7 +24,9 @@ import os
 import threading
 
 from inspector.engine.pipeline import InspectionPipeline
+from inspector.engine.segmenter import SegmenterRuntime
 from inspector.engine.threads import inference_threads, set_inference_threads
+from inspector.errors import InspectorError
 
 MAX_REGISTRATION_WORKERS = 4
 INSPECTION_WORKERS = 2  # measured on two cores; more cores may gain from more
@@ -44,15 +46,13 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _free_gpu_memory(pipeline: InspectionPipeline) -> int | None:
-    """Bytes free on the GPU the pipeline's network runs on; None where that is unknown."""
-    ask = getattr(pipeline.segmenter, "free_device_memory", None)
-    return ask() if ask is not None else None
-
-
-def _device_type(pipeline: InspectionPipeline) -> str | None:
-    """Where the pipeline's network runs once loaded ("cpu", "cuda", ...); None before."""
-    return getattr(pipeline.segmenter, "device_type", None)
+def _runtime(pipeline: InspectionPipeline) -> SegmenterRuntime | None:
+    """The pipeline's network as loaded; None where it could not be loaded (each image
+    then gets that ERROR, one at a time)."""
+    try:
+        return pipeline.segmenter.runtime()
+    except InspectorError:
+        return None
 
 
 def registration_workers(pipeline: InspectionPipeline) -> int:
@@ -62,7 +62,8 @@ def registration_workers(pipeline: InspectionPipeline) -> int:
     ``inspection_workers``). Decides after the network is loaded (``decode_side``
     loads it).
     """
-    if _device_type(pipeline) in (None, "cpu"):
+    runtime = _runtime(pipeline)
+    if runtime is None or runtime.device_type == "cpu":
         return 0
     return max(0, min(MAX_REGISTRATION_WORKERS, _cores() // 2))
 
@@ -77,16 +78,16 @@ def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -
     with a pool of OpenMP threads besides the loading thread's: more threads than cores,
     which measured slower on two cores (benchmarks/README.md) and is unmeasured on more.
     """
-    if getattr(pipeline.segmenter, "replica", None) is None:
+    runtime = _runtime(pipeline)
+    if runtime is None or not runtime.replicable:
         return 1
     if asked is not None:
         return max(1, asked)
-    device = _device_type(pipeline)
-    if device == "cuda":
-        free = _free_gpu_memory(pipeline)
+    if runtime.device_type == "cuda":
+        free = pipeline.segmenter.free_device_memory()
         room = MAX_GPU_INSPECTION_WORKERS if free is None else free // GPU_MEMORY_PER_WORKER
         return max(1, min(MAX_GPU_INSPECTION_WORKERS, _cores() // 2, room))
-    if device != "cpu":
+    if runtime.device_type != "cpu":
         return 1
     return INSPECTION_WORKERS if inference_threads() // INSPECTION_WORKERS == 1 else 1
 
@@ -113,7 +114,7 @@ class PipelinePerThread:
     def __init__(self, pipeline: InspectionPipeline, *, copies: int, threads: int) -> None:
         self._threads = max(1, threads)
         pipeline.prepare()  # loads the network: its backend decides below
-        own = [pipeline] if copies > 0 and getattr(pipeline.segmenter, "threads_from_caller", False) else []
+        own = [pipeline] if copies > 0 and pipeline.segmenter.runtime().threads_from_caller else []
         self._spare = own + [pipeline.worker_copy(threads=self._threads) for _ in range(copies - len(own))]
         self._pipeline = pipeline
         self._local = threading.local()

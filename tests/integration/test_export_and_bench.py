@@ -28,7 +28,7 @@ def test_onnx_backend_needs_an_export_and_then_agrees_with_torch(capsys):
     automatic = FastSAMSegmenter(device="cpu")  # auto: the export is there, so it is used
     torch_masks = FastSAMSegmenter(device="cpu", backend="torch").segment(image).masks
     onnx_masks = automatic.segment(image).masks
-    assert automatic.backend == "onnx" and len(onnx_masks) == len(torch_masks) > 0
+    assert automatic.runtime().backend == "onnx" and len(onnx_masks) == len(torch_masks) > 0
     assert pairwise_iou(torch_masks, onnx_masks).max(axis=1).min() >= 0.95
 
 

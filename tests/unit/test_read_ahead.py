@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from inspector.engine.image import write_image
+from inspector.engine.segmenter import SegmenterRuntime
+from inspector.errors import EngineError
 from inspector.services import parallel
 from inspector.services.read_ahead import read_ahead
 from inspector.sources.files import FileSource
@@ -33,18 +35,30 @@ def test_reading_ahead_on_several_threads_keeps_the_order_and_registers_each_ima
     assert len(registered) == 8
 
 
+class _Segmenter:
+    """Says where its network runs (None: it could not be loaded) and how much GPU memory is free."""
+
+    def __init__(self, device_type, *, copies=True, free=None):
+        self.device_type, self.copies, self.free = device_type, copies, free
+
+    def runtime(self):
+        if self.device_type is None:
+            raise EngineError("the network could not be loaded")
+        return SegmenterRuntime("torch", self.device_type, replicable=self.copies)
+
+    def free_device_memory(self):
+        return self.free
+
+
 class _Pipeline:
-    def __init__(self, device_type, *, copies=True):
-        members = {"device_type": device_type}
-        if copies:
-            members["replica"] = lambda self, threads=None: self
-        self.segmenter = type("Segmenter", (), members)()
+    def __init__(self, device_type, *, copies=True, free=None):
+        self.segmenter = _Segmenter(device_type, copies=copies, free=free)
 
 
 def test_images_are_registered_beside_the_network_only_where_it_leaves_the_cores_free(monkeypatch):
     monkeypatch.setattr(parallel, "_cores", lambda: 16)
     assert parallel.registration_workers(_Pipeline("cpu")) == 0  # the forward pass needs every core
-    assert parallel.registration_workers(_Pipeline(None)) == 0  # not loaded: no guess
+    assert parallel.registration_workers(_Pipeline(None)) == 0  # no network: no guess
     assert parallel.registration_workers(_Pipeline("cuda")) == parallel.MAX_REGISTRATION_WORKERS
     monkeypatch.setattr(parallel, "_cores", lambda: 2)
     assert parallel.registration_workers(_Pipeline("cuda")) == 1
@@ -54,7 +68,7 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
     monkeypatch.setattr(parallel, "inference_threads", lambda: 2)
     assert parallel.inspection_workers(_Pipeline("cpu")) == 2
     assert parallel.inspection_workers(_Pipeline("cpu"), 3) == 3  # asked for
-    assert parallel.inspection_workers(_Pipeline(None)) == 1  # not loaded: no guess
+    assert parallel.inspection_workers(_Pipeline(None)) == 1  # no network: no guess
     assert parallel.inspection_workers(_Pipeline("cpu", copies=False), 2) == 1  # one network, one image at a time
     monkeypatch.setattr(parallel, "inference_threads", lambda: 1)
     assert parallel.inspection_workers(_Pipeline("cpu")) == 1  # a single thread: nothing to share
@@ -64,15 +78,12 @@ def test_a_cpu_inspects_two_images_at_once_when_it_has_the_threads_and_the_netwo
 
 def test_a_gpu_inspects_as_many_images_at_once_as_half_the_cores_and_its_memory_allow(monkeypatch):
     monkeypatch.setattr(parallel, "_cores", lambda: 16)
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: 70 << 30)
-    assert parallel.inspection_workers(_Pipeline("cuda")) == 8
-    assert parallel.inspection_workers(_Pipeline("cuda", copies=False)) == 1
+    assert parallel.inspection_workers(_Pipeline("cuda", free=70 << 30)) == 8
+    assert parallel.inspection_workers(_Pipeline("cuda", copies=False, free=70 << 30)) == 1
     assert parallel.inspection_workers(_Pipeline("mps")) == 1  # unmeasured
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: 7 << 30)  # an 8 GB card
-    assert parallel.inspection_workers(_Pipeline("cuda")) == 3
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: 1 << 30)
-    assert parallel.inspection_workers(_Pipeline("cuda")) == 1
-    monkeypatch.setattr(parallel, "_free_gpu_memory", lambda pipeline: None)  # cannot be asked: the cores decide
+    assert parallel.inspection_workers(_Pipeline("cuda", free=7 << 30)) == 3  # an 8 GB card
+    assert parallel.inspection_workers(_Pipeline("cuda", free=1 << 30)) == 1
+    # free memory that cannot be asked: the cores decide
     monkeypatch.setattr(parallel, "_cores", lambda: 64)
     assert parallel.inspection_workers(_Pipeline("cuda")) == parallel.MAX_GPU_INSPECTION_WORKERS
     monkeypatch.setattr(parallel, "_cores", lambda: 2)
@@ -85,31 +96,29 @@ def test_the_cores_counted_are_those_the_process_may_run_on(monkeypatch):
     assert parallel._cores() == 3
 
 
-def test_free_gpu_memory_is_asked_of_the_network_and_unknown_on_a_cpu():
+def test_free_gpu_memory_is_unknown_on_a_cpu():
     from inspector.engine.segmenter import FastSAMSegmenter
 
     segmenter = FastSAMSegmenter(device="cpu")
     assert segmenter.free_device_memory() is None  # not loaded yet
-    segmenter.load()
-    pipeline = type("Pipeline", (), {"segmenter": segmenter})()
-    assert parallel._free_gpu_memory(pipeline) is None  # a CPU has no GPU memory to share out
-    assert parallel._free_gpu_memory(_Pipeline("cuda")) is None  # a network that does not say
+    assert segmenter.runtime().device_type == "cpu"  # loads it
+    assert segmenter.free_device_memory() is None  # a CPU has no GPU memory to share out
 
 
 class _CopyablePipeline:
     """Counts its copies; once loaded, its network takes its threads from the caller, or
-    not (as FastSAMSegmenter, which says torch until loading finds an ONNX export)."""
+    not (as FastSAMSegmenter, which knows only once loading finds an ONNX export or not)."""
 
     def __init__(self, threads_from_caller):
-        self.segmenter = type("Segmenter", (), {"threads_from_caller": True})()
-        self._loaded_from_caller = threads_from_caller
+        self._runtime = SegmenterRuntime("torch" if threads_from_caller else "onnx", "cpu", threads_from_caller, True)
+        self.segmenter = type("Segmenter", (), {"runtime": lambda _: self._runtime})()
         self.copies = []
 
     def prepare(self):
-        self.segmenter.threads_from_caller = self._loaded_from_caller
+        pass
 
     def worker_copy(self, *, threads=None):
-        twin = _CopyablePipeline(self._loaded_from_caller)
+        twin = _CopyablePipeline(self._runtime.threads_from_caller)
         self.copies.append(twin)
         return twin
 

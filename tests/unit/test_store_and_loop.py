@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from typing import ClassVar
 
 import pytest
@@ -92,6 +93,9 @@ class CopyableTruthSegmenter(TruthSegmenter):
     def segment(self, image, **options):
         self.threads.add(threading.current_thread().name)
         return super().segment(image, **options)
+
+    def runtime(self):
+        return replace(super().runtime(), replicable=True)
 
     def replica(self, *, threads=None):
         return self
