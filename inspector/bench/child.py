@@ -115,7 +115,7 @@ def pipeline(args) -> dict:
             # The loop's first step anyway (the images' decode size needs the segmented
             # reference); done here, it is timed apart: importing ultralytics, loading
             # the network, segmenting the reference.
-            pipe.prepare()
+            _ = pipe.reference
             marks["network loaded, reference segmented"] = time.time()
             summary = run_inspection(
                 pipe,

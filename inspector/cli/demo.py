@@ -117,7 +117,7 @@ def _score(out: Path, kinds: dict[str, list[str]], results: dict[str, dict]) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.engine.pipeline import open_pipeline
     from inspector.services.inspection_loop import run_inspection
     from inspector.store.database import open_store
 
@@ -132,8 +132,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}")
     kinds = _generate(out, args.count, seed)
     recipe = load_recipe(write_demo_recipe(out / "recipe"))
-    pipeline = InspectionPipeline(recipe, device=args.device, validate=True)
-    pipeline.prepare()
+    pipeline = open_pipeline(recipe, device=args.device)
     store = open_store(str(out / "inspector.db"), images_dir=out / "results")
     results: dict[str, dict] = {}
     progress = Progress(enabled=not args.json, total=args.count)

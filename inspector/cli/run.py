@@ -112,7 +112,7 @@ def _listen_for_enter(source: CameraSource) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.engine.pipeline import open_pipeline
     from inspector.services.inspection_loop import run_inspection
     from inspector.store.database import open_store
 
@@ -121,10 +121,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InspectorError(f"--workers: at least 1, got {args.workers}")
     recipe = load_recipe(args.recipe)
-    pipeline = InspectionPipeline(recipe, device=args.device, backend=args.backend, validate=True)
     # The model, the reference and any CLIP classes load now: a problem with them stops
     # the run here instead of turning every image into an ERROR row.
-    pipeline.prepare()
+    pipeline = open_pipeline(recipe, device=args.device, backend=args.backend)
     store = open_store(args.db)
     if isinstance(source, CameraSource) and args.trigger == "software":
         _listen_for_enter(source)

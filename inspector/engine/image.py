@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -91,26 +93,49 @@ def jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
 _REDUCED_READS = {8: cv2.IMREAD_REDUCED_COLOR_8, 4: cv2.IMREAD_REDUCED_COLOR_4, 2: cv2.IMREAD_REDUCED_COLOR_2}
 
 
-def decode_reduced(
-    data: bytes | np.ndarray, *, name: str = "image", min_side: int | None = None
-) -> tuple[np.ndarray, tuple[int, int]]:
+@dataclass(frozen=True)
+class Picture:
+    """An image to inspect: its pixels, perhaps decoded smaller than the file holds them
+    (see :func:`decode_reduced`), and the (width, height) of the full-size image.
+
+    Results are always in the full-size image's pixels.
+    """
+
+    pixels: np.ndarray
+    full_size: tuple[int, int]
+
+    @classmethod
+    def of(cls, pixels: np.ndarray) -> Picture:
+        """Pixels that are the whole image."""
+        return cls(pixels, (pixels.shape[1], pixels.shape[0]))
+
+    @cached_property
+    def reduction(self) -> int:
+        """The factor the pixels were decoded smaller by (1 when they were not)."""
+        return reduction_of((self.pixels.shape[1], self.pixels.shape[0]), self.full_size)
+
+    @cached_property
+    def to_full(self) -> np.ndarray:
+        """3x3 map from the pixels at hand to the full-size image's."""
+        return from_reduced(self.reduction)
+
+
+def decode_reduced(data: bytes | np.ndarray, *, name: str = "image", min_side: int | None = None) -> Picture:
     """Decode as small as keeps ``min_side`` pixels on the longer side, where that is cheap.
 
     A JPEG decoder can skip the fine detail of every block: a 12-megapixel photograph
     decodes at a quarter of the size in a fraction of the time (2, 4 or 8 times smaller;
     reduced pixel ``r`` covers full pixels ``k * r`` to ``k * r + k - 1``). Other formats,
-    and ``min_side`` None, decode in full. Returns the image and the (width, height) of
-    the full-size image it stands for.
+    and ``min_side`` None, decode in full.
     """
     buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     size = jpeg_size(buffer) if min_side else None
     factor = next((k for k in _REDUCED_READS if size and max(size) / k >= min_side), 1)
     if factor == 1 or _truncated_jpeg(buffer):
-        image = decode_image(buffer, name=name)
-        return image, (image.shape[1], image.shape[0])
+        return Picture.of(decode_image(buffer, name=name))
     # EXIF orientation is ignored, as the full-size decode does.
     image = _imdecode(buffer, _REDUCED_READS[factor] | cv2.IMREAD_IGNORE_ORIENTATION, name)
-    return normalise(image, name=name), size
+    return Picture(normalise(image, name=name), size)
 
 
 def colour_share(image: np.ndarray, *, spread: int = 20) -> float:

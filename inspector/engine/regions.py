@@ -6,7 +6,6 @@ Pure functions of a :class:`Segmentation` and a recipe, on low-resolution masks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -152,36 +151,6 @@ def part_window(segmentation: Segmentation, part_region: np.ndarray, boxes) -> t
         min(width, int(np.ceil(x2 + margin))),
         min(height, int(np.ceil(y2 + margin))),
     )
-
-
-def as_inspected(
-    recipe: Recipe,
-    image: np.ndarray,
-    segment: Callable[[np.ndarray], Segmentation],
-    *,
-    whole: Segmentation | None = None,
-) -> Segmentation:
-    """A reference image's segments as inspection gets them, for previews.
-
-    With ``model.window: part`` the network sees the part's window (``part_window``
-    around what the part prompts select on the whole image), so its segments there are
-    finer than the whole image's; they are placed back in image pixels. Where the part
-    prompts select nothing (or not yet) there is no window: the whole image's segments.
-    ``whole``: the whole image's segments, if already made. The pipeline segments its
-    reference the same way (``InspectionPipeline.prepare``).
-    """
-    whole = whole if whole is not None else segment(image)
-    if recipe.model.window != "part":
-        return whole
-    try:
-        regions = select_regions(whole, recipe)
-    except (PartNotFound, ValueError):  # nothing selected, or a prompt off the image
-        return whole
-    height, width = image.shape[:2]
-    x1, y1, x2, y2 = part_window(whole, regions.part_region, recipe.part.boxes)
-    if (x1, y1, x2, y2) == (0, 0, width, height):
-        return whole
-    return segment(image[y1:y2, x1:x2]).placed((x1, y1), (width, height))
 
 
 def defect_candidates(

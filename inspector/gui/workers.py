@@ -40,13 +40,12 @@ def _pipeline_for(recipe):
 
     Only the latest recipe's pipeline is kept, so switching products frees the old model.
     """
-    from inspector.engine.pipeline import InspectionPipeline
+    from inspector.engine.pipeline import open_pipeline
 
     key = (str(recipe.source), recipe_hash(recipe))
     with _pipelines_lock:
         if key not in _pipelines:
-            pipeline = InspectionPipeline(recipe, validate=True)
-            pipeline.prepare()  # a failure is reported once, not as an ERROR per image
+            pipeline = open_pipeline(recipe)  # a failure is reported once, not as an ERROR per image
             _pipelines.clear()
             _pipelines[key] = pipeline
         return _pipelines[key]

@@ -88,17 +88,18 @@ def inspect_frame(
     pipeline: InspectionPipeline, frame: Frame, decoded: Decoded
 ) -> tuple[InspectionResult, np.ndarray | None]:
     """One frame's result (never an exception) and its decoded pixels, if it had any."""
-    read_ms, image = decoded.read_ms, decoded.image
-    if image is None:
+    read_ms, picture = decoded.read_ms, decoded.picture
+    if picture is None:
         return pipeline.error_result(decoded.error or f"{frame.name}: no image", {"read": read_ms}), None
     try:
-        result = pipeline.inspect(image, full_size=decoded.full_size, registration=decoded.registration)
-        return result.with_timing("read", read_ms), image
+        result = pipeline.inspect(picture, registration=decoded.registration)
+        return result.with_timing("read", read_ms), picture.pixels
     except InspectorError as exc:
-        return pipeline.error_result(str(exc), {"read": read_ms}), image
+        return pipeline.error_result(str(exc), {"read": read_ms}), picture.pixels
     except Exception as exc:  # a bug must not stop the line: log it, record it, go on
         log.exception("inspecting %s failed", frame.name)
-        return pipeline.error_result(f"internal error while inspecting {frame.name}: {exc!r}", {"read": read_ms}), image
+        message = f"internal error while inspecting {frame.name}: {exc!r}"
+        return pipeline.error_result(message, {"read": read_ms}), picture.pixels
 
 
 def _backend(pipeline: InspectionPipeline) -> str | None:
@@ -108,14 +109,6 @@ def _backend(pipeline: InspectionPipeline) -> str | None:
         return pipeline.segmenter.runtime().backend
     except InspectorError:
         return None
-
-
-def _prepare(pipeline: InspectionPipeline) -> None:
-    """Segment the reference now if it can be; if not, inspecting says why, image by image."""
-    try:
-        pipeline.prepare()
-    except Exception:
-        log.debug("the reference could not be prepared", exc_info=True)
 
 
 def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int | None) -> tuple[Then | None, int, int]:
@@ -145,7 +138,7 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
         if decoded.image is None:
             return decoded
         try:
-            registration = pipeline.register(decoded.image, full_size=decoded.full_size)
+            registration = pipeline.register(decoded.picture)
         except Exception:  # inspecting registers it again and reports what is wrong
             log.debug("registering %s ahead failed", decoded.frame.name, exc_info=True)
             return decoded
@@ -252,7 +245,6 @@ def run_inspection(
     threads_before = inference_threads()  # worker threads set their own (see parallel.py)
     try:
         if read_ahead_depth:
-            _prepare(pipeline)  # copies of the pipeline share the segmented reference
             then, threads, summary.workers = _work_ahead(
                 pipeline, inspection_workers(pipeline, workers), register_ahead
             )

@@ -107,13 +107,13 @@ class PipelinePerThread:
     gets a copy (``InspectionPipeline.worker_copy``).
 
     The pipelines are made up front, on the calling thread, so that one that cannot be
-    made is known before any image is inspected: this raises what ``prepare`` and
-    ``worker_copy`` raise (e.g. for a reference that cannot be prepared).
+    made is known before any image is inspected: this raises what ``worker_copy``
+    raises (e.g. for a reference that cannot be prepared).
     """
 
     def __init__(self, pipeline: InspectionPipeline, *, copies: int, threads: int) -> None:
         self._threads = max(1, threads)
-        pipeline.prepare()  # loads the network: its backend decides below
+        # The loaded network's backend decides whether the pipeline itself serves a thread.
         own = [pipeline] if copies > 0 and pipeline.segmenter.runtime().threads_from_caller else []
         self._spare = own + [pipeline.worker_copy(threads=self._threads) for _ in range(copies - len(own))]
         self._pipeline = pipeline

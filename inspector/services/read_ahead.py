@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inspector.engine.image import Picture
 from inspector.errors import InspectorError
 from inspector.sources.frame import Frame
 
@@ -30,35 +31,38 @@ class Decoded:
     """A frame with its pixels decoded (or why not), and how long reading took: wall time,
     and the reading thread's CPU time (the cost; wall time also counts waiting for a core).
 
-    ``image`` may be smaller than the frame (see ``min_side`` in :func:`decode`);
-    ``full_size`` is the frame's own (width, height).
+    ``picture`` may be smaller than the frame (see ``min_side`` in :func:`decode`).
     """
 
     frame: Frame
-    image: np.ndarray | None = None
+    picture: Picture | None = None
     error: str | None = None
     read_ms: float = 0.0
     read_cpu_ms: float = 0.0
-    full_size: tuple[int, int] | None = None
     registration: object | None = None  # the pipeline's Registration, when registered ahead
     inspected: tuple | None = None  # (InspectionResult, image), when inspected ahead
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The decoded pixels (None: the frame could not be read, or was not read)."""
+        return None if self.picture is None else self.picture.pixels
 
 
 def decode(frame: Frame, *, min_side: int | None = None) -> Decoded:
     """Decode a frame, as small as keeps ``min_side`` pixels where that is cheap."""
     t0, cpu0 = time.perf_counter(), time.thread_time()
     try:
-        image, full_size = frame.image_at(min_side)
+        picture = frame.image_at(min_side)
     except InspectorError as exc:
-        image, full_size, error = None, None, str(exc)
+        picture, error = None, str(exc)
     except Exception as exc:  # a decoder fault: this image's error, not the end of the run
         log.exception("reading %s failed", frame.name)
-        image, full_size, error = None, None, f"{frame.name}: cannot be read ({exc!r})"
+        picture, error = None, f"{frame.name}: cannot be read ({exc!r})"
     else:
         error = None
     cpu_ms = (time.thread_time() - cpu0) * 1e3  # first: its interval inside the wall time's
     took = {"read_ms": (time.perf_counter() - t0) * 1e3, "read_cpu_ms": cpu_ms}
-    return Decoded(frame, image, error=error, full_size=full_size, **took)
+    return Decoded(frame, picture, error=error, **took)
 
 
 # More work on a decoded frame, done ahead by the thread that decoded it.

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from inspector.engine.image import decode_image, decode_reduced
+from inspector.engine.image import Picture, decode_image, decode_reduced
 from inspector.errors import SourceError
 
 
@@ -46,14 +46,13 @@ class Frame:
             raise SourceError(f"{self.name}: no image data")
         return decode_image(self.data, name=self.name)
 
-    def image_at(self, min_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    def image_at(self, min_side: int | None = None) -> Picture:
         """The frame decoded as small as keeps ``min_side`` pixels on its longer side where
-        that is cheap (JPEG files; see ``decode_reduced``), and the (width, height) of the
-        full-size frame; SourceError when it cannot be had."""
+        that is cheap (JPEG files; see ``decode_reduced``), with the size of the full-size
+        frame; SourceError when it cannot be had."""
         if min_side and self.error is None and self.pixels is None and self.data is not None:
             return decode_reduced(self.data, name=self.name, min_side=min_side)
-        image = self.image()
-        return image, (image.shape[1], image.shape[0])
+        return Picture.of(self.image())
 
 
 class FrameSource(Protocol):

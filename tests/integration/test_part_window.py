@@ -62,17 +62,12 @@ def test_a_part_that_lost_its_prints_is_aligned_by_its_outline_and_fails(windowe
 
 
 def test_the_recipe_preview_shows_the_segments_inspection_uses(windowed, embedded_segmenter):
-    from inspector.engine.regions import as_inspected
+    from inspector.engine.reference import confident, preview_segments, segment_everything
 
     recipe, m = windowed.recipe, windowed.recipe.model
-    preview = as_inspected(
-        recipe,
-        windowed.reference_image,
-        lambda image: embedded_segmenter.segment(image, imgsz=m.imgsz, conf=m.conf, iou=m.iou),
-    )
-    windowed.prepare()
-    used = windowed._reference.segmentation  # the reference as the pipeline segmented it
-    used = used.head(int((used.scores >= m.conf).sum()))
+    segment = segment_everything(embedded_segmenter, recipe)
+    whole, preview = preview_segments(recipe, windowed.reference_image, segment)
+    used = confident(windowed.reference.segmentation, recipe)  # the reference as the pipeline segmented it
     assert preview.origin == used.origin != (0.0, 0.0)  # the part's window, not the whole image
     assert preview.image_size == used.image_size == (640, 480)
     assert len(preview) == len(used) > 0
@@ -82,5 +77,6 @@ def test_the_recipe_preview_shows_the_segments_inspection_uses(windowed, embedde
 
     np.testing.assert_allclose(in_order(preview.boxes), in_order(used.boxes), atol=1.0)
 
-    whole = replace(recipe, model=replace(m, window="image"))
-    assert as_inspected(whole, windowed.reference_image, embedded_segmenter.segment).origin == (0.0, 0.0)
+    image_window = replace(recipe, model=replace(m, window="image"))
+    _, of_image = preview_segments(image_window, windowed.reference_image, segment, whole=whole)
+    assert of_image.origin == (0.0, 0.0)

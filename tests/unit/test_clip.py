@@ -260,8 +260,8 @@ def test_exemplar_points_teach_a_class_from_an_example_image(labelled, tmp_path)
 def test_recipes_without_classes_never_build_a_classifier(labelled):
     recipe, reference = labelled
     pipeline = InspectionPipeline(recipe, segmenter=TruthSegmenter([reference, fixtured(5)]))
-    pipeline.prepare()
-    assert pipeline._classifier is None
+    assert pipeline.reference is not None
+    assert pipeline._stage_context().classifier is None
 
 
 def test_class_settings_round_trip_and_leave_other_recipes_unchanged(labelled):

@@ -73,12 +73,15 @@ def test_a_jpeg_decodes_smaller_and_says_how_large_it_is(tmp_path):
     write_image(tmp_path / "big.png", image)
     data = np.frombuffer(read_bytes(tmp_path / "big.jpg"), np.uint8)
     assert jpeg_size(data) == (1001, 603)
-    small, full = decode_reduced(data, name="big.jpg", min_side=250)
-    assert full == (1001, 603) and small.shape == (151, 251, 3)  # a quarter, each side rounded up
-    assert decode_reduced(data, name="big.jpg", min_side=300)[0].shape == (302, 501, 3)  # a quarter is too small
-    assert np.abs(small.astype(int) - cv2.resize(image, (251, 151), interpolation=cv2.INTER_AREA)).mean() < 4
-    png, full = decode_reduced(read_bytes(tmp_path / "big.png"), name="big.png", min_side=250)
-    assert full == (1001, 603) and png.shape == (603, 1001, 3)  # no cheap way to shrink a PNG
+    small = decode_reduced(data, name="big.jpg", min_side=250)
+    assert small.full_size == (1001, 603) and small.pixels.shape == (151, 251, 3)  # a quarter, sides rounded up
+    assert small.reduction == 4
+    assert decode_reduced(data, name="big.jpg", min_side=300).pixels.shape == (302, 501, 3)  # a quarter is too small
+    expected = cv2.resize(image, (251, 151), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.pixels.astype(int) - expected).mean() < 4
+    png = decode_reduced(read_bytes(tmp_path / "big.png"), name="big.png", min_side=250)
+    assert png.full_size == (1001, 603) and png.pixels.shape == (603, 1001, 3)  # no cheap way to shrink a PNG
+    assert png.reduction == 1
     with pytest.raises(SourceError, match=r"cut\.jpg: truncated JPEG"):
         decode_reduced(data[: len(data) // 2].tobytes(), name="cut.jpg", min_side=250)
 

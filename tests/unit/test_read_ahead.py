@@ -22,8 +22,8 @@ def test_reading_ahead_on_several_threads_keeps_the_order_and_registers_each_ima
     registered = []
 
     def register(decoded):
-        registered.append(decoded.full_size)
-        return replace(decoded, registration=("registered", decoded.full_size))
+        registered.append(decoded.picture.full_size)
+        return replace(decoded, registration=("registered", decoded.picture.full_size))
 
     frames = FileSource([folder]).frames()
     decoded = list(read_ahead(frames, skip=lambda f: f.name.endswith("p4.png"), then=register, workers=3))
@@ -113,9 +113,6 @@ class _CopyablePipeline:
         self._runtime = SegmenterRuntime("torch" if threads_from_caller else "onnx", "cpu", threads_from_caller, True)
         self.segmenter = type("Segmenter", (), {"runtime": lambda _: self._runtime})()
         self.copies = []
-
-    def prepare(self):
-        pass
 
     def worker_copy(self, *, threads=None):
         twin = _CopyablePipeline(self._runtime.threads_from_caller)

@@ -363,7 +363,7 @@ class RecipesWorkspace(QWidget):
             return self._segmenters[key]
 
     def _segment_if_needed(self) -> None:
-        from inspector.engine.regions import as_inspected
+        from inspector.engine.reference import preview_segments, segment_everything
         from inspector.gui.workers import TaskWorker
 
         if self.recipe is None or self.reference is None or self._closing:
@@ -376,18 +376,13 @@ class RecipesWorkspace(QWidget):
         if key == self._segment_key or (self._worker is not None and self._worker.isRunning()):
             return
         self._segment_key = key
-        settings = {"imgsz": m.imgsz, "conf": m.conf, "iou": m.iou}
         whole = self._whole[1] if self._whole is not None and self._whole[0] == model_key else None
         segmenter_of = self._segmenter
 
         def segment_reference():
-            segmenter = segmenter_of(recipe)
-
-            def segment(part):
-                return segmenter.segment(part, **settings)
-
-            of_whole = whole if whole is not None else segment(image)  # no segments is a result too
-            return key, model_key, of_whole, as_inspected(recipe, image, segment, whole=of_whole)
+            segment = segment_everything(segmenter_of(recipe), recipe)
+            of_whole, as_inspected = preview_segments(recipe, image, segment, whole=whole)
+            return key, model_key, of_whole, as_inspected
 
         self._worker = TaskWorker(segment_reference, self)
         self._worker.done.connect(self._segmented)
