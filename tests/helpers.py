@@ -100,3 +100,23 @@ def fixtured_recipe(folder):
         name="Label", reference_image="ref.png", part=PartPrompts(boxes=(box,)), defects=DefectRules(min_area=40)
     )
     return save_recipe(recipe, folder / "label.yaml"), reference
+
+
+class FramesFrom:
+    """A source made of any iterable of frames: finite (read ahead, as files are) or
+    live (one at a time, as a camera's)."""
+
+    def __init__(self, frames, *, finite: bool = True, name: str = "test frames") -> None:
+        self._frames, self.finite, self._name = frames, finite, name
+
+    def frames(self):
+        return iter(self._frames)
+
+    def describe(self) -> str:
+        return self._name
+
+    def relocate(self, frame, verdict):
+        return None
+
+    def stop(self) -> None:
+        pass

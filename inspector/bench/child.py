@@ -81,9 +81,8 @@ def pipeline(args) -> dict:
     """The whole product on a folder: read ahead, inspect, store (with overlays of FAILs)."""
     from inspector.engine.pipeline import InspectionPipeline
     from inspector.recipe.io import load_recipe
-    from inspector.services.inspection_loop import run_inspection
+    from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspection
     from inspector.services.parallel import registration_workers
-    from inspector.services.read_ahead import READ_AHEAD_DEPTH
     from inspector.sources.files import FileSource
     from inspector.store.database import open_store
 
@@ -117,17 +116,8 @@ def pipeline(args) -> dict:
             # the network, segmenting the reference.
             _ = pipe.reference
             marks["network loaded, reference segmented"] = time.time()
-            summary = run_inspection(
-                pipe,
-                store,
-                FileSource([args.images]).frames(),
-                source="benchmark",
-                force=True,
-                on_result=on_result,
-                read_ahead_depth=READ_AHEAD_DEPTH,
-                workers=args.workers,
-                register_ahead=args.register_ahead,
-            )
+            settings = RunSettings(force=True, workers=args.workers, register_ahead=args.register_ahead)
+            summary = run_inspection(pipe, store, FileSource([args.images]), settings, RunEvents(result=on_result))
         finally:
             store.close()
     n = summary.inspected

@@ -21,7 +21,6 @@ from inspector.cli.progress import Progress
 from inspector.engine.image import read_image, write_image
 from inspector.errors import InspectorError
 from inspector.recipe.io import load_recipe
-from inspector.services.read_ahead import READ_AHEAD_DEPTH
 from inspector.sources.files import FileSource
 from inspector.synthetic.demo_product import demo_background, demo_scene, write_demo_recipe
 
@@ -118,7 +117,7 @@ def _score(out: Path, kinds: dict[str, list[str]], results: dict[str, dict]) -> 
 
 def run(args: argparse.Namespace) -> int:
     from inspector.engine.pipeline import open_pipeline
-    from inspector.services.inspection_loop import run_inspection
+    from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspection
     from inspector.store.database import open_store
 
     if args.count < 2:
@@ -143,15 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = FileSource([out / "images"])
     try:
-        summary = run_inspection(
-            pipeline,
-            store,
-            source.frames(),
-            source=source.describe(),
-            force=True,
-            on_result=on_result,
-            read_ahead_depth=READ_AHEAD_DEPTH,
-        )
+        summary = run_inspection(pipeline, store, source, RunSettings(force=True), RunEvents(result=on_result))
     finally:
         progress.done()
         store.close()

@@ -6,15 +6,11 @@ import argparse
 import json
 import sys
 import threading
-from pathlib import Path
 
 from inspector.cli.progress import Progress
 from inspector.errors import InspectorError
 from inspector.recipe.io import load_recipe
-from inspector.services.read_ahead import READ_AHEAD_DEPTH
-from inspector.sources.camera import CameraSource, parse_camera
-from inspector.sources.files import FileSource
-from inspector.sources.hotfolder import HotFolderSource
+from inspector.sources import CameraSource, FrameSource, SourceOptions, open_source
 
 
 def add_parser(sub) -> None:
@@ -76,28 +72,32 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _source(args: argparse.Namespace):
+def _source(args: argparse.Namespace) -> FrameSource:
     chosen = [name for name in ("watch", "camera", "video") if getattr(args, name)] + (
         ["files"] if args.sources else []
     )
     if len(chosen) != 1:
         raise InspectorError("give exactly one source: image files / folders, --watch, --camera or --video")
+    spec = args.sources
     if args.watch:
-        return HotFolderSource(args.watch, settle=args.settle, idle_timeout=args.idle_timeout, sort=args.sort)
-    if args.camera or args.video:
-        if args.video and not Path(args.video).is_file():
-            raise InspectorError(f"{args.video}: no such video file")
-        target = args.video or parse_camera(args.camera)
-        return CameraSource(
-            target,
-            every=args.every,
-            trigger=args.trigger,
-            width=args.width,
-            height=args.height,
-            fps=args.fps,
-            on_status=lambda status: print(f"{target}: {status}", file=sys.stderr),
-        )
-    return FileSource(args.sources, recursive=args.recursive)
+        spec = f"watch:{args.watch}"
+    elif args.camera:
+        spec = f"camera:{args.camera}"
+    elif args.video:
+        spec = f"video:{args.video}"
+    options = SourceOptions(
+        recursive=args.recursive,
+        every=args.every,
+        trigger=args.trigger,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        settle=args.settle,
+        idle_timeout=args.idle_timeout,
+        sort=args.sort,
+        on_status=lambda status: print(f"{args.camera or args.video}: {status}", file=sys.stderr),
+    )
+    return open_source(spec, options)
 
 
 def _listen_for_enter(source: CameraSource) -> None:
@@ -113,7 +113,7 @@ def _listen_for_enter(source: CameraSource) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.engine.pipeline import open_pipeline
-    from inspector.services.inspection_loop import run_inspection
+    from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspection
     from inspector.store.database import open_store
 
     # Recipe and database problems stop the run before anything is written.
@@ -139,22 +139,15 @@ def run(args: argparse.Namespace) -> int:
     def on_skip(frame) -> None:
         progress.step(f"skip  {frame.name} (the same picture was already inspected, under this name or another)")
 
+    settings = RunSettings(
+        station=args.station,
+        force=args.force,
+        save_overlays=not args.no_overlays,
+        save_frames=args.save_frames,
+        workers=args.workers,
+    )
     try:
-        summary = run_inspection(
-            pipeline,
-            store,
-            source.frames(),
-            source=source.describe(),
-            station=args.station,
-            force=args.force,
-            save_overlays=not args.no_overlays,
-            save_frames=args.save_frames,
-            relocate=source.file_away if isinstance(source, HotFolderSource) else None,
-            on_result=on_result,
-            on_skip=on_skip,
-            read_ahead_depth=READ_AHEAD_DEPTH if isinstance(source, FileSource) else 0,
-            workers=args.workers,
-        )
+        summary = run_inspection(pipeline, store, source, settings, RunEvents(result=on_result, skipped=on_skip))
     finally:
         progress.done()
         store.close()

@@ -64,9 +64,9 @@ class InspectionWorker(QThread):
     finished_run = Signal(object)  # RunSummary
     failed = Signal(str)
 
-    def __init__(self, recipe, store_factory, source, parent=None, *, prepare=None) -> None:
+    def __init__(self, recipe, store_factory, source, parent=None, *, settings=None, prepare=None) -> None:
         super().__init__(parent)
-        self.recipe, self.store_factory, self.source = recipe, store_factory, source
+        self.recipe, self.store_factory, self.source, self.settings = recipe, store_factory, source, settings
         # prepare(image, result) runs on this thread for each decoded image; what it returns
         # (pictures to show) goes out with the result, so the GUI thread only displays it.
         self.prepare = prepare
@@ -76,9 +76,7 @@ class InspectionWorker(QThread):
         self.cancel.set()
 
     def run(self) -> None:
-        from inspector.services.inspection_loop import run_inspection
-        from inspector.services.read_ahead import READ_AHEAD_DEPTH
-        from inspector.sources.files import FileSource
+        from inspector.services.inspection_loop import RunEvents, run_inspection
 
         def on_result(frame, result, image) -> None:
             shown = self.prepare(image, result) if self.prepare is not None and image is not None else None
@@ -88,16 +86,8 @@ class InspectionWorker(QThread):
             pipeline = _pipeline_for(self.recipe)
             store = self.store_factory()
             try:
-                summary = run_inspection(
-                    pipeline,
-                    store,
-                    self.source.frames(),
-                    source=self.source.describe(),
-                    on_result=on_result,
-                    on_skip=lambda f: self.skipped.emit(f.name),
-                    cancel=self.cancel,
-                    read_ahead_depth=READ_AHEAD_DEPTH if isinstance(self.source, FileSource) else 0,
-                )
+                events = RunEvents(result=on_result, skipped=lambda f: self.skipped.emit(f.name))
+                summary = run_inspection(pipeline, store, self.source, self.settings, events, cancel=self.cancel)
             finally:
                 store.close()
             self.finished_run.emit(summary)

@@ -29,11 +29,12 @@ from inspector.services.parallel import (
     registration_workers,
     threads_per_worker,
 )
-from inspector.services.read_ahead import Decoded, Then, decode, read_ahead
-from inspector.services.writer import Pending, ResultWriter
-from inspector.sources.frame import Frame
+from inspector.services.read_ahead import READ_AHEAD_DEPTH, Decoded, Then, decode, read_ahead
+from inspector.services.writer import ResultWriter
+from inspector.sources.frame import Frame, FrameSource
 from inspector.store.database import Store
-from inspector.store.repository import finish_run, inspected_images, recipe_snapshot, start_run
+from inspector.store.models import utcnow
+from inspector.store.repository import InspectionRecord, finish_run, inspected_images, recipe_snapshot, start_run
 
 log = logging.getLogger(__name__)
 
@@ -168,90 +169,111 @@ def _open_run(
     return recipe_id, run_id, done
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run stores what it inspects; the same for every face (CLI, GUI, station).
+
+    Attributes:
+        station: the station name stored with the run (default: the host name).
+        force: inspect images again that this recipe and model already inspected
+            (otherwise skipped by content hash, which is how a killed run resumes).
+        save_overlays: write overlay pictures and defect crops of FAIL images.
+        save_frames: sources without files (cameras): keep the frames of ``"fail"``
+            results, ``"all"`` frames, or ``"none"``.
+        workers: finite sources: inspect this many images at once, each on its own
+            thread with a network of its own (1: one at a time); None decides by where
+            the network runs (see ``services/parallel.py``).
+        register_ahead: finite sources inspected one at a time: register images to the
+            reference on this many threads (0: on the inspecting thread); None decides
+            by where the network runs.
+        read_ahead: finite sources: images read and decoded ahead of the network.
+    """
+
+    station: str | None = None
+    force: bool = False
+    save_overlays: bool = True
+    save_frames: str = "fail"
+    workers: int | None = None
+    register_ahead: int | None = None
+    read_ahead: int = READ_AHEAD_DEPTH
+
+    def describe(self, backend: str | None) -> dict:
+        """What the run row records of them."""
+        return {
+            "force": self.force,
+            "save_overlays": self.save_overlays,
+            "save_frames": self.save_frames,
+            "backend": backend,  # which engine ran the network (torch or an ONNX export of the same weights)
+        }
+
+
 # (frame, result, decoded image or None when it could not be read)
 ResultCallback = Callable[[Frame, InspectionResult, np.ndarray | None], None]
+
+
+@dataclass(frozen=True)
+class RunEvents:
+    """What a face hears of a run, on the inspecting thread.
+
+    Attributes:
+        result: each result, with the decoded image (which may be smaller than the
+            frame: see ``InspectionPipeline.decode_side``; ``InspectionResult.findings_at``
+            puts the findings on it).
+        skipped: each frame skipped as already inspected.
+    """
+
+    result: ResultCallback | None = None
+    skipped: Callable[[Frame], None] | None = None
 
 
 def run_inspection(
     pipeline: InspectionPipeline,
     store: Store,
-    frames: Iterable[Frame],
+    source: FrameSource,
+    settings: RunSettings | None = None,
+    events: RunEvents | None = None,
     *,
-    source: str,
-    station: str | None = None,
-    force: bool = False,
-    save_overlays: bool = True,
-    save_frames: str = "fail",
-    relocate: Callable[[Frame, str], object] | None = None,
-    on_result: ResultCallback | None = None,
-    on_skip: Callable[[Frame], None] | None = None,
     cancel: threading.Event | None = None,
-    read_ahead_depth: int = 0,
-    workers: int | None = None,
-    register_ahead: int | None = None,
 ) -> RunSummary:
-    """Inspect every frame once and store the results.
+    """Inspect every frame of ``source`` once and store the results.
 
-    Args:
-        pipeline: the recipe's pipeline (its model is loaded on first use).
-        store: the open results database.
-        frames: the source's frames, consumed lazily.
-        source: a description of the source for the run row.
-        station: the station name (the host name by default).
-        force: inspect images again even if this recipe and model already have.
-        save_overlays: write overlay pictures and defect crops of FAIL images.
-        save_frames: for sources without files (cameras): keep frames of "fail" results,
-            "all" frames, or "none".
-        relocate: called with each frame and its verdict; may move the file and return
-            its new path, which is what the database records.
-        on_result: called on the inspection thread after each result, with the decoded image
-            (which may be smaller than the frame: see ``InspectionPipeline.decode_side``;
-            ``InspectionResult.findings_at`` puts the findings on it).
-        on_skip: called for each frame skipped as already inspected.
-        cancel: set it to stop after the current frame.
-        read_ahead_depth: for finite sources (files), read and decode this many images
-            ahead on another thread, so that reading overlaps with inference.
-        workers: while reading ahead, inspect this many images at once, each on its
-            own thread with a network of its own (1: one at a time, on this thread);
-            None decides by where the network runs (see ``inspection_workers``).
-        register_ahead: while reading ahead one image at a time, register images to
-            the reference on this many threads (0: on this thread); None decides by
-            where the network runs (see ``registration_workers``).
+    A finite source is read ahead and may be inspected several images at once (see
+    ``RunSettings``); a live one is inspected frame by frame as it comes. Set ``cancel``
+    to stop after the current frame.
     """
+    settings = settings or RunSettings()
+    events = events or RunEvents()
     recipe = pipeline.recipe
     recipe_id, run_id, done = _open_run(
         pipeline,
         store,
-        source=source,
-        station=station,
-        force=force,
-        settings={
-            "force": force,
-            "save_overlays": save_overlays,
-            "save_frames": save_frames,
-            # which engine ran the network (torch or an ONNX export of the same weights)
-            "backend": _backend(pipeline),
-        },
+        source=source.describe(),
+        station=settings.station,
+        force=settings.force,
+        settings=settings.describe(_backend(pipeline)),
     )
     summary = RunSummary(run_id=run_id)
-    writer = ResultWriter(store, store.images_dir, save_overlays=save_overlays, save_frames=save_frames)
+    writer = ResultWriter(
+        store, store.images_dir, save_overlays=settings.save_overlays, save_frames=settings.save_frames
+    )
     started = time.perf_counter()
 
     def already_done(frame: Frame) -> bool:
         return frame.sha256 is not None and frame.sha256 in done
 
+    frames = source.frames()
     items: Iterable[Frame | Decoded] = frames
     reader = None
     threads_before = inference_threads()  # worker threads set their own (see parallel.py)
     try:
-        if read_ahead_depth:
+        if source.finite and settings.read_ahead:
             then, threads, summary.workers = _work_ahead(
-                pipeline, inspection_workers(pipeline, workers), register_ahead
+                pipeline, inspection_workers(pipeline, settings.workers), settings.register_ahead
             )
             items = reader = read_ahead(
                 frames,
                 skip=already_done,
-                depth=read_ahead_depth,
+                depth=settings.read_ahead,
                 min_side=decode_side(pipeline),
                 then=then,
                 workers=threads,
@@ -264,25 +286,28 @@ def run_inspection(
                 break
             if already_done(frame):
                 summary.skipped += 1
-                if on_skip:
-                    on_skip(frame)
+                if events.skipped:
+                    events.skipped(frame)
                 continue
             decoded = decoded or decode(frame, min_side=decode_side(pipeline))
             result, image = decoded.inspected or inspect_frame(pipeline, frame, decoded)
             summary.read_cpu_s += decoded.read_cpu_ms / 1e3
             if frame.sha256 is not None:
                 done.add(frame.sha256)  # the same content twice in one run is inspected once
-            name = frame.name
-            if relocate is not None:  # e.g. a hot folder sorting files into pass/ fail/ error/
-                moved = relocate(frame, result.verdict)
-                name = str(moved) if moved is not None else name
-            pending = Pending(
-                run_id, recipe_id, recipe.name, name, frame.sha256, result, image, stored_file=frame.path is not None
+            moved = source.relocate(frame, result.verdict)  # e.g. a hot folder sorting into pass/ fail/ error/
+            record = InspectionRecord(
+                run_id,
+                recipe_id,
+                recipe.name,
+                str(moved) if moved is not None else frame.name,
+                frame.sha256,
+                result,
+                utcnow(),
             )
-            writer.submit(pending)
+            writer.submit(record, image, has_file=frame.path is not None)
             summary.counts[result.verdict] += 1
-            if on_result:
-                on_result(frame, result, image)
+            if events.result:
+                events.result(frame, result, image)
         else:
             # A live source asked to stop ends its frames: that is a stop, not the end.
             summary.status = "stopped" if cancel is not None and cancel.is_set() else "finished"

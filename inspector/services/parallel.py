@@ -63,7 +63,7 @@ def registration_workers(pipeline: InspectionPipeline) -> int:
     loads it).
     """
     runtime = _runtime(pipeline)
-    if runtime is None or runtime.device_type == "cpu":
+    if runtime is None or runtime.device_type not in ("cuda", "mps"):
         return 0
     return max(0, min(MAX_REGISTRATION_WORKERS, _cores() // 2))
 

@@ -11,18 +11,16 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from inspector.engine.image import write_image
 from inspector.engine.overlay import draw_findings, load_label_font
-from inspector.engine.types import FAIL, InspectionResult
+from inspector.engine.types import FAIL
 from inspector.errors import InspectorError, StoreError
 from inspector.store.database import Store
-from inspector.store.models import utcnow
 from inspector.store.repository import InspectionRecord, add_inspections
 
 log = logging.getLogger(__name__)
@@ -33,18 +31,12 @@ _STOP = object()
 
 
 @dataclass(frozen=True)
-class Pending:
-    """A result waiting to be written, with the pixels its pictures are made from."""
+class _Pending:
+    """A record waiting to be written, with the pixels its pictures are made from."""
 
-    run_id: int
-    recipe_id: int
-    product: str
-    name: str
-    image_sha256: str | None
-    result: InspectionResult
+    record: InspectionRecord
     image: np.ndarray | None
-    inspected_at: datetime = field(default_factory=utcnow)
-    stored_file: bool = True  # False for camera frames: the writer keeps the pixels (see save_frames)
+    has_file: bool  # False for camera frames: the writer keeps the pixels (see save_frames)
 
 
 def _safe_stem(name: str) -> str:
@@ -80,8 +72,11 @@ class ResultWriter:
         self._thread = threading.Thread(target=self._loop, name="inspector-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, item: Pending) -> None:
-        self._put(item)
+    def submit(self, record: InspectionRecord, image: np.ndarray | None, *, has_file: bool = True) -> None:
+        """Queue a record; its pictures are made from ``image`` (the decoded frame, or
+        None). A frame without a file of its own (``has_file`` false: a camera's) is
+        kept as a picture as ``save_frames`` says."""
+        self._put(_Pending(record, image, has_file))
 
     def close(self) -> None:
         """Write everything submitted, then stop the thread; re-raises a write failure."""
@@ -117,12 +112,12 @@ class ResultWriter:
             lost.append(exc)
             return None
 
-    def _pictures(self, item: Pending, lost: list[BaseException]) -> tuple[str | None, tuple[str | None, ...]]:
-        result = item.result
+    def _pictures(self, item: _Pending, lost: list[BaseException]) -> tuple[str | None, tuple[str | None, ...]]:
+        record, result = item.record, item.record.result
         if not (self.save_overlays and result.verdict == FAIL and item.image is not None):
             return None, ()
-        folder = self.images_dir / f"run_{item.run_id:05d}"
-        stem = f"{_safe_stem(item.name)}_{(item.image_sha256 or 'x')[:10]}"
+        folder = self.images_dir / f"run_{record.run_id:05d}"
+        stem = f"{_safe_stem(record.image_path)}_{(record.image_sha256 or 'x')[:10]}"
         h, w = item.image.shape[:2]
         findings = result.findings_at((w, h))  # the image may have been decoded smaller
         overlay = self._write(folder / f"{stem}_overlay.jpg", draw_findings(item.image, findings), lost)
@@ -138,21 +133,22 @@ class ResultWriter:
             crops.append(self._write(folder / f"{stem}_defect{k}.png", item.image[y0:y3, x0:x3], lost))
         return overlay, tuple(crops)
 
-    def _frame_file(self, item: Pending, lost: list[BaseException]) -> str:
+    def _frame_file(self, item: _Pending, lost: list[BaseException]) -> str:
         """Where the row's image lives: its file, or a saved copy of a camera frame (the
         frame's name when the copy could not be written)."""
-        keep = self.save_frames == "all" or (self.save_frames == "fail" and item.result.verdict == FAIL)
-        if item.stored_file or item.image is None or not keep:
-            return item.name
-        folder = self.images_dir / f"run_{item.run_id:05d}" / "frames"
-        return self._write(folder / f"{_safe_stem(item.name)}.png", item.image, lost) or item.name
+        record = item.record
+        keep = self.save_frames == "all" or (self.save_frames == "fail" and record.result.verdict == FAIL)
+        if item.has_file or item.image is None or not keep:
+            return record.image_path
+        folder = self.images_dir / f"run_{record.run_id:05d}" / "frames"
+        return self._write(folder / f"{_safe_stem(record.image_path)}.png", item.image, lost) or record.image_path
 
-    def _picture_lost(self, item: Pending, exc: BaseException) -> None:
+    def _picture_lost(self, item: _Pending, exc: BaseException) -> None:
         self.pictures_lost += 1
         if self.pictures_lost == 1:  # once: a full disk would say it for every image
-            log.warning("%s: stored without (some of) its pictures: %s", item.name, exc)
+            log.warning("%s: stored without (some of) its pictures: %s", item.record.image_path, exc)
 
-    def _flush(self, batch: list[Pending]) -> None:
+    def _flush(self, batch: list[_Pending]) -> None:
         started, cpu_started = time.perf_counter(), time.thread_time()
         records = []
         for item in batch:
@@ -161,19 +157,7 @@ class ResultWriter:
             image_path = self._frame_file(item, lost)
             if lost:
                 self._picture_lost(item, lost[0])
-            records.append(
-                InspectionRecord(
-                    item.run_id,
-                    item.recipe_id,
-                    item.product,
-                    image_path,
-                    item.image_sha256,
-                    item.result,
-                    item.inspected_at,
-                    overlay,
-                    crops,
-                )
-            )
+            records.append(replace(item.record, image_path=image_path, overlay_path=overlay, crop_paths=crops))
         for attempt in range(3):
             try:
                 with self.store.session() as session, session.begin():
@@ -192,7 +176,7 @@ class ResultWriter:
     def _loop(self) -> None:
         if self.save_overlays:
             load_label_font()  # while the first image is inspected
-        batch: list[Pending] = []
+        batch: list[_Pending] = []
         deadline = None
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())

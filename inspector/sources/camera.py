@@ -92,8 +92,13 @@ class CameraSource:
         self._last_taken = -(10**9)
         self.status = "idle"
 
+    finite = False  # a video too: its frames are inspected as they are decoded
+
     def describe(self) -> str:
         return f"video:{self.target}" if self.is_file else f"camera:{self.target}"
+
+    def relocate(self, frame: Frame, verdict: str) -> Path | None:
+        return None  # frames have no file (the writer keeps the pixels it is asked to)
 
     # -- control -----------------------------------------------------------------------
 

@@ -47,12 +47,20 @@ class FileSource:
     it; a folder that disappears mid-run yields what it still had.
     """
 
+    finite = True
+
     def __init__(self, paths: Sequence[str | os.PathLike], *, recursive: bool = False) -> None:
         self.paths = [Path(p) for p in paths]
         self.recursive = recursive
 
     def describe(self) -> str:
         return ", ".join(str(p) for p in self.paths)
+
+    def relocate(self, frame: Frame, verdict: str) -> Path | None:
+        return None  # files stay where they are
+
+    def stop(self) -> None:
+        pass  # the run stops between files
 
     def _files(self) -> Iterator[Path | Frame]:
         for path in self.paths:

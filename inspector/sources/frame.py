@@ -56,8 +56,28 @@ class Frame:
 
 
 class FrameSource(Protocol):
-    """Anything that yields frames: files, folders, hot folders, cameras, videos."""
+    """Anything that yields frames: files, folders, hot folders, cameras, videos.
+
+    Attributes:
+        finite: whether the frames are all there already (files and folders: read
+            ahead and inspected several at once) or come as they come (cameras, hot
+            folders: inspected one at a time, as soon as each arrives).
+    """
+
+    finite: bool
 
     def frames(self) -> Iterator[Frame]: ...
 
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """The source as the run row records it."""
+        ...
+
+    def relocate(self, frame: Frame, verdict: str) -> Path | None:
+        """Called with each frame's verdict, before its result is stored: may move its
+        file (a hot folder sorting into pass/ fail/ error/) and return where it went,
+        which is what the database records; None: it stays."""
+        ...
+
+    def stop(self) -> None:
+        """End the frames early (a live source waiting for the next frame wakes up)."""
+        ...

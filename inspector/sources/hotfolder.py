@@ -35,6 +35,8 @@ class HotFolderSource:
         sort: move each inspected file into pass/, fail/ or error/ beside it.
     """
 
+    finite = False
+
     def __init__(
         self,
         folder: str | os.PathLike,
@@ -116,7 +118,7 @@ class HotFolderSource:
                 return
             self._stop.wait(self.poll)
 
-    def file_away(self, frame: Frame, verdict: str) -> Path | None:
+    def relocate(self, frame: Frame, verdict: str) -> Path | None:
         """Move an inspected file into pass/, fail/ or error/ (when sorting); returns its new path."""
         if not self.sort or frame.path is None or not frame.path.exists():
             return None

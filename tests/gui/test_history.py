@@ -15,7 +15,7 @@ from tests.unit.test_store_and_loop import line  # noqa: F401  (fixture)
 def history(qtbot, line):  # noqa: F811
     pipeline, folder, tmp = line
     store = open_store(str(tmp / "r.db"))
-    run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    run_inspection(pipeline, store, FileSource([folder]))
     workspace = HistoryWorkspace(lambda: store)
     qtbot.addWidget(workspace)
     workspace.refresh()

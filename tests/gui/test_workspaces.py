@@ -291,3 +291,28 @@ def test_the_application_starts_from_its_entry_point_and_shows_a_recipe(qapp, tm
     )
     assert run_gui(args) == 0
     assert shot.stat().st_size > 10_000  # the window was drawn
+
+
+def test_operate_watches_a_hot_folder_and_sorts_it_as_the_command_line_does(window, qtbot, parts, tmp_path):
+    import shutil
+
+    recipe = write_demo_recipe(tmp_path / "recipe")
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for name in ("part0.png", "part1.png"):
+        shutil.copy(parts / name, incoming / name)
+    operate = window.operate
+    qtbot.keyClicks(operate.recipe_edit, str(recipe))
+    qtbot.keyClicks(operate.source_edit, f"watch:{incoming}")
+    qtbot.mouseClick(operate.sort_files, Qt.MouseButton.LeftButton)
+    assert operate.sort_files.isChecked()
+    qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: operate.counters["Inspected"].text() == "2", timeout=180_000)
+    qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton)  # Stop
+    qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
+    assert not list(incoming.glob("*.png"))  # both filed away
+    sorted_files = sorted(p.relative_to(incoming).parts[0] for p in incoming.glob("*/*.png"))
+    assert len(sorted_files) == 2 and set(sorted_files) <= {"pass", "fail", "error"}
+    with sqlite3.connect(tmp_path / "results.db") as conn:
+        stored = [path for (path,) in conn.execute("SELECT image_path FROM inspections")]
+    assert sorted(stored) == sorted(str(p) for p in incoming.glob("*/*.png"))  # where they went

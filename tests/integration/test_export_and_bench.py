@@ -88,7 +88,7 @@ def test_a_large_image_is_decoded_smaller_and_reported_in_its_own_pixels(tmp_pat
     from inspector.engine.image import read_image
     from inspector.engine.pipeline import InspectionPipeline
     from inspector.recipe.io import load_recipe
-    from inspector.services.inspection_loop import run_inspection
+    from inspector.services.inspection_loop import RunEvents, run_inspection
     from inspector.sources.files import FileSource
     from inspector.store.database import open_store
 
@@ -101,10 +101,10 @@ def test_a_large_image_is_decoded_smaller_and_reported_in_its_own_pixels(tmp_pat
         run_inspection(
             pipeline,
             store,
-            FileSource(images).frames(),
-            source="2MP",
-            read_ahead_depth=2,
-            on_result=lambda frame, result, image: seen.__setitem__(Path(frame.name).name, (result, image.shape)),
+            FileSource(images),
+            events=RunEvents(
+                result=lambda frame, result, image: seen.__setitem__(Path(frame.name).name, (result, image.shape))
+            ),
         )
     finally:
         store.close()

@@ -9,7 +9,7 @@ import numpy as np
 from inspector.engine.image import write_image
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.recipe.io import load_recipe
-from inspector.services.inspection_loop import run_inspection
+from inspector.services.inspection_loop import RunSettings, run_inspection
 from inspector.sources.files import FileSource
 from inspector.store.database import open_store
 from inspector.synthetic.demo_product import demo_background, demo_scene, write_demo_recipe
@@ -35,9 +35,7 @@ def test_two_at_once_gives_the_verdicts_and_defects_of_one_at_a_time(tmp_path, e
     for workers in (1, 2):
         db = tmp_path / f"w{workers}.db"
         store = open_store(str(db))
-        summary = run_inspection(
-            pipeline, store, FileSource([folder]).frames(), source="x", read_ahead_depth=2, workers=workers
-        )
+        summary = run_inspection(pipeline, store, FileSource([folder]), RunSettings(workers=workers))
         store.close()
         assert summary.status == "finished" and summary.inspected == 8
         with sqlite3.connect(db) as conn:

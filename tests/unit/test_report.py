@@ -27,7 +27,7 @@ def filled(line):  # noqa: F811
     pipeline, folder, tmp = line
     (folder / "broken.png").write_text("not an image")
     store = open_store(str(tmp / "r.db"))
-    run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    run_inspection(pipeline, store, FileSource([folder]))
     with store.session() as session, session.begin():
         add_review(session, inspection_id=2, decision="confirmed")
         add_review(session, inspection_id=4, decision="false_alarm")

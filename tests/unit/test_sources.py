@@ -136,7 +136,7 @@ def test_hot_folder_waits_for_complete_files_and_sorts_them(tmp_path):
     for frame in source.frames():
         seen.append(frame)
         assert frame.image().shape == (50, 60, 3), "a frame must only be read once complete"
-        source.file_away(frame, "PASS")
+        source.relocate(frame, "PASS")
     assert sorted(f.path.name for f in seen) == ["a.png", "b.png"]
     assert sorted(p.name for p in (folder / "pass").iterdir()) == ["a.png", "b.png"]
 
@@ -192,3 +192,22 @@ def test_a_folder_lists_every_format_a_file_named_alone_is_read_in(tmp_path):
     for name in ("a.png", "b.gif", "c.JPG", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
     assert [Path(f.name).name for f in FileSource([tmp_path]).frames()] == ["a.png", "b.gif", "c.JPG"]
+
+
+def test_one_dispatch_turns_what_a_user_typed_into_a_source(tmp_path):
+    from inspector.sources import CameraSource, SourceOptions, open_source
+
+    camera = open_source("camera:0", SourceOptions(every=3, trigger="software"))
+    assert isinstance(camera, CameraSource) and camera.target == 0 and camera.every == 3 and not camera.finite
+    assert camera.trigger_mode == "software"
+    assert open_source("rtsp://cam1/stream").target == "rtsp://cam1/stream"
+    watched = open_source(f"watch:{tmp_path / 'in'}", SourceOptions(sort=True, settle=0.2))
+    assert isinstance(watched, HotFolderSource) and watched.sort and watched.settle == 0.2 and not watched.finite
+    files = open_source(f"{tmp_path / 'a.png'}; {tmp_path / 'b'}", SourceOptions(recursive=True))
+    assert isinstance(files, FileSource) and files.finite and files.recursive
+    assert files.paths == [tmp_path / "a.png", tmp_path / "b"]
+    assert open_source([str(tmp_path / "x y;z.png")]).paths == [tmp_path / "x y;z.png"]  # a list is taken as it is
+    with pytest.raises(SourceError, match=r"line\.mkv: no such video file"):
+        open_source(str(tmp_path / "line.mkv"))
+    with pytest.raises(SourceError, match=r"clip: no such video file"):
+        open_source(f"video:{tmp_path / 'clip'}")

@@ -12,12 +12,12 @@ import pytest
 from inspector.engine.image import write_image
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.errors import EngineError, StoreError
-from inspector.services.inspection_loop import run_inspection
+from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspection
 from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame
 from inspector.store.database import open_store
 from inspector.store.repository import add_review
-from tests.helpers import TruthSegmenter, fixtured, fixtured_recipe
+from tests.helpers import FramesFrom, TruthSegmenter, fixtured, fixtured_recipe
 from tests.unit.test_image_io import png_claiming
 
 
@@ -47,10 +47,8 @@ def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, regi
     (folder / "text.png").write_text("hello")
     (folder / "huge.png").write_bytes(png_claiming(100_000, 100_000))  # OpenCV refuses it by raising
     store = open_store(str(tmp / "r.db"))
-    frames = FileSource([folder]).frames()
-    summary = run_inspection(
-        pipeline, store, frames, source=str(folder), read_ahead_depth=ahead, register_ahead=register_ahead
-    )
+    settings = RunSettings(read_ahead=ahead, register_ahead=register_ahead)
+    summary = run_inspection(pipeline, store, FileSource([folder]), settings)
     store.close()
     assert summary.status == "finished"
     assert (summary.counts["PASS"], summary.counts["FAIL"], summary.counts["ERROR"]) == (3, 3, 3)
@@ -72,7 +70,7 @@ def test_results_whose_pictures_cannot_be_written_are_stored_without_them(line, 
     pipeline, folder, tmp = line
     (tmp / "images").write_text("a file where the pictures' folder would go")
     store = open_store(str(tmp / "r.db"))
-    summary = run_inspection(pipeline, store, FileSource([folder]).frames(), source=str(folder))
+    summary = run_inspection(pipeline, store, FileSource([folder]))
     store.close()
     assert (summary.status, summary.counts["PASS"], summary.counts["FAIL"]) == ("finished", 3, 3)
     assert summary.pictures_lost == 3 and summary.to_dict()["pictures_lost"] == 3
@@ -120,11 +118,9 @@ def test_two_images_at_once_are_stored_in_the_frames_order_with_the_same_results
         summary = run_inspection(
             pipeline,
             store,
-            FileSource([folder]).frames(),
-            source="x",
-            read_ahead_depth=2,
-            workers=workers,
-            on_result=lambda frame, result, image, seen=seen: seen.append((frame.name, result.verdict)),
+            FileSource([folder]),
+            RunSettings(workers=workers),
+            RunEvents(result=lambda frame, result, image, seen=seen: seen.append((frame.name, result.verdict))),
         )
         store.close()
         assert summary.status == "finished" and summary.inspected == 10
@@ -153,7 +149,7 @@ def test_a_reference_that_cannot_be_prepared_makes_each_image_an_error_when_two_
 
     pipeline.segmenter.segment = broken
     store = open_store(str(tmp_path / "r.db"))
-    summary = run_inspection(pipeline, store, FileSource([folder]).frames(), source="x", read_ahead_depth=2, workers=2)
+    summary = run_inspection(pipeline, store, FileSource([folder]), RunSettings(workers=2))
     store.close()
     assert summary.status == "finished" and summary.counts["ERROR"] == 3
     errors = rows(tmp_path / "r.db", "SELECT error FROM inspections")
@@ -165,10 +161,8 @@ def test_rerun_skips_what_is_done_and_force_redoes_it(line, ahead):
     pipeline, folder, tmp = line
     store = open_store(str(tmp / "r.db"))
 
-    def run(**options):
-        return run_inspection(
-            pipeline, store, FileSource([folder]).frames(), source="x", read_ahead_depth=ahead, **options
-        )
+    def run(force=False):
+        return run_inspection(pipeline, store, FileSource([folder]), RunSettings(force=force, read_ahead=ahead))
 
     first, second, third = run(), run(), run(force=True)
     store.close()
@@ -184,11 +178,10 @@ def test_cancel_stops_within_one_image_and_keeps_what_was_done(line, ahead):
     summary = run_inspection(
         pipeline,
         store,
-        FileSource([folder]).frames(),
-        source="x",
+        FileSource([folder]),
+        RunSettings(read_ahead=ahead),
+        RunEvents(result=lambda frame, result, image: cancel.set()),
         cancel=cancel,
-        on_result=lambda frame, result, image: cancel.set(),
-        read_ahead_depth=ahead,
     )
     store.close()
     assert summary.status == "stopped" and summary.inspected == 1
@@ -206,7 +199,7 @@ def test_a_live_source_that_ends_because_it_was_stopped_is_a_stopped_run(line):
         cancel.set()
 
     store = open_store(str(tmp / "r.db"))
-    summary = run_inspection(pipeline, store, live_frames(), source="camera:0", cancel=cancel)
+    summary = run_inspection(pipeline, store, FramesFrom(live_frames(), finite=False), cancel=cancel)
     store.close()
     assert summary.status == "stopped" and summary.inspected == 1
     assert rows(tmp / "r.db", "SELECT status FROM runs") == [("stopped",)]
@@ -223,10 +216,10 @@ class CountingFrame(Frame):
 def test_reading_ahead_skips_done_images_without_decoding_them_and_reports_a_failing_source(line):
     pipeline, folder, tmp = line
     store = open_store(str(tmp / "r.db"))
-    run_inspection(pipeline, store, FileSource([folder]).frames(), source="x")
+    run_inspection(pipeline, store, FileSource([folder]))
     CountingFrame.decoded.clear()
     again = [CountingFrame(f.name, f.sha256, f.path, f.data) for f in FileSource([folder]).frames()]
-    summary = run_inspection(pipeline, store, iter(again), source="x", read_ahead_depth=2)
+    summary = run_inspection(pipeline, store, FramesFrom(again))
     assert summary.skipped == 6 and CountingFrame.decoded == []
 
     def broken_source():
@@ -234,14 +227,14 @@ def test_reading_ahead_skips_done_images_without_decoding_them_and_reports_a_fai
         raise OSError("camera cable pulled")
 
     with pytest.raises(OSError, match="cable"):
-        run_inspection(pipeline, store, broken_source(), source="x", force=True, read_ahead_depth=2)
+        run_inspection(pipeline, store, FramesFrom(broken_source()), RunSettings(force=True))
     store.close()
 
 
 def test_reviews_are_stored_against_inspections(line):
     pipeline, folder, tmp = line
     store = open_store(str(tmp / "r.db"))
-    run_inspection(pipeline, store, FileSource([folder / "p1.png"]).frames(), source="x")
+    run_inspection(pipeline, store, FileSource([folder / "p1.png"]))
     with store.session() as session, session.begin():
         add_review(session, inspection_id=1, decision="false_alarm", operator="ana")
         with pytest.raises(ValueError, match="maybe"):
@@ -287,7 +280,7 @@ def test_a_folder_that_disappears_mid_run_becomes_errors_and_the_run_goes_on(lin
         if len(seen) == 2:
             shutil.rmtree(later)  # the second folder goes away while the first is inspected
 
-    summary = run_inspection(pipeline, store, FileSource([folder, later]).frames(), source="x", on_result=vanish)
+    summary = run_inspection(pipeline, store, FileSource([folder, later]), events=RunEvents(result=vanish))
     store.close()
     assert summary.status == "finished"
     assert summary.counts["PASS"] + summary.counts["FAIL"] == 6

@@ -92,6 +92,8 @@ class OperateWorkspace(QWidget):
         # Cameras only: inspect one part per trigger (button or T) instead of every frame.
         self.trigger_mode = QCheckBox("Trigger")
         self.trigger_mode.setToolTip("Camera sources: inspect one frame per trigger (T) instead of continuously")
+        self.sort_files = QCheckBox("Sort")
+        self.sort_files.setToolTip("Hot folders (watch:FOLDER): move each inspected file into pass/, fail/ or error/")
         self.trigger_button = QPushButton("Trigger (T)")
         self.trigger_button.setEnabled(False)
         self.trigger_button.clicked.connect(self.fire)
@@ -105,6 +107,7 @@ class OperateWorkspace(QWidget):
             QLabel("Source"),
             self.source_edit,
             source_button,
+            self.sort_files,
             self.trigger_mode,
             self.trigger_button,
             self.start_button,
@@ -186,7 +189,7 @@ class OperateWorkspace(QWidget):
     def start(self) -> None:
         from inspector.gui.workers import InspectionWorker
         from inspector.recipe.io import load_recipe
-        from inspector.sources import VIDEO_SUFFIXES, open_source
+        from inspector.sources import CameraSource, SourceOptions, open_source
 
         recipe_path, source = self.recipe_edit.text().strip(), self.source_edit.text().strip()
         if not recipe_path or not source:
@@ -197,17 +200,19 @@ class OperateWorkspace(QWidget):
         except InspectorError as exc:
             self.message.emit(str(exc), True)
             return
-        camera = source.startswith("camera:") or "://" in source or Path(source).suffix.lower() in VIDEO_SUFFIXES
-        options = {"trigger": "software"} if camera and self.trigger_mode.isChecked() else {}
+        options = SourceOptions(
+            trigger="software" if self.trigger_mode.isChecked() else "every",
+            sort=self.sort_files.isChecked(),
+            on_status=lambda status: self.status_changed.emit(f"Source: {status}"),
+            preview=self._preview,
+        )
         try:
-            self._source = open_source(source, **options)
+            self._source = open_source(source, options)
         except InspectorError as exc:  # a mistyped video file, a bad camera option
             self.message.emit(str(exc), True)
             return
-        self.trigger_button.setEnabled(bool(options))
-        if hasattr(self._source, "on_status"):  # cameras report connection state and stream a live view
-            self._source.on_status = lambda status: self.status_changed.emit(f"Source: {status}")
-            self._source.preview = self._preview
+        triggered = isinstance(self._source, CameraSource) and self._source.trigger_mode == "software"
+        self.trigger_button.setEnabled(triggered)
         self._counts.clear()
         self._latencies.clear()
         self._started = time.monotonic()
@@ -224,16 +229,13 @@ class OperateWorkspace(QWidget):
 
     def fire(self) -> None:
         """Software trigger: inspect the camera's next frame."""
-        fire = getattr(self._source, "fire", None)
-        if self.running and fire is not None and self.trigger_button.isEnabled():
-            fire()
+        if self.running and self.trigger_button.isEnabled():
+            self._source.fire()
 
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
-            stop_source = getattr(self._source, "stop", None)
-            if stop_source is not None:  # a live source waits for frames: wake it up
-                stop_source()
+            self._source.stop()  # a live source waits for frames: wake it up
             self.start_button.setEnabled(False)
             self.message.emit("Stopping after the current image…", False)
 
