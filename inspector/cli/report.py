@@ -81,14 +81,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_run(store, run_id: int) -> None:
     """A run number that is not in the database is a mistake, not an empty report."""
-    from sqlalchemy import func, select
+    from inspector.report.query import run_numbers
 
-    from inspector.store.models import Run
-
-    with store.session() as session:
-        if session.get(Run, run_id) is not None:
-            return
-        first, last = session.execute(select(func.min(Run.id), func.max(Run.id))).one()
+    exists, first, last = run_numbers(store, run_id)
+    if exists:
+        return
     held = "it holds no runs" if first is None else f"its runs are numbered {first} to {last}"
     raise InspectorError(f"--run {run_id}: no such run in {store.url}; {held}")
 

@@ -7,6 +7,16 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
+# The one palette of every picture Inspector draws (BGR), on saved overlays and in the
+# GUI alike: what each colour means is the same everywhere.
+PART = (80, 200, 60)  # the part region, part boxes, foreground points
+DEFECT = (60, 60, 230)  # reported defects, background points
+NORMAL = (230, 140, 40)  # normal surfaces and their points
+FEATURE = (40, 210, 240)  # features of a good part the reference shows
+CANDIDATE = (200, 90, 220)  # segments the rules would report as defects
+IGNORED = (180, 180, 180)  # ignore boxes
+SAVED_DEFECT = (40, 40, 230)  # outlines burnt into saved overlay pictures
+
 # Distinct, colour-blind-friendly BGR colours (Okabe-Ito), cycled over instances.
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (0, 159, 230),
@@ -51,7 +61,7 @@ def draw_prompts(image: np.ndarray, *, points=None, labels=None, boxes=None) -> 
         pts = np.asarray(points, np.int64).reshape(-1, 2)
         labs = np.ones(len(pts), np.int64) if labels is None else np.asarray(labels)
         for (x, y), label in zip(pts, labs, strict=True):
-            color = (80, 200, 60) if label else (60, 60, 230)
+            color = PART if label else DEFECT
             cv2.circle(out, (int(x), int(y)), 6, (255, 255, 255), -1, lineType=cv2.LINE_AA)
             cv2.circle(out, (int(x), int(y)), 4, color, -1, lineType=cv2.LINE_AA)
     return out
@@ -66,7 +76,7 @@ def load_label_font() -> None:
     cv2.getTextSize("0", LABEL_FONT, 1.0, 1)
 
 
-def draw_findings(image: np.ndarray, findings, *, color: tuple[int, int, int] = (40, 40, 230)) -> np.ndarray:
+def draw_findings(image: np.ndarray, findings, *, color: tuple[int, int, int] = SAVED_DEFECT) -> np.ndarray:
     """A copy of ``image`` with each defect outlined and labelled."""
     out = image.copy()
     thickness = max(1, round(max(image.shape[:2]) / 400))

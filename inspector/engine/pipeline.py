@@ -21,7 +21,7 @@ from inspector.engine.image import Picture, decode_reduced, read_bytes
 from inspector.engine.preflight import checked_reference, raise_problems, setup_problems
 from inspector.engine.reference import PreparedReference, confident, prepare_reference, segment_everything
 from inspector.engine.regions import PartNotFound
-from inspector.engine.segmenter import FastSAMSegmenter, Segmenter
+from inspector.engine.segmenter import Segmenter, shared_segmenter
 from inspector.engine.stages import (
     ImageError,
     ImageWork,
@@ -89,7 +89,8 @@ class InspectionPipeline:
     Args:
         recipe: the recipe; checked here with ``validate``, else it must have been
             checked (``validate_recipe``) before.
-        segmenter: the segmenter to use; by default the recipe's model, loaded once.
+        segmenter: the segmenter to use; by default the recipe's model, loaded once per
+            process (``shared_segmenter``).
         classifier: labels defects with the recipe's classes; by default CLIP, built
             when the recipe has classes or exemplars (and never otherwise).
         device: device for the default segmenter and classifier.
@@ -112,14 +113,8 @@ class InspectionPipeline:
         self.recipe = recipe
         self.recipe_hash = recipe_hash(recipe)
         self.reference_image = _read_reference(recipe, validate=validate, import_torch=segmenter is None)
-        self.segmenter = segmenter or FastSAMSegmenter(
-            recipe.weights_spec,
-            device=device,
-            imgsz=recipe.model.imgsz,
-            conf=recipe.model.conf,
-            iou=recipe.model.iou,
-            expected_sha256=recipe.model.sha256,
-            backend=backend,
+        self.segmenter = segmenter or shared_segmenter(
+            recipe.weights_spec, device=device, backend=backend, expected_sha256=recipe.model.sha256
         )
         self.stages = tuple(stage for stage in STAGES if stage.wanted(recipe))
         self._device = device

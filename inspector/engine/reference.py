@@ -10,14 +10,21 @@ the reference is what inspection uses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from inspector.engine.align import ReferenceAligner
 from inspector.engine.image import colour_share
-from inspector.engine.regions import PartNotFound, Regions, part_outline, part_window, select_regions
+from inspector.engine.regions import (
+    PartNotFound,
+    Regions,
+    defect_candidates,
+    part_outline,
+    part_window,
+    select_regions,
+)
 from inspector.engine.rules import expected_features
 from inspector.engine.segmenter import Segmenter
 from inspector.engine.types import Segmentation
@@ -206,4 +213,48 @@ def _aligner(recipe: Recipe, image: np.ndarray, whole: Segmentation, regions: Re
         region=region,
         max_features=recipe.alignment.max_features,
         min_inliers=recipe.alignment.min_inliers,
+    )
+
+
+@dataclass(frozen=True)
+class PromptPreview:
+    """What a recipe's prompts select on its reference, for the Recipes tab to draw.
+
+    Attributes:
+        part_region: where defects are searched (low-res bool on the segmentation's
+            grid); None when the recipe has no part prompts (the whole image).
+        part_segments: how many segments the part prompts select.
+        normal_indices: segments the normal points mark as normal surface.
+        feature_indices: segments on the part that inspection would hold images
+            against: the features a good part shows (what would be a defect if an
+            image had it and the reference did not).
+        problem: why the prompts select nothing (None when they do).
+    """
+
+    part_region: np.ndarray | None
+    part_segments: int
+    normal_indices: tuple[int, ...]
+    feature_indices: tuple[int, ...]
+    problem: str | None = None
+
+
+def preview_prompts(recipe: Recipe, segmentation: Segmentation) -> PromptPreview:
+    """The recipe's prompts applied to the reference's segments (from
+    :func:`preview_segments`): no network run, so it follows every edit at once."""
+    try:
+        regions = select_regions(segmentation, recipe)
+    except PartNotFound:
+        return PromptPreview(None, 0, (), (), "the part prompts select nothing")
+    except ValueError as exc:  # e.g. a prompt outside a reference image since replaced
+        return PromptPreview(None, 0, (), (), str(exc))
+    # On the reference itself every feature matches itself: the rules without the
+    # reference say which segments inspection compares.
+    rules = replace(recipe.defects, match_reference=False, missing_features=False)
+    features = defect_candidates(segmentation, regions, rules)
+    has_part = bool(recipe.part.boxes or recipe.part.points)
+    return PromptPreview(
+        regions.part_region if has_part else None,
+        len(regions.part_indices),
+        tuple(sorted(regions.normal_indices)),
+        tuple(c.index for c in features),
     )

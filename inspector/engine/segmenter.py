@@ -12,6 +12,7 @@ import copy
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -407,3 +408,36 @@ class FastSAMSegmenter:
                 "postprocess": (t3 - t2) * 1e3,
             },
         )
+
+
+# Networks kept loaded, most recently used last: the one cache of models in a process, so
+# that the Recipes tab's preview, its test runs and Operate's runs of one recipe share a
+# network, and switching between two products does not load either again.
+SHARED_NETWORKS = 2
+_shared: OrderedDict[tuple, FastSAMSegmenter] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared_segmenter(
+    weights: str | os.PathLike | None = None,
+    *,
+    device: Device = "auto",
+    backend: Backend = "auto",
+    expected_sha256: str | None = None,
+) -> FastSAMSegmenter:
+    """The process's segmenter of these weights (file and content) on this device and backend,
+    made on first use; the least recently used beyond ``SHARED_NETWORKS`` is let go.
+
+    A segmenter runs one image at a time (see ``FastSAMSegmenter.replica`` for more); its
+    prompts and settings are arguments of each call, so callers cannot disturb each other.
+    """
+    resolved = resolve_weights(weights, expected_sha256=expected_sha256)
+    key = (str(resolved.path), resolved.identity.sha256, device, backend)
+    with _shared_lock:
+        segmenter = _shared.pop(key, None)
+        if segmenter is None:
+            segmenter = FastSAMSegmenter(weights, device=device, backend=backend, expected_sha256=expected_sha256)
+        _shared[key] = segmenter
+        while len(_shared) > SHARED_NETWORKS:
+            _shared.popitem(last=False)
+        return segmenter

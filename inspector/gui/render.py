@@ -7,11 +7,9 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-GREEN = (80, 200, 60)
-RED = (60, 60, 230)
-BLUE = (230, 140, 40)
-YELLOW = (40, 210, 240)
-GRAY = (180, 180, 180)
+from inspector.engine.overlay import CANDIDATE, DEFECT, FEATURE, IGNORED, NORMAL, PALETTE, PART
+
+__all__ = ["CANDIDATE", "DEFECT", "FEATURE", "IGNORED", "NORMAL", "PALETTE", "PART"]
 
 
 def blank(size: tuple[int, int]) -> np.ndarray:

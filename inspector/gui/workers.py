@@ -12,10 +12,8 @@ import traceback
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
-from sqlalchemy.exc import OperationalError
 
 from inspector.errors import InspectorError
-from inspector.recipe.io import recipe_hash
 
 log = logging.getLogger(__name__)
 
@@ -25,30 +23,8 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, OSError) and exc.filename:  # a report or picture that cannot be written
         return f"{exc.filename}: {exc.strerror or exc}"
-    if isinstance(exc, OperationalError) and "locked" in str(exc):  # SQLite's busy timeout ran out
-        return "The results database is locked by another program; try again when it is done."
     log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(exc)))
     return f"Unexpected error: {exc!r} (details in the log)"
-
-
-_pipelines: dict[tuple[str, str], object] = {}
-_pipelines_lock = threading.Lock()
-
-
-def _pipeline_for(recipe):
-    """The validated pipeline of a recipe, kept for the next run: its model loads once.
-
-    Only the latest recipe's pipeline is kept, so switching products frees the old model.
-    """
-    from inspector.engine.pipeline import open_pipeline
-
-    key = (str(recipe.source), recipe_hash(recipe))
-    with _pipelines_lock:
-        if key not in _pipelines:
-            pipeline = open_pipeline(recipe)  # a failure is reported once, not as an ERROR per image
-            _pipelines.clear()
-            _pipelines[key] = pipeline
-        return _pipelines[key]
 
 
 class InspectionWorker(QThread):
@@ -76,6 +52,7 @@ class InspectionWorker(QThread):
         self.cancel.set()
 
     def run(self) -> None:
+        from inspector.engine.pipeline import open_pipeline
         from inspector.services.inspection_loop import RunEvents, run_inspection
 
         def on_result(frame, result, image) -> None:
@@ -83,7 +60,9 @@ class InspectionWorker(QThread):
             self.result.emit(frame.name, result, image, shown)
 
         try:
-            pipeline = _pipeline_for(self.recipe)
+            # Checked and prepared here: a failure is said once, not as an ERROR per image.
+            # The network is the process's (shared_segmenter): it loads once.
+            pipeline = open_pipeline(self.recipe)
             store = self.store_factory()
             try:
                 events = RunEvents(result=on_result, skipped=lambda f: self.skipped.emit(f.name))

@@ -1,7 +1,9 @@
-"""What a report shows, gathered with aggregate queries: nothing loads every row.
+"""The questions asked of stored results: reports, and History in the GUI.
 
-KPIs, defects by class, the fail rate over time and the recipes used are GROUP BY
-queries; only the rejects table fetches rows, and it is capped.
+The one place that writes queries over the store's models, so that no face (the GUI,
+the command line) needs SQL. A report is gathered with aggregate queries, nothing loads
+every row: KPIs, defects by class, the fail rate over time and the recipes used are
+GROUP BY queries; only the rejects table fetches rows, and it is capped.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
+from inspector.errors import StoreError
 from inspector.store.models import Defect, Inspection, RecipeSnapshot, Run
-from inspector.store.repository import latest_reviews
+from inspector.store.repository import add_review, latest_reviews
 
 REJECTS_CAP = 200
 
@@ -279,3 +283,103 @@ def gather(session: Session, flt: ReportFilter, *, rejects_cap: int = REJECTS_CA
         rejects=rejects,
         rejects_left_out=left_out,
     )
+
+
+# -- History: what the GUI lists and shows -----------------------------------------------
+
+HISTORY_LIMIT = 500  # newest first; a report covers the rest
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One stored inspection as History lists it."""
+
+    inspection_id: int
+    inspected_at: datetime
+    product: str
+    verdict: str
+    defect_count: int
+    error: str | None
+    review: str | None  # the latest decision: "confirmed", "false_alarm" or None
+
+
+@dataclass(frozen=True)
+class InspectionDetail:
+    """One stored inspection as History shows it: where its pictures are, and its defects."""
+
+    inspection_id: int
+    image_path: str
+    overlay_path: str | None
+    verdict: str
+    error: str | None
+    outlines: tuple  # (K, 2) float32 polygons, one per defect
+    labels: tuple[str, ...]  # "label score", one per defect
+
+
+def history(store, flt: ReportFilter, *, limit: int = HISTORY_LIMIT) -> tuple[list[str], list[HistoryRow]]:
+    """The products in the database, and the newest inspections ``flt`` keeps.
+
+    Raises:
+        StoreError: the database cannot be read (locked, damaged), naming it.
+    """
+    with store.transaction("History cannot be read") as session:
+        products = sorted(session.scalars(select(Inspection.product).distinct()))
+        decided = latest_reviews()
+        rows = session.execute(
+            flt.apply(
+                select(
+                    Inspection.id,
+                    Inspection.inspected_at,
+                    Inspection.product,
+                    Inspection.verdict,
+                    Inspection.defect_count,
+                    Inspection.error,
+                    decided.c.decision,
+                )
+                .outerjoin(decided, decided.c.inspection_id == Inspection.id)
+                .order_by(Inspection.inspected_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    return products, [HistoryRow(*row) for row in rows]
+
+
+def inspection_detail(store, inspection_id: int) -> InspectionDetail:
+    """One inspection with its defects' outlines.
+
+    Raises:
+        StoreError: it cannot be read, or there is no such inspection.
+    """
+    with store.transaction(f"inspection #{inspection_id} cannot be read") as session:
+        inspection = session.get(Inspection, inspection_id)
+        if inspection is None:
+            raise StoreError(f"{store.url}: there is no inspection #{inspection_id}")
+        defects = session.scalars(select(Defect).where(Defect.inspection_id == inspection_id)).all()
+        return InspectionDetail(
+            inspection_id,
+            inspection.image_path,
+            inspection.overlay_path,
+            inspection.verdict,
+            inspection.error,
+            tuple(np.array(d.outline, np.float32).reshape(-1, 2) for d in defects),
+            tuple(f"{d.label} {d.score:.2f}" for d in defects),
+        )
+
+
+def record_review(store, inspection_id: int, decision: str, *, operator: str = "", note: str = "") -> None:
+    """Store an operator's review of an inspection ("confirmed" or "false_alarm").
+
+    Raises:
+        StoreError: it cannot be written (a locked database), naming the database.
+    """
+    with store.transaction(f"inspection #{inspection_id} was not reviewed") as session:
+        add_review(session, inspection_id=inspection_id, decision=decision, operator=operator, note=note)
+
+
+def run_numbers(store, run_id: int) -> tuple[bool, int | None, int | None]:
+    """Whether run ``run_id`` is in the database, and the first and last run numbers it holds."""
+    with store.transaction("the runs cannot be read") as session:
+        if session.get(Run, run_id) is not None:
+            return True, None, None
+        first, last = session.execute(select(func.min(Run.id), func.max(Run.id))).one()
+    return False, first, last

@@ -20,7 +20,7 @@ from inspector.engine.image import write_image
 from inspector.engine.overlay import draw_findings, load_label_font
 from inspector.engine.types import FAIL
 from inspector.errors import InspectorError, StoreError
-from inspector.store.database import Store
+from inspector.store.database import Store, database_problem
 from inspector.store.repository import InspectionRecord, add_inspections
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class ResultWriter:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            raise StoreError(f"results could not be written: {self._error}") from self._error
+            raise StoreError(f"results could not be written: {database_problem(self._error)}") from self._error
 
     def _write(self, path: Path, image: np.ndarray, lost: list[BaseException]) -> str | None:
         """Write one picture; a failure (a full disk, a blocked folder) is noted in ``lost``

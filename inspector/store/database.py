@@ -15,7 +15,8 @@ import os
 import re
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +48,25 @@ class Store:
     def session(self) -> Session:
         return self.sessions()
 
+    @contextmanager
+    def transaction(self, doing: str) -> Iterator[Session]:
+        """A session in a transaction (committed on leaving) whose database errors are a
+        StoreError naming the database and what was being done."""
+        try:
+            with self.session() as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.url}: {doing}: {database_problem(exc)}") from exc
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def database_problem(exc: BaseException) -> str:
+    """A database error in words: a lock held too long is said as such."""
+    if "locked" in str(exc):  # SQLite's busy timeout ran out
+        return "the database is locked by another program; try again when it is done"
+    return str(getattr(exc, "orig", None) or exc.__cause__ or exc)
 
 
 def default_url() -> str:
@@ -236,8 +254,7 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         raise
     except (SQLAlchemyError, sqlite3.Error) as exc:
         engine.dispose()
-        reason = "the database is locked by another program" if "locked" in str(exc) else str(exc.__cause__ or exc)
-        raise StoreError(f"{shown}: cannot open the database: {reason}") from None
+        raise StoreError(f"{shown}: cannot open the database: {database_problem(exc)}") from None
     if images_dir is None:
         images_dir = (sqlite_path.parent if sqlite_path else settings.data_dir()) / "images"
     return Store(

@@ -75,10 +75,12 @@ def test_worker_failures_name_the_file_or_the_locked_database():
     from sqlalchemy.exc import OperationalError
 
     from inspector.gui.workers import _describe
+    from inspector.store.database import database_problem
 
     assert _describe(IsADirectoryError(21, "Is a directory", "/reports/x.html")) == "/reports/x.html: Is a directory"
     locked = OperationalError("INSERT INTO reviews ...", {}, Exception("database is locked"))
-    assert "locked by another program" in _describe(locked)
+    said = database_problem(locked)  # what the store's errors say (Store.transaction, the writer)
+    assert "locked by another program" in said and "INSERT" not in said
 
 
 def test_closing_while_a_report_is_exported_finishes_the_report(history, line):  # noqa: F811
@@ -97,4 +99,4 @@ def test_the_review_buttons_follow_the_reject_on_show_while_a_review_is_stored(h
     qtbot.waitUntil(lambda: history.table.item(first, 5).text() == "confirmed", timeout=10_000)
     qtbot.waitUntil(lambda: not history._reviewing, timeout=10_000)
     qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)  # the second reject's, once its picture is up
-    assert history._on_show.ident == int(history.table.item(second, 0).text())
+    assert history._on_show.inspection_id == int(history.table.item(second, 0).text())

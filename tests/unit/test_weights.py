@@ -49,3 +49,24 @@ def test_weights_are_found_in_the_model_folder_and_pinned(tmp_path):
 def test_an_explicit_missing_path_is_named(tmp_path):
     with pytest.raises(EngineError, match=r"nowhere\.pt"):
         resolve_weights(tmp_path / "nowhere.pt")
+
+
+def test_one_network_per_model_is_shared_and_the_least_recently_used_is_let_go(tmp_path, monkeypatch):
+    import shutil
+
+    from inspector.engine import segmenter as segmenters
+
+    monkeypatch.setattr(segmenters, "_shared", type(segmenters._shared)())
+    builtin = resolve_weights(BUILTIN_NAME).path
+    copies = []
+    for name in ("a", "b"):
+        copies.append(tmp_path / f"{name}.pt")
+        shutil.copy(builtin, copies[-1])
+    first = segmenters.shared_segmenter(BUILTIN_NAME, device="cpu")
+    assert segmenters.shared_segmenter(None, device="cpu") is first  # the same file, however named
+    assert first.identity.name == BUILTIN_NAME
+    assert segmenters.shared_segmenter(BUILTIN_NAME, device="cpu", backend="torch") is not first  # another backend
+    other = segmenters.shared_segmenter(copies[0], device="cpu")
+    assert len(segmenters._shared) == segmenters.SHARED_NETWORKS  # the first was let go
+    assert segmenters.shared_segmenter(copies[0], device="cpu") is other
+    assert segmenters.shared_segmenter(BUILTIN_NAME, device="cpu") is not first

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
@@ -22,36 +20,25 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError
 from inspector.gui import render
 from inspector.gui.widgets.image_view import ImageView, qimage_from_bgr
-from inspector.report.query import ReportFilter
-from inspector.store.models import Defect, Inspection
-from inspector.store.repository import add_review, latest_reviews
+from inspector.report.query import (
+    HISTORY_LIMIT,
+    InspectionDetail,
+    ReportFilter,
+    history,
+    inspection_detail,
+    record_review,
+)
 
 REVIEW_NAMES = {"confirmed": "confirmed", "false_alarm": "false alarm"}
-ROW_LIMIT = 500  # newest first; the report covers the rest
 _ALL = "(all)"
 
 
-@dataclass(frozen=True)
-class _Shown:
-    """What the detail pane shows of one stored inspection."""
-
-    ident: int
-    path: str
-    overlay_path: str | None
-    verdict: str
-    error: str | None
-    outlines: list[np.ndarray]
-    labels: list[str]
-
-
-def _picture(shown: _Shown) -> tuple[_Shown, QImage | None, QImage | None, InspectorError | None]:
+def _picture(shown: InspectionDetail) -> tuple[InspectionDetail, QImage | None, QImage | None, InspectorError | None]:
     """(shown, image, overlay to draw on it, why the image could not be read), as
     QImages made here, on the worker thread.
 
@@ -59,7 +46,7 @@ def _picture(shown: _Shown) -> tuple[_Shown, QImage | None, QImage | None, Inspe
     frames are), falls back to the overlay picture saved with the result, if any.
     """
     try:
-        image = read_image(shown.path)
+        image = read_image(shown.image_path)
     except InspectorError as exc:
         if shown.overlay_path:
             try:
@@ -68,32 +55,8 @@ def _picture(shown: _Shown) -> tuple[_Shown, QImage | None, QImage | None, Inspe
                 pass
         return shown, None, None, exc
     canvas = render.blank((image.shape[1], image.shape[0]))
-    render.outlines(canvas, shown.outlines, render.RED, labels=shown.labels)
+    render.outlines(canvas, list(shown.outlines), render.DEFECT, labels=list(shown.labels))
     return shown, qimage_from_bgr(image), qimage_from_bgr(canvas), None
-
-
-def _history(store, flt: ReportFilter) -> tuple[list[str], list]:
-    """The products in the database, and the newest inspections the filter keeps."""
-    with store.session() as session:
-        products = sorted(session.scalars(select(Inspection.product).distinct()))
-        decided = latest_reviews()
-        rows = session.execute(
-            flt.apply(
-                select(
-                    Inspection.id,
-                    Inspection.inspected_at,
-                    Inspection.product,
-                    Inspection.verdict,
-                    Inspection.defect_count,
-                    Inspection.error,
-                    decided.c.decision,
-                )
-                .outerjoin(decided, decided.c.inspection_id == Inspection.id)
-                .order_by(Inspection.inspected_at.desc())
-                .limit(ROW_LIMIT)
-            )
-        ).all()
-    return products, rows
 
 
 class HistoryWorkspace(QWidget):
@@ -105,8 +68,8 @@ class HistoryWorkspace(QWidget):
         self._store = None
         self._export = None  # the worker writing a report
         self._reviewing: list = []  # workers storing reviews
-        self._on_show: _Shown | None = None  # the inspection whose picture the pane shows
-        self._wanted: _Shown | None = None  # the selected inspection, until its picture is being read
+        self._on_show: InspectionDetail | None = None  # the inspection whose picture the pane shows
+        self._wanted: InspectionDetail | None = None  # the selected inspection, until its picture is being read
         self._loader = None  # the worker reading a picture
         self.product = QComboBox()
         self.verdict = QComboBox()
@@ -196,9 +159,9 @@ class HistoryWorkspace(QWidget):
             return
         flt = self.current_filter()
         try:
-            products, rows = _history(store, flt)
-        except SQLAlchemyError as exc:
-            self.message.emit(f"History cannot be read from {store.url}: {getattr(exc, 'orig', None) or exc}", True)
+            products, rows = history(store, flt)
+        except InspectorError as exc:
+            self.message.emit(str(exc), True)
             return
         current = self.product.currentText()
         self.product.blockSignals(True)
@@ -207,26 +170,25 @@ class HistoryWorkspace(QWidget):
         self.product.setCurrentText(current if current in products else _ALL)
         self.product.blockSignals(False)
         self.table.setRowCount(len(rows))
-        for r, (ident, at, product, verdict, count, error, decision) in enumerate(rows):
-            review = REVIEW_NAMES.get(decision, "")
+        for r, row in enumerate(rows):
             values = (
-                str(ident),
-                f"{at:%Y-%m-%d %H:%M:%S}",
-                product,
-                verdict,
-                error or str(count),
-                review,
+                str(row.inspection_id),
+                f"{row.inspected_at:%Y-%m-%d %H:%M:%S}",
+                row.product,
+                row.verdict,
+                row.error or str(row.defect_count),
+                REVIEW_NAMES.get(row.review, ""),
             )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
-                item.setData(Qt.ItemDataRole.UserRole, ident)
+                item.setData(Qt.ItemDataRole.UserRole, row.inspection_id)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         if rows and not self.table.selectionModel().selectedRows():
-            fails = [r for r, row in enumerate(rows) if row[3] == "FAIL"]
+            fails = [r for r, row in enumerate(rows) if row.verdict == "FAIL"]
             self.table.selectRow(fails[0] if fails else 0)  # show something: the newest reject
         shown = f"{len(rows)} inspections" + (
-            f" (newest {ROW_LIMIT}; export for all)" if len(rows) == ROW_LIMIT else ""
+            f" (newest {HISTORY_LIMIT}; export for all)" if len(rows) == HISTORY_LIMIT else ""
         )
         self.message.emit(f"History: {shown} for {flt.describe()}", False)
 
@@ -239,29 +201,17 @@ class HistoryWorkspace(QWidget):
         if ident is None:
             self._set_review_enabled(False)
             return
-        store = self.store()
         try:
-            with store.session() as session:
-                inspection = session.get(Inspection, ident)
-                defects = session.scalars(select(Defect).where(Defect.inspection_id == ident)).all()
-                shown = _Shown(
-                    ident,
-                    inspection.image_path,
-                    inspection.overlay_path,
-                    inspection.verdict,
-                    inspection.error,
-                    [np.array(d.outline, np.float32).reshape(-1, 2) for d in defects],
-                    [f"{d.label} {d.score:.2f}" for d in defects],
-                )
-        except SQLAlchemyError as exc:
-            self.message.emit(f"Inspection #{ident} cannot be read from {store.url}: {exc}", True)
+            shown = inspection_detail(self.store(), ident)
+        except InspectorError as exc:
+            self.message.emit(str(exc), True)
             return
         # Until its picture is shown, the pane holds no other inspection's picture to be
         # reviewed by mistake.
         self._on_show = None
         self._set_review_enabled(False)
         self.view.set_image(None)
-        self.detail.setText(f"#{ident} {shown.verdict} - loading {Path(shown.path).name}…")
+        self.detail.setText(f"#{ident} {shown.verdict} - loading {Path(shown.image_path).name}…")
         self._wanted = shown
         self._load_picture()
 
@@ -287,29 +237,30 @@ class HistoryWorkspace(QWidget):
             loader.deleteLater()
         self._load_picture()
 
-    def _picture_failed(self, shown: _Shown, text: str) -> None:
+    def _picture_failed(self, shown: InspectionDetail, text: str) -> None:
         self.message.emit(text, True)
-        if shown.ident == self._selected_id():
-            self.detail.setText(f"#{shown.ident} {shown.verdict} - {Path(shown.path).name}: {text}")
+        if shown.inspection_id == self._selected_id():
+            self.detail.setText(f"#{shown.inspection_id} {shown.verdict} - {Path(shown.image_path).name}: {text}")
             self._on_show = shown
             self._update_review_buttons()
 
     def _show_picture(self, loaded) -> None:
         shown, image, overlay, problem = loaded
-        if shown.ident != self._selected_id():  # another row was selected meanwhile
+        ident = shown.inspection_id
+        if ident != self._selected_id():  # another row was selected meanwhile
             return
         self._on_show = shown
         self._update_review_buttons()
-        name = Path(shown.path).name
+        name = Path(shown.image_path).name
         self.view.set_image(image)
         self.view.set_overlay(overlay)
         if image is None:
-            self.detail.setText(f"#{shown.ident} {shown.verdict} - {name}: no picture of it is stored ({problem})")
+            self.detail.setText(f"#{ident} {shown.verdict} - {name}: no picture of it is stored ({problem})")
         elif problem is not None:  # the image is gone, its overlay is shown instead
-            self.detail.setText(f"#{shown.ident} {shown.verdict} - {name}: the overlay saved with it ({problem})")
+            self.detail.setText(f"#{ident} {shown.verdict} - {name}: the overlay saved with it ({problem})")
         else:
             self.detail.setText(
-                f"#{shown.ident} {shown.verdict} - {name}"
+                f"#{ident} {shown.verdict} - {name}"
                 + (f": {shown.error}" if shown.error else f", {len(shown.outlines)} defect(s)")
             )
 
@@ -320,7 +271,7 @@ class HistoryWorkspace(QWidget):
         self._set_review_enabled(
             on_show is not None
             and on_show.verdict == "FAIL"
-            and on_show.ident == self._selected_id()
+            and on_show.inspection_id == self._selected_id()
             and not self._reviewing
         )
 
@@ -337,14 +288,9 @@ class HistoryWorkspace(QWidget):
         if ident is None:
             return None
         store = self.store()
-
-        def store_review() -> None:
-            with store.session() as session, session.begin():
-                add_review(session, inspection_id=ident, decision=decision)
-
-        worker = TaskWorker(store_review, self)
+        worker = TaskWorker(lambda: record_review(store, ident, decision), self)
         worker.done.connect(lambda _: self._reviewed(ident, decision))
-        worker.failed.connect(lambda text: self.message.emit(f"Inspection #{ident} was not reviewed: {text}", True))
+        worker.failed.connect(lambda text: self.message.emit(text, True))
         worker.finished.connect(lambda: self._worker_done(worker))
         self._reviewing.append(worker)
         self._update_review_buttons()  # one review at a time

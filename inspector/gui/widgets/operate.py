@@ -48,7 +48,7 @@ def findings_overlay(image_size: tuple[int, int], result: InspectionResult) -> n
     render.outlines(
         canvas,
         [f.outline for f in findings],
-        render.RED,
+        render.DEFECT,
         labels=[f"{f.label} {f.score:.2f}" for f in findings],
     )
     return canvas

@@ -11,7 +11,6 @@ kept).
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.engine.image import read_image
-from inspector.engine.overlay import PALETTE
 from inspector.errors import InspectorError, RecipeError
 from inspector.gui import render
 from inspector.gui.widgets.dry_run import DryRunPanel
@@ -71,8 +69,6 @@ class RecipesWorkspace(QWidget):
         self.reference: np.ndarray | None = None
         self._reference_path: Path | None = None
         self.segmentation = None
-        self._segmenters: dict[tuple, object] = {}
-        self._segmenters_lock = threading.Lock()  # preview and dry-run threads share them
         self._segment_key: tuple | None = None
         self._whole: tuple[tuple, object] | None = None  # (model settings, whole reference's segments)
         self._worker = None
@@ -351,16 +347,13 @@ class RecipesWorkspace(QWidget):
 
     # -- segmentation preview ----------------------------------------------------------------
 
-    def _segmenter(self, recipe: Recipe):
-        """The segmenter of ``recipe``'s model: made once per model, reused for every preview
-        and dry run (its network loads on first use)."""
-        from inspector.engine.segmenter import FastSAMSegmenter
+    @staticmethod
+    def _segmenter(recipe: Recipe):
+        """The segmenter of ``recipe``'s model, shared with every other use of it in the
+        process (``shared_segmenter``): its network loads once."""
+        from inspector.engine.segmenter import shared_segmenter
 
-        key = (str(recipe.weights_spec), recipe.model.sha256)
-        with self._segmenters_lock:
-            if key not in self._segmenters:
-                self._segmenters[key] = FastSAMSegmenter(recipe.weights_spec, expected_sha256=recipe.model.sha256)
-            return self._segmenters[key]
+        return shared_segmenter(recipe.weights_spec, expected_sha256=recipe.model.sha256)
 
     def _segment_if_needed(self) -> None:
         from inspector.engine.reference import preview_segments, segment_everything
@@ -416,7 +409,7 @@ class RecipesWorkspace(QWidget):
             return
         if self.recipe is None or self.reference is None or not self.showing_reference:
             return
-        from inspector.engine.regions import PartNotFound, defect_candidates, select_regions
+        from inspector.engine.reference import preview_prompts
 
         size = (self.reference.shape[1], self.reference.shape[0])
         canvas = render.blank(size)
@@ -425,31 +418,26 @@ class RecipesWorkspace(QWidget):
         if seg is not None:
             if self.show_all.isChecked():
                 for k in range(len(seg)):
-                    render.tint(canvas, seg.full_mask(k), PALETTE[k % len(PALETTE)], alpha=50, outline=1)
-            try:
-                regions = select_regions(seg, self.recipe)
-            except PartNotFound:
-                status += "; the part prompts select nothing"
-            except ValueError as exc:  # e.g. a prompt outside a reference image since replaced
-                status += f"; {exc}"
+                    render.tint(canvas, seg.full_mask(k), render.PALETTE[k % len(render.PALETTE)], alpha=50, outline=1)
+            preview = preview_prompts(self.recipe, seg)
+            if preview.problem:
+                status += f"; {preview.problem}"
             else:
-                if self.recipe.part.boxes or self.recipe.part.points:
-                    render.tint(canvas, render.region_in_image(regions.part_region, seg), render.GREEN, alpha=45)
-                for k in regions.normal_indices:
-                    render.tint(canvas, seg.full_mask(k), render.BLUE, alpha=70)
-                rules = replace(self.recipe.defects, match_reference=False, missing_features=False)
-                features = defect_candidates(seg, regions, rules)
-                for c in features:
-                    render.tint(canvas, seg.full_mask(c.index), render.YELLOW, alpha=70)
+                if preview.part_region is not None:
+                    render.tint(canvas, render.region_in_image(preview.part_region, seg), render.PART, alpha=45)
+                for k in preview.normal_indices:
+                    render.tint(canvas, seg.full_mask(k), render.NORMAL, alpha=70)
+                for k in preview.feature_indices:
+                    render.tint(canvas, seg.full_mask(k), render.FEATURE, alpha=70)
                 status += (
-                    f"; part: {len(regions.part_indices) or 'whole image'}, normal: "
-                    f"{len(regions.normal_indices)}, features/candidates: {len(features)}"
+                    f"; part: {preview.part_segments or 'whole image'}, normal: "
+                    f"{len(preview.normal_indices)}, features: {len(preview.feature_indices)}"
                 )
-        render.boxes(canvas, self.recipe.part.boxes, render.GREEN)
-        render.boxes(canvas, self.recipe.ignore_boxes, render.GRAY)
-        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 1], render.GREEN)
-        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 0], render.RED)
-        render.points(canvas, self.recipe.normal_points, render.BLUE)
+        render.boxes(canvas, self.recipe.part.boxes, render.PART)
+        render.boxes(canvas, self.recipe.ignore_boxes, render.IGNORED)
+        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 1], render.PART)
+        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 0], render.DEFECT)
+        render.points(canvas, self.recipe.normal_points, render.NORMAL)
         self.view.set_overlay(canvas)
         self.showing.setText(f"Reference of {self.recipe.name}: {status}")
 
