@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -37,6 +38,63 @@ from inspector.store.models import utcnow
 from inspector.store.repository import InspectionRecord, finish_run, inspected_images, recipe_snapshot, start_run
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run stores what it inspects; the same for every face (CLI, GUI, station).
+
+    Attributes:
+        station: the station name stored with the run (default: the host name).
+        force: inspect images again that this recipe and model already inspected
+            (otherwise skipped by content hash, which is how a killed run resumes).
+        save_overlays: write overlay pictures and defect crops of FAIL images.
+        save_frames: sources without files (cameras): keep the frames of ``"fail"``
+            results, ``"all"`` frames, or ``"none"``.
+        workers: finite sources: inspect this many images at once, each on its own
+            thread with a network of its own (1: one at a time); None decides by where
+            the network runs (see ``services/parallel.py``).
+        register_ahead: finite sources inspected one at a time: register images to the
+            reference on this many threads (0: on the inspecting thread); None decides
+            by where the network runs.
+        read_ahead: finite sources: images read and decoded ahead of the network.
+    """
+
+    station: str | None = None
+    force: bool = False
+    save_overlays: bool = True
+    save_frames: str = "fail"
+    workers: int | None = None
+    register_ahead: int | None = None
+    read_ahead: int = READ_AHEAD_DEPTH
+
+    def describe(self, backend: str | None) -> dict:
+        """What the run row records of them."""
+        return {
+            "force": self.force,
+            "save_overlays": self.save_overlays,
+            "save_frames": self.save_frames,
+            "backend": backend,  # which engine ran the network (torch or an ONNX export of the same weights)
+        }
+
+
+# (frame, result, decoded image or None when it could not be read)
+ResultCallback = Callable[[Frame, InspectionResult, np.ndarray | None], None]
+
+
+@dataclass(frozen=True)
+class RunEvents:
+    """What a face hears of a run, on the inspecting thread.
+
+    Attributes:
+        result: each result, with the decoded image (which may be smaller than the
+            frame: see ``InspectionPipeline.decode_side``; ``InspectionResult.findings_at``
+            puts the findings on it).
+        skipped: each frame skipped as already inspected.
+    """
+
+    result: ResultCallback | None = None
+    skipped: Callable[[Frame], None] | None = None
 
 
 @dataclass
@@ -149,7 +207,7 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
 
 
 def _open_run(
-    pipeline: InspectionPipeline, store: Store, *, source: str, station: str | None, force: bool, settings: dict
+    pipeline: InspectionPipeline, store: Store, source: FrameSource, settings: RunSettings
 ) -> tuple[int, int, set[str]]:
     """Store the recipe and a run row; returns their ids and the images already done."""
     model = pipeline.model
@@ -159,71 +217,41 @@ def _open_run(
             session,
             recipe_id=recipe_id,
             model=model,
-            station=station or socket.gethostname(),
-            source=source,
-            settings=settings,
+            station=settings.station or socket.gethostname(),
+            source=source.describe(),
+            settings=settings.describe(_backend(pipeline)),
         )
         done = (
-            set() if force else inspected_images(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
+            set()
+            if settings.force
+            else inspected_images(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
         )
     return recipe_id, run_id, done
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """How a run stores what it inspects; the same for every face (CLI, GUI, station).
-
-    Attributes:
-        station: the station name stored with the run (default: the host name).
-        force: inspect images again that this recipe and model already inspected
-            (otherwise skipped by content hash, which is how a killed run resumes).
-        save_overlays: write overlay pictures and defect crops of FAIL images.
-        save_frames: sources without files (cameras): keep the frames of ``"fail"``
-            results, ``"all"`` frames, or ``"none"``.
-        workers: finite sources: inspect this many images at once, each on its own
-            thread with a network of its own (1: one at a time); None decides by where
-            the network runs (see ``services/parallel.py``).
-        register_ahead: finite sources inspected one at a time: register images to the
-            reference on this many threads (0: on the inspecting thread); None decides
-            by where the network runs.
-        read_ahead: finite sources: images read and decoded ahead of the network.
-    """
-
-    station: str | None = None
-    force: bool = False
-    save_overlays: bool = True
-    save_frames: str = "fail"
-    workers: int | None = None
-    register_ahead: int | None = None
-    read_ahead: int = READ_AHEAD_DEPTH
-
-    def describe(self, backend: str | None) -> dict:
-        """What the run row records of them."""
-        return {
-            "force": self.force,
-            "save_overlays": self.save_overlays,
-            "save_frames": self.save_frames,
-            "backend": backend,  # which engine ran the network (torch or an ONNX export of the same weights)
-        }
-
-
-# (frame, result, decoded image or None when it could not be read)
-ResultCallback = Callable[[Frame, InspectionResult, np.ndarray | None], None]
-
-
-@dataclass(frozen=True)
-class RunEvents:
-    """What a face hears of a run, on the inspecting thread.
-
-    Attributes:
-        result: each result, with the decoded image (which may be smaller than the
-            frame: see ``InspectionPipeline.decode_side``; ``InspectionResult.findings_at``
-            puts the findings on it).
-        skipped: each frame skipped as already inspected.
-    """
-
-    result: ResultCallback | None = None
-    skipped: Callable[[Frame], None] | None = None
+@contextmanager
+def _decoded_frames(
+    pipeline: InspectionPipeline, source: FrameSource, settings: RunSettings, skip: Callable[[Frame], bool]
+) -> Iterator[tuple[Iterator[Frame | Decoded], int]]:
+    """The source's frames as the loop takes them, and how many images are inspected at
+    once: a finite source's read (and registered, or inspected) ahead on other threads,
+    a live source's as they come. Leaving stops the reading threads."""
+    frames = source.frames()
+    if not (source.finite and settings.read_ahead):
+        yield frames, 1
+        return
+    threads_before = inference_threads()  # worker threads set their own (see parallel.py)
+    then, threads, workers = _work_ahead(
+        pipeline, inspection_workers(pipeline, settings.workers), settings.register_ahead
+    )
+    reader = read_ahead(
+        frames, skip=skip, depth=settings.read_ahead, min_side=decode_side(pipeline), then=then, workers=threads
+    )
+    try:
+        yield reader, workers
+    finally:
+        reader.close()  # stops the reading threads
+        set_inference_threads(threads_before)
 
 
 def run_inspection(
@@ -243,15 +271,7 @@ def run_inspection(
     """
     settings = settings or RunSettings()
     events = events or RunEvents()
-    recipe = pipeline.recipe
-    recipe_id, run_id, done = _open_run(
-        pipeline,
-        store,
-        source=source.describe(),
-        station=settings.station,
-        force=settings.force,
-        settings=settings.describe(_backend(pipeline)),
-    )
+    recipe_id, run_id, done = _open_run(pipeline, store, source, settings)
     summary = RunSummary(run_id=run_id)
     writer = ResultWriter(
         store, store.images_dir, save_overlays=settings.save_overlays, save_frames=settings.save_frames
@@ -261,56 +281,34 @@ def run_inspection(
     def already_done(frame: Frame) -> bool:
         return frame.sha256 is not None and frame.sha256 in done
 
-    frames = source.frames()
-    items: Iterable[Frame | Decoded] = frames
-    reader = None
-    threads_before = inference_threads()  # worker threads set their own (see parallel.py)
     try:
-        if source.finite and settings.read_ahead:
-            then, threads, summary.workers = _work_ahead(
-                pipeline, inspection_workers(pipeline, settings.workers), settings.register_ahead
-            )
-            items = reader = read_ahead(
-                frames,
-                skip=already_done,
-                depth=settings.read_ahead,
-                min_side=decode_side(pipeline),
-                then=then,
-                workers=threads,
-            )
-        for item in items:
-            decoded = item if isinstance(item, Decoded) else None
-            frame = decoded.frame if decoded is not None else item
-            if cancel is not None and cancel.is_set():
-                summary.status = "stopped"
-                break
-            if already_done(frame):
-                summary.skipped += 1
-                if events.skipped:
-                    events.skipped(frame)
-                continue
-            decoded = decoded or decode(frame, min_side=decode_side(pipeline))
-            result, image = decoded.inspected or inspect_frame(pipeline, frame, decoded)
-            summary.read_cpu_s += decoded.read_cpu_ms / 1e3
-            if frame.sha256 is not None:
-                done.add(frame.sha256)  # the same content twice in one run is inspected once
-            moved = source.relocate(frame, result.verdict)  # e.g. a hot folder sorting into pass/ fail/ error/
-            record = InspectionRecord(
-                run_id,
-                recipe_id,
-                recipe.name,
-                str(moved) if moved is not None else frame.name,
-                frame.sha256,
-                result,
-                utcnow(),
-            )
-            writer.submit(record, image, has_file=frame.path is not None)
-            summary.counts[result.verdict] += 1
-            if events.result:
-                events.result(frame, result, image)
-        else:
-            # A live source asked to stop ends its frames: that is a stop, not the end.
-            summary.status = "stopped" if cancel is not None and cancel.is_set() else "finished"
+        with _decoded_frames(pipeline, source, settings, already_done) as (items, summary.workers):
+            for item in items:
+                decoded = item if isinstance(item, Decoded) else None
+                frame = decoded.frame if decoded is not None else item
+                if cancel is not None and cancel.is_set():
+                    summary.status = "stopped"
+                    break
+                if already_done(frame):
+                    summary.skipped += 1
+                    if events.skipped:
+                        events.skipped(frame)
+                    continue
+                decoded = decoded or decode(frame, min_side=decode_side(pipeline))
+                result, image = decoded.inspected or inspect_frame(pipeline, frame, decoded)
+                summary.read_cpu_s += decoded.read_cpu_ms / 1e3
+                if frame.sha256 is not None:
+                    done.add(frame.sha256)  # the same content twice in one run is inspected once
+                moved = source.relocate(frame, result.verdict)  # e.g. a hot folder sorting into pass/ fail/ error/
+                name = str(moved) if moved is not None else frame.name
+                record = InspectionRecord(run_id, recipe_id, pipeline.recipe.name, name, frame.sha256, result, utcnow())
+                writer.submit(record, image, has_file=frame.path is not None)
+                summary.counts[result.verdict] += 1
+                if events.result:
+                    events.result(frame, result, image)
+            else:
+                # A live source asked to stop ends its frames: that is a stop, not the end.
+                summary.status = "stopped" if cancel is not None and cancel.is_set() else "finished"
     except KeyboardInterrupt:
         summary.status = "stopped"
         raise
@@ -319,9 +317,6 @@ def run_inspection(
         raise
     finally:
         summary.elapsed_s = time.perf_counter() - started
-        if reader is not None:
-            reader.close()  # stops the reading threads
-            set_inference_threads(threads_before)
         try:
             writer.close()
         finally:
