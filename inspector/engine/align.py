@@ -42,10 +42,12 @@ class AlignmentFailed(EngineError):
 class Alignment:
     """``matrix`` maps image pixels to reference pixels; ``fine`` says it does so to about
     a pixel (features, or edges that line up convincingly), so that the image's pixels
-    can be compared with the reference's."""
+    can be compared with the reference's; ``method`` which step registered it
+    ("features", or "intensity" for a plain part registered by its edges)."""
 
     matrix: np.ndarray
     fine: bool
+    method: str = "features"
 
 
 def _edges(gray: np.ndarray) -> np.ndarray:
@@ -161,7 +163,7 @@ class ReferenceAligner:
                 matrix, rho = self._intensity(gray)
             except AlignmentFailed as by_intensity:
                 raise AlignmentFailed(f"{by_features}; {by_intensity}") from None
-            return Alignment(matrix, fine=rho >= _SURE_CORRELATION)
+            return Alignment(matrix, fine=rho >= _SURE_CORRELATION, method="intensity")
         if not same_size or abs(matrix[2, :2]).max() > 1e-6:
             return Alignment(matrix, fine=True)  # only affine registrations at the reference's size are refined
         return Alignment(self._refine(gray, matrix), fine=True)
@@ -362,19 +364,30 @@ class ReferenceAligner:
         scale: float = 1.0,
         window: tuple[int, int, int, int] | None = None,
     ) -> np.ndarray:
-        """The image in the reference frame (edges replicated, not black).
+        """The image in the reference frame (see :func:`warp_into`)."""
+        return warp_into(image, matrix, self.size, scale=scale, window=window)
 
-        With ``window`` (x1, y1, x2, y2 in reference pixels) only that part of the
-        frame; with ``scale`` the result is resized by that factor in the same pass:
-        the cost follows the output's size, not the image's.
-        """
-        x1, y1, x2, y2 = window if window is not None else (0, 0, *self.size)
-        w, h = x2 - x1, y2 - y1
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        to_output = np.diag([size[0] / w, size[1] / h, 1.0]) @ _shift(-x1, -y1)
-        return cv2.warpPerspective(
-            image, to_output @ matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
+
+def warp_into(
+    image: np.ndarray,
+    matrix: np.ndarray,
+    size: tuple[int, int],
+    *,
+    scale: float = 1.0,
+    window: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """The image in a reference frame of ``size`` (width, height) that ``matrix`` maps it
+    to (edges replicated, not black).
+
+    With ``window`` (x1, y1, x2, y2 in reference pixels) only that part of the frame;
+    with ``scale`` the result is resized by that factor in the same pass: the cost
+    follows the output's size, not the image's.
+    """
+    x1, y1, x2, y2 = window if window is not None else (0, 0, *size)
+    w, h = x2 - x1, y2 - y1
+    out = (max(1, round(w * scale)), max(1, round(h * scale)))
+    to_output = np.diag([out[0] / w, out[1] / h, 1.0]) @ _shift(-x1, -y1)
+    return cv2.warpPerspective(image, to_output @ matrix, out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _silhouette(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

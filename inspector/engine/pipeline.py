@@ -12,12 +12,14 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
 from inspector.engine.clip import SegmentClassifier
 from inspector.engine.defect_classes import recipe_classifier, teach_exemplars
 from inspector.engine.image import Picture, decode_reduced, read_bytes
+from inspector.engine.normal_file import load_normal_model
 from inspector.engine.preflight import checked_reference, raise_problems, setup_problems
 from inspector.engine.reference import PreparedReference, confident, prepare_reference, segment_everything
 from inspector.engine.regions import PartNotFound
@@ -27,6 +29,7 @@ from inspector.engine.stages import (
     ImageWork,
     Stage,
     StageContext,
+    anomaly,
     classify,
     compare,
     outline,
@@ -36,6 +39,7 @@ from inspector.engine.stages import (
     select,
     verdict,
 )
+from inspector.engine.stages.anomaly import threshold_of
 from inspector.engine.stages.register import Registration, decode_side, registration_of
 from inspector.engine.threads import limit_blas_threads
 from inspector.engine.types import ERROR, InspectionResult
@@ -43,14 +47,19 @@ from inspector.errors import EngineError, InspectorError
 from inspector.recipe.io import recipe_hash
 from inspector.recipe.model import Recipe
 
-__all__ = ["STAGES", "InspectionPipeline", "Registration", "open_pipeline"]
+__all__ = ["PART_STAGES", "STAGES", "InspectionPipeline", "Registration", "open_pipeline"]
 
-STAGES: tuple[Stage, ...] = (
+# The stages that find the part: what teaching needs of a good image too.
+PART_STAGES: tuple[Stage, ...] = (
     register.STAGE,  # aligned to the reference, cut to what the network sees
     segment.STAGE,  # every segment the network finds
     select.STAGE,  # the part, normal surfaces, ignored areas
+)
+STAGES: tuple[Stage, ...] = (
+    *PART_STAGES,
     rules.STAGE,  # candidate defects against the reference's segments
     compare.STAGE,  # visible differences no segment explains
+    anomaly.STAGE,  # regions unlike the good parts a recipe was taught with
     outline.MASKS,  # full-resolution masks of the candidates
     classify.STAGE,  # text classes and exemplars
     verdict.STAGE,  # PASS or FAIL
@@ -133,6 +142,14 @@ class InspectionPipeline:
         classes. Raises EngineError when the part prompts select nothing on it."""
         return self._stage_context().reference
 
+    @property
+    def anomaly_threshold(self) -> float | None:
+        """The score above which a region is a defect, for a recipe that finds defects on
+        its anomaly map (the recipe's own threshold, else the taught one); else None."""
+        if not self.recipe.uses_anomaly:
+            return None
+        return threshold_of(self.recipe, self._stage_context().normal)
+
     def _stage_context(self) -> StageContext:
         with self._lock:
             if self._context is None:
@@ -144,7 +161,10 @@ class InspectionPipeline:
                         f"{self.recipe.source or 'recipe'}: the part prompts select nothing on the reference image"
                     ) from None
                 classifier = self._prepare_classifier(reference) if self.recipe.defects.uses_clip else None
-                self._context = StageContext(self.recipe, reference, segment_fn, classifier)
+                normal = (
+                    load_normal_model(self.recipe.resolve(self.recipe.anomaly.model)) if self.recipe.taught else None
+                )
+                self._context = StageContext(self.recipe, reference, segment_fn, classifier, normal)
             return self._context
 
     def _prepare_classifier(self, reference: PreparedReference) -> SegmentClassifier:
@@ -169,9 +189,7 @@ class InspectionPipeline:
         context = self._stage_context()
         twin = copy.copy(self)
         twin.segmenter = self.segmenter.replica(threads=threads)
-        twin._context = StageContext(
-            context.recipe, context.reference, segment_everything(twin.segmenter, self.recipe), context.classifier
-        )
+        twin._context = replace(context, segment=segment_everything(twin.segmenter, self.recipe))
         twin._lock = threading.Lock()
         return twin
 
@@ -209,9 +227,41 @@ class InspectionPipeline:
         ``registration`` is this image's :meth:`register`, when that was done already.
         """
         picture = image if isinstance(image, Picture) else Picture.of(image)
-        context = self._stage_context()
         work = ImageWork(picture, registration=registration)
-        for stage in self.stages:
+        failed = self._run(self.stages, work)
+        method = work.registration.method if work.registration is not None else None
+        if failed is not None:
+            result = self.error_result(str(failed), work.timings, picture.full_size)
+            return replace(result, registration=method)
+        return InspectionResult(
+            work.verdict,
+            work.findings,
+            picture.full_size,
+            work.timings,
+            self.recipe_hash,
+            self.model,
+            registration=method,
+            anomaly_score=work.anomaly_score,
+            anomaly=work.anomaly_map,
+        )
+
+    def examine(self, picture: Picture) -> ImageWork:
+        """The part found in an image: registered, segmented, its regions selected (the
+        ``PART_STAGES``), as teaching needs of a good image.
+
+        Raises:
+            ImageError: the image cannot be registered or its part is not found.
+        """
+        work = ImageWork(picture)
+        failed = self._run(PART_STAGES, work)
+        if failed is not None:
+            raise failed
+        return work
+
+    def _run(self, stages: tuple[Stage, ...], work: ImageWork) -> ImageError | None:
+        """Run ``stages`` on ``work``, each timed; the error that ended them, if one did."""
+        context = self._stage_context()
+        for stage in stages:
             started = time.perf_counter()
             try:
                 stage.run(work, context)
@@ -223,10 +273,8 @@ class InspectionPipeline:
                 elapsed = (time.perf_counter() - started) * 1e3
                 work.timings[stage.timing] = work.timings.get(stage.timing, 0.0) + elapsed
             if failed is not None:
-                return self.error_result(str(failed), work.timings, picture.full_size)
-        return InspectionResult(
-            work.verdict, work.findings, picture.full_size, work.timings, self.recipe_hash, self.model
-        )
+                return failed
+        return None
 
 
 def open_pipeline(recipe: Recipe, *, device: str = "auto", backend: str = "auto") -> InspectionPipeline:

@@ -26,7 +26,7 @@ class Candidate:
     """A defect found on the low-resolution grid.
 
     ``index`` is the segment's index in the image's segmentation, or, for a missing
-    feature, in the reference segmentation.
+    feature, in the reference segmentation (-1 for a defect with a ``patch`` of its own).
     """
 
     index: int
@@ -34,6 +34,9 @@ class Candidate:
     score: float
     area: float  # image pixels
     missing: bool = False
+    # Its own mask, ((x0, y0), bool patch) in reference pixels, for a defect no segment
+    # outlines (an anomaly region); then ``index`` is -1.
+    patch: tuple[tuple[int, int], np.ndarray] | None = None
 
 
 def _areas(masks: np.ndarray) -> np.ndarray:

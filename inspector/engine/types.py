@@ -185,8 +185,38 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class AnomalyMap:
+    """How unusual each place of an inspected image looks to a taught recipe.
+
+    ``values`` is a (h, w) float32 grid of anomaly scores (the same units as the
+    threshold; 0 where nothing was looked at); ``to_image`` the 3x3 map from grid
+    coordinates (cell centres at integers) to the inspected image's pixels.
+    """
+
+    values: np.ndarray
+    to_image: np.ndarray
+    threshold: float
+
+    def in_image(self, image_size: tuple[int, int]) -> np.ndarray:
+        """The map at the resolution of an image of (width, height) ``image_size``."""
+        return cv2.warpPerspective(
+            self.values,
+            self.to_image,
+            tuple(int(v) for v in image_size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+
+
+@dataclass(frozen=True)
 class InspectionResult:
-    """The outcome of one image: verdict, defects, timings and what produced it."""
+    """The outcome of one image: verdict, defects, timings and what produced it.
+
+    ``registration`` says how the image was registered to the reference (see
+    ``engine/stages/register.py``); ``anomaly_score`` is a taught recipe's score of the
+    image (its anomaly map's largest value on the part), ``anomaly`` the map itself.
+    """
 
     verdict: Verdict
     findings: tuple[Finding, ...]
@@ -195,6 +225,9 @@ class InspectionResult:
     recipe_hash: str
     model: ModelIdentity
     error: str | None = None
+    registration: str | None = None
+    anomaly_score: float | None = None
+    anomaly: AnomalyMap | None = field(default=None, compare=False, repr=False)
 
     def with_timing(self, stage: str, ms: float) -> InspectionResult:
         """The same result with one more stage timed before the others (e.g. reading)."""
@@ -220,4 +253,6 @@ class InspectionResult:
             "timings_ms": {k: round(v, 2) for k, v in self.timings.items()},
             "recipe_sha256": self.recipe_hash,
             "model": self.model.to_dict(),
+            "registration": self.registration,
+            "anomaly_score": None if self.anomaly_score is None else round(self.anomaly_score, 4),
         }

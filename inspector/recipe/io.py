@@ -21,6 +21,7 @@ from inspector.errors import RecipeError
 from inspector.recipe.model import (
     SCHEMA_VERSION,
     AlignmentSettings,
+    AnomalySettings,
     ClipSettings,
     DefectRules,
     Exemplar,
@@ -29,7 +30,18 @@ from inspector.recipe.model import (
     Recipe,
 )
 
-_SECTIONS = {"schema_version", "product", "model", "alignment", "part", "normal", "ignore", "defects", "clip"}
+_SECTIONS = {
+    "schema_version",
+    "product",
+    "model",
+    "alignment",
+    "part",
+    "normal",
+    "ignore",
+    "defects",
+    "clip",
+    "anomaly",
+}
 
 
 def _finite(value: int | float) -> bool:
@@ -212,6 +224,7 @@ _DEFECT_KEYS = {
     "negative_classes",
     "class_threshold",
     "exemplars",
+    "detect",
 }
 
 
@@ -265,6 +278,19 @@ def _clip(check: _Checker, data: Any) -> ClipSettings:
     )
 
 
+def _anomaly(check: _Checker, data: Any) -> AnomalySettings:
+    a = check.section(data, "anomaly", {"model", "threshold", "resolution", "false_rejects"})
+    threshold = None
+    if a.get("threshold") is not None:
+        threshold = check.number(a, "threshold", "anomaly", None, low=0.0)
+    return AnomalySettings(
+        model=check.text(a, "model", "anomaly", None),
+        threshold=threshold,
+        resolution=check.number(a, "resolution", "anomaly", 192, low=64, high=4096, integer=True),
+        false_rejects=check.number(a, "false_rejects", "anomaly", 0.01, low=1e-6, high=0.5),
+    )
+
+
 def _defects(check: _Checker, data: Any) -> DefectRules:
     d = check.section(data, "defects", _DEFECT_KEYS)
     rules = DefectRules(
@@ -281,6 +307,7 @@ def _defects(check: _Checker, data: Any) -> DefectRules:
         negative_classes=_names(check, d, "negative_classes"),
         class_threshold=check.number(d, "class_threshold", "defects", 0.5, low=0.0, high=1.0),
         exemplars=_exemplars(check, d),
+        detect=check.text(d, "detect", "defects", "auto", choices=("auto", "segments", "anomaly", "both")),
     )
     if rules.min_area > rules.max_area:
         check.fail("defects.min_area", f"{rules.min_area:g} is larger than defects.max_area {rules.max_area:g}")
@@ -308,6 +335,12 @@ def _parse(raw: Any, origin: str) -> Recipe:
     model, alignment = _model(check, top.get("model")), _alignment(check, top.get("alignment"))
     part, defects = _part(check, top.get("part")), _defects(check, top.get("defects"))
     clip = _clip(check, top.get("clip"))
+    anomaly = _anomaly(check, top.get("anomaly"))
+    if defects.detect in ("anomaly", "both") and anomaly.model is None:
+        check.fail(
+            "defects.detect",
+            f"{defects.detect!r} needs a taught recipe (anomaly.model): run `inspector teach` with good images first",
+        )
     normal = check.tuples(check.section(top.get("normal"), "normal", {"points"}), "points", "normal", (2,))
     ignore = check.tuples(check.section(top.get("ignore"), "ignore", {"boxes"}), "boxes", "ignore", (4,))
     _check_boxes(check, "part.boxes", part.boxes)
@@ -325,6 +358,7 @@ def _parse(raw: Any, origin: str) -> Recipe:
         ignore_boxes=ignore,
         defects=defects,
         clip=clip,
+        anomaly=anomaly,
         schema_version=SCHEMA_VERSION,
     )
 
@@ -448,6 +482,16 @@ def recipe_to_dict(recipe: Recipe) -> dict:
         out["defects"]["changed_fraction"] = d.changed_fraction
     if d.differences:
         out["defects"]["differences"] = True
+    if d.detect != "auto":
+        out["defects"]["detect"] = d.detect
+    if recipe.anomaly != AnomalySettings():
+        a = recipe.anomaly
+        out["anomaly"] = {
+            "model": a.model,
+            "threshold": a.threshold,
+            "resolution": a.resolution,
+            "false_rejects": a.false_rejects,
+        }
     if d.uses_clip:
         out["defects"]["negative_classes"] = list(d.negative_classes)
         out["defects"]["class_threshold"] = d.class_threshold

@@ -15,6 +15,9 @@ SCHEMA_VERSION = 1
 PointMode = Literal["merge", "instances"]
 Window = Literal["image", "part"]
 AlignmentMethod = Literal["none", "orb"]
+# Where defects come from: segments held against the reference's, regions of the anomaly
+# map of a taught recipe, or both; "auto": the anomaly map once the recipe is taught.
+Detect = Literal["auto", "segments", "anomaly", "both"]
 
 Point = tuple[float, float]
 LabelledPoint = tuple[float, float, int]
@@ -93,10 +96,28 @@ class DefectRules:
     negative_classes: tuple[str, ...] = ()  # a defect whose best class is one of these is dropped
     class_threshold: float = 0.5  # probability a class needs to label a defect
     exemplars: tuple[Exemplar, ...] = ()
+    detect: Detect = "auto"
 
     @property
     def uses_clip(self) -> bool:
         return bool(self.classes or self.exemplars)
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    """Learning what a good part looks like (``inspector teach``) and finding what does not.
+
+    ``model`` is the normal model file beside the recipe that teaching wrote (None: not
+    taught); ``threshold`` overrides its calibrated threshold; ``resolution`` is the
+    shorter side, in pixels, of what the feature network is shown of the part;
+    ``false_rejects`` the expected share of good parts over the threshold that teaching
+    calibrates it for.
+    """
+
+    model: str | None = None
+    threshold: float | None = None
+    resolution: int = 192
+    false_rejects: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,7 @@ class Recipe:
     ignore_boxes: tuple[Box, ...] = ()
     defects: DefectRules = field(default_factory=DefectRules)
     clip: ClipSettings = field(default_factory=ClipSettings)
+    anomaly: AnomalySettings = field(default_factory=AnomalySettings)
     schema_version: int = SCHEMA_VERSION
     source: Path | None = field(default=None, compare=False)
 
@@ -138,3 +160,24 @@ class Recipe:
     @property
     def reference_path(self) -> Path:
         return self.resolve(self.reference_image)
+
+    @property
+    def taught(self) -> bool:
+        return self.anomaly.model is not None
+
+    @property
+    def detect(self) -> Detect:
+        """Where defects come from, ``auto`` resolved (see ``DefectRules.detect``)."""
+        if self.defects.detect == "auto":
+            return "anomaly" if self.taught else "segments"
+        return self.defects.detect
+
+    @property
+    def uses_segments(self) -> bool:
+        """Whether segments are held against the reference's for defects."""
+        return self.detect in ("segments", "both")
+
+    @property
+    def uses_anomaly(self) -> bool:
+        """Whether the anomaly map of the taught model finds defects."""
+        return self.taught and self.detect in ("anomaly", "both")

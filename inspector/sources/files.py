@@ -62,7 +62,9 @@ class FileSource:
     def stop(self) -> None:
         pass  # the run stops between files
 
-    def _files(self) -> Iterator[Path | Frame]:
+    def files(self) -> Iterator[Path | Frame]:
+        """The image files in order, without reading them (a folder that cannot be
+        listed is an ERROR frame in their place)."""
         for path in self.paths:
             if path.is_dir():
                 yield from _folder_files(path, recursive=self.recursive)
@@ -70,7 +72,7 @@ class FileSource:
                 yield path
 
     def frames(self) -> Iterator[Frame]:
-        for item in self._files():
+        for item in self.files():
             if isinstance(item, Frame):
                 yield item
                 continue

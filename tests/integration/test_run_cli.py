@@ -80,12 +80,17 @@ def test_bad_input_becomes_error_rows_and_the_run_goes_on(demo_line, tmp_path, c
         assert name in per_image[name]["error"]
     for name in ("deep.tif", "alpha.png", "prüfteil_测试.png"):
         assert per_image[name]["verdict"] in ("PASS", "FAIL"), (name, per_image[name]["error"])
-    for name in ("tiny.png", "huge.jpg"):  # another camera entirely: a clear error, not a crash
-        assert per_image[name]["verdict"] == "ERROR" and per_image[name]["error"]
+    assert per_image["tiny.png"]["verdict"] == "ERROR" and "too small" in per_image["tiny.png"]["error"]
+    # Another camera entirely (6 times the pixels): its features do not register it, so it is
+    # inspected by relative position and, since the recipe holds segments against the
+    # reference's, never passed unchecked.
+    huge = per_image["huge.jpg"]
+    assert (huge["verdict"], huge["registration"]) == ("FAIL", "relative position")
+    assert "not registered" in [d["label"] for d in huge["defects"]]
     # A grey picture of a coloured part would differ from its reference wherever it has colour.
     assert per_image["gray.bmp"]["verdict"] == "ERROR" and "has no colour" in per_image["gray.bmp"]["error"]
     summary = lines[-1]["summary"]
-    assert summary["inspected"] == 10 and summary["error"] == 7
+    assert summary["inspected"] == 10 and summary["error"] == 6
 
 
 def test_rerun_skips_inspected_images_and_fail_on_defect_sets_the_status(demo_line, tmp_path):

@@ -80,13 +80,6 @@ def test_reference_is_segmented_once(setup):
     assert segmenter.calls == 1 + len(scenes)
 
 
-def test_wrong_image_size_without_alignment_is_an_error_result(setup):
-    recipe, reference = setup
-    pipeline = pipeline_for(recipe, reference)
-    result = pipeline.inspect(np.zeros((100, 120, 3), np.uint8))
-    assert result.verdict == "ERROR" and "120x100" in result.error and "640x480" in result.error
-
-
 def test_unreadable_file_is_an_error_result_not_an_exception(setup, tmp_path):
     recipe, reference = setup
     (tmp_path / "bad.png").write_text("no pixels here")

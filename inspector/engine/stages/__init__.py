@@ -21,10 +21,11 @@ import numpy as np
 
 from inspector.engine.clip import SegmentClassifier
 from inspector.engine.image import Picture
+from inspector.engine.normal import NormalModel
 from inspector.engine.reference import PreparedReference, SegmentFn
 from inspector.engine.regions import Regions
 from inspector.engine.rules import Candidate
-from inspector.engine.types import PASS, Finding, Segmentation
+from inspector.engine.types import PASS, AnomalyMap, Finding, Segmentation
 from inspector.errors import EngineError
 from inspector.recipe.model import Recipe
 
@@ -35,12 +36,14 @@ class ImageError(EngineError):
 
 @dataclass(frozen=True)
 class StageContext:
-    """What every image of one pipeline shares: the recipe, the golden part, the network."""
+    """What every image of one pipeline shares: the recipe, the golden part, the network,
+    and for a taught recipe its normal model."""
 
     recipe: Recipe
     reference: PreparedReference
     segment: SegmentFn
     classifier: SegmentClassifier | None = None
+    normal: NormalModel | None = None  # what a good part looks like (a taught recipe)
 
 
 @dataclass
@@ -58,6 +61,8 @@ class ImageWork:
         unsegmented: visible differences no segment explains (``stages.compare``).
         defects: candidates with their full-resolution masks ((x0, y0), bool patch),
             relabelled or dropped by their classes (``stages.masks``, ``stages.classify``).
+        anomaly_score: a taught recipe's score of the image (``stages.anomaly``).
+        anomaly_map: the anomaly map behind it (``stages.anomaly``).
         findings: what is reported, in the image's pixels (``stages.outline``).
         verdict: PASS or FAIL (``stages.verdict``).
     """
@@ -71,6 +76,8 @@ class ImageWork:
     candidates: list[Candidate] = field(default_factory=list)
     unsegmented: list[Finding] = field(default_factory=list)
     defects: list[tuple[Candidate, tuple[tuple[int, int], np.ndarray]]] = field(default_factory=list)
+    anomaly_score: float | None = None
+    anomaly_map: AnomalyMap | None = None
     findings: tuple[Finding, ...] = ()
     verdict: str = PASS
 

@@ -55,4 +55,4 @@ def run(work: ImageWork, context: StageContext) -> None:
             work.unsegmented.append(_finding(blob, per_reference_pixel, (x0, y0), area, work.registration.matrix))
 
 
-STAGE = Stage("compare", run, timing="rules", wanted=lambda recipe: recipe.defects.differences)
+STAGE = Stage("compare", run, timing="rules", wanted=lambda recipe: recipe.uses_segments and recipe.defects.differences)

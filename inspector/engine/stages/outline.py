@@ -28,7 +28,10 @@ def bounds(points: np.ndarray) -> tuple[float, float, float, float]:
 def masks(work: ImageWork, context: StageContext) -> None:
     """Each candidate's full-resolution mask, inside its box only."""
     reference = context.reference.segmentation
-    work.defects = [(c, (reference if c.missing else work.segmentation).mask_in_box(c.index)) for c in work.candidates]
+    work.defects = [
+        (c, c.patch if c.patch is not None else (reference if c.missing else work.segmentation).mask_in_box(c.index))
+        for c in work.candidates
+    ]
 
 
 def _finding(candidate, patch, source, matrix) -> Finding:

@@ -1,9 +1,19 @@
 """Register: the image aligned to the reference, and cut to what the network will see.
 
-The part of inspecting that needs no network (:func:`registration_of`) may run ahead, on other
-threads, while the network works on an earlier image. A part whose features and edges
-do not register it is registered by its outline as a last resort, which takes one more
-network pass (the stage itself).
+The part of inspecting that needs no network (:func:`registration_of`) may run ahead, on
+other threads, while the network works on an earlier image. Registration degrades step
+by step and the result says which step held (``Registration.method``):
+
+- ``same size``: no alignment asked for, and the image is the reference's size;
+- ``features`` / ``intensity``: registered by ORB features, or for a plain part by its
+  edges (``engine/align.py``);
+- ``outline``: a part whose features and edges do not register it, by its outline (one
+  more network pass, done by the stage itself);
+- ``relative position``: nothing registered it, or no alignment was asked for and the
+  image has another size: recipe coordinates are mapped by their relative position in
+  the frame. Pixels are then not compared with the reference's; a recipe that asked for
+  alignment and checks segments against the reference FAILs such an image (``verdict``)
+  rather than letting it pass unchecked.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inspector.engine.align import WORK_SIDE as ALIGN_WORK_SIDE
-from inspector.engine.align import AlignmentFailed
+from inspector.engine.align import AlignmentFailed, warp_into
 from inspector.engine.image import Picture, is_monochrome
 from inspector.engine.reference import PreparedReference, Window, confident
 from inspector.engine.regions import PartNotFound, part_outline, select_regions
@@ -44,6 +54,7 @@ class Registration:
     error: str | None = None
     unaligned: str | None = None
     warp: np.ndarray | None = None
+    method: str = "same size"
 
 
 def decode_side(recipe: Recipe, reference: PreparedReference) -> int | None:
@@ -81,21 +92,46 @@ def network_input(
         if warp is None:
             return image[y1:y2, x1:x2], None
         size = (x2 - x1, y2 - y1)
-        return reference.aligner.warp(image, warp, scale=imgsz / max(size), window=window), size
+        return warp_into(image, warp, reference.size, scale=imgsz / max(size), window=window), size
     if warp is None:
         return image, None
     shrink = min(1.0, imgsz / max(reference.size))
-    return reference.aligner.warp(image, warp, scale=shrink), (reference.size if shrink < 1.0 else None)
+    return warp_into(image, warp, reference.size, scale=shrink), (reference.size if shrink < 1.0 else None)
 
 
 def _registered(
-    recipe: Recipe, reference: PreparedReference, picture: Picture, matrix, started: float, *, fine: bool = True
+    recipe: Recipe,
+    reference: PreparedReference,
+    picture: Picture,
+    matrix,
+    started: float,
+    *,
+    fine: bool = True,
+    method: str = "same size",
+    unaligned: str | None = None,
 ) -> Registration:
     # From the pixels at hand to the reference's (through the full-size image's).
     warp = None if matrix is None else matrix @ picture.to_full
     cut, original_size = network_input(recipe, reference, picture.pixels, warp)
     align_ms = (time.perf_counter() - started) * 1e3
-    return Registration(picture.full_size, matrix, cut, original_size, align_ms, fine=fine, warp=warp)
+    return Registration(
+        picture.full_size,
+        matrix,
+        cut,
+        original_size,
+        align_ms,
+        fine=fine,
+        warp=warp,
+        method=method,
+        unaligned=unaligned,
+    )
+
+
+def by_relative_position(picture: Picture, reference: PreparedReference) -> np.ndarray:
+    """The map from the image's pixels to the reference's that keeps relative positions
+    (a point a third across the image is a third across the reference)."""
+    (width, height), (rw, rh) = picture.full_size, reference.size
+    return np.diag([rw / width, rh / height, 1.0])
 
 
 def registration_of(recipe: Recipe, reference: PreparedReference, picture: Picture) -> Registration:
@@ -111,15 +147,12 @@ def registration_of(recipe: Recipe, reference: PreparedReference, picture: Pictu
             alignment = reference.aligner.align(picture.pixels, full_size=size)
         except AlignmentFailed as by_features:
             return Registration(size, None, None, None, (time.perf_counter() - t) * 1e3, unaligned=str(by_features))
-        return _registered(recipe, reference, picture, alignment.matrix, t, fine=alignment.fine)
-    if size != reference.size or picture.reduction != 1:
-        rw, rh = reference.size
-        image = picture.pixels
-        error = (
-            f"image is {size[0]}x{size[1]} (decoded at {image.shape[1]}x{image.shape[0]}) "
-            f"but the reference is {rw}x{rh}; use a camera of the same resolution or enable alignment"
+        return _registered(
+            recipe, reference, picture, alignment.matrix, t, fine=alignment.fine, method=alignment.method
         )
-        return Registration(size, None, None, None, 0.0, error=error)
+    if size != reference.size or picture.reduction != 1:
+        matrix = by_relative_position(picture, reference)
+        return _registered(recipe, reference, picture, matrix, t, fine=False, method="relative position")
     return _registered(recipe, reference, picture, None, t)
 
 
@@ -145,23 +178,34 @@ _NO_COLOUR = (
 )
 
 
+MIN_SIDE = 32  # pixels: a smaller image holds no part to inspect
+
+
 def run(work: ImageWork, context: StageContext) -> None:
     recipe, reference = context.recipe, context.reference
+    width, height = work.picture.full_size
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"a {width}x{height} image is too small to inspect (at least {MIN_SIDE} pixels a side)")
     registration = work.registration or registration_of(recipe, reference, work.picture)
     work.timings["align"] = registration.align_ms
     if registration.error:
         raise ImageError(registration.error)
     if reference.in_colour and is_monochrome(work.picture.pixels):
         raise ImageError(_NO_COLOUR)  # every coloured feature would differ from the reference: a wrong FAIL
-    if registration.unaligned:
+    if registration.unaligned and registration.matrix is None:
         t = time.perf_counter()
         try:
             matrix = _align_by_outline(context, work.picture)
         except AlignmentFailed as by_outline:
-            work.timings["align"] += (time.perf_counter() - t) * 1e3
-            raise ImageError(f"{registration.unaligned}; {by_outline}") from None
-        # An outline registers a part to a few pixels only (see Registration.fine).
-        registration = _registered(recipe, reference, work.picture, matrix, t, fine=False)
+            # Found but not registered: inspected by relative position (see the module's docstring).
+            unaligned = f"{registration.unaligned}; {by_outline}"
+            matrix, method, fine = by_relative_position(work.picture, reference), "relative position", False
+        else:
+            # An outline registers a part to a few pixels only (see Registration.fine).
+            unaligned, method, fine = None, "outline", False
+        registration = _registered(
+            recipe, reference, work.picture, matrix, t, fine=fine, method=method, unaligned=unaligned
+        )
         work.timings["align"] += registration.align_ms
     work.registration = registration
 

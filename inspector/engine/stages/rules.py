@@ -35,4 +35,4 @@ def run(work: ImageWork, context: StageContext) -> None:
     )
 
 
-STAGE = Stage("rules", run, timing="rules")
+STAGE = Stage("rules", run, timing="rules", wanted=lambda recipe: recipe.uses_segments)
