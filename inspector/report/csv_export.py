@@ -32,6 +32,8 @@ INSPECTION_COLUMNS = (
     "total_ms",
     "overlay_path",
     "review",
+    "anomaly_score",
+    "registration",
 )
 DEFECT_COLUMNS = (
     "defect_id",
@@ -74,6 +76,8 @@ def write_csv(session: Session, flt: ReportFilter, path: Path) -> tuple[Path, Pa
             Inspection.total_ms,
             Inspection.overlay_path,
             decision.c.decision,
+            Inspection.anomaly_score,
+            Inspection.registration,
         )
         .outerjoin(decision, decision.c.inspection_id == Inspection.id)
         .order_by(Inspection.id)
@@ -87,6 +91,7 @@ def write_csv(session: Session, flt: ReportFilter, path: Path) -> tuple[Path, Pa
             values[2] = values[2].isoformat() if values[2] else ""
             values[13] = round(values[13] or 0.0, 2)
             values[15] = values[15] or ""
+            values[16] = "" if values[16] is None else round(values[16], 4)
             writer.writerow(["" if v is None else v for v in values])
 
     defects = flt.apply(

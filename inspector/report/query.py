@@ -301,6 +301,7 @@ class HistoryRow:
     defect_count: int
     error: str | None
     review: str | None  # the latest decision: "confirmed", "false_alarm" or None
+    anomaly_score: float | None  # a taught recipe's score of the image
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,7 @@ def history(store, flt: ReportFilter, *, limit: int = HISTORY_LIMIT) -> tuple[li
                     Inspection.defect_count,
                     Inspection.error,
                     decided.c.decision,
+                    Inspection.anomaly_score,
                 )
                 .outerjoin(decided, decided.c.inspection_id == Inspection.id)
                 .order_by(Inspection.inspected_at.desc())

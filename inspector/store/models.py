@@ -73,6 +73,10 @@ class Inspection(Base):
     total_ms: Mapped[float] = mapped_column(Float, default=0.0)
     overlay_path: Mapped[str | None] = mapped_column(Text)
     inspected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # A taught recipe's score of the image (its anomaly map's peak on the part), to sort
+    # and sweep by; how the image was registered (see engine/stages/register.py).
+    anomaly_score: Mapped[float | None] = mapped_column(Float, index=True)
+    registration: Mapped[str | None] = mapped_column(String(40))
 
     defects: Mapped[list[Defect]] = relationship(back_populates="inspection", cascade="all, delete-orphan")
     run: Mapped[Run] = relationship()

@@ -98,6 +98,8 @@ def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> No
             timings={k: round(v, 3) for k, v in result.timings.items()},
             total_ms=result.total_ms,
             overlay_path=record.overlay_path,
+            anomaly_score=result.anomaly_score,
+            registration=result.registration,
             inspected_at=record.inspected_at,
         )
         crops = record.crop_paths or (None,) * len(result.findings)

@@ -68,6 +68,22 @@ def test_comparison_with_the_reference_is_kept_and_written_only_when_used(recipe
     assert recipe_hash(checked) != recipe_hash(recipe)
 
 
+def test_a_taught_recipe_round_trips_and_an_untaught_one_keeps_its_hash(recipe_dir):
+    recipe = load_recipe(write(recipe_dir, GOOD))
+    assert not recipe.taught and recipe.detect == "segments" and "anomaly" not in dump_recipe(recipe)
+    taught = load_recipe(
+        write(recipe_dir, GOOD + "anomaly:\n  model: washer.normal-0123456789ab.npz\n  threshold: 12.5\n")
+    )
+    assert taught.taught and taught.detect == "anomaly" and taught.uses_anomaly and not taught.uses_segments
+    assert taught.anomaly.threshold == 12.5 and taught.anomaly.resolution == 192
+    assert load_recipe(save_recipe(taught, recipe_dir / "copy.yaml").source) == taught
+    both = load_recipe(
+        write(recipe_dir, GOOD.replace("  allowed: 1", "  allowed: 1\n  detect: both") + "anomaly:\n  model: m.npz\n")
+    )
+    assert both.uses_anomaly and both.uses_segments
+    assert recipe_hash(taught) != recipe_hash(recipe)
+
+
 def test_hash_changes_with_content(recipe_dir):
     recipe = load_recipe(write(recipe_dir, GOOD))
     other = Recipe(**{**recipe.__dict__, "defects": DefectRules(allowed=2)})
@@ -100,6 +116,11 @@ def test_hash_changes_with_content(recipe_dir):
         (GOOD.replace("[10, 10, 90, 70]", "[10, 10, .inf, 70]"), ["part.boxes[0]", "finite numbers", "inf"]),
         (GOOD.replace("min_area: 20", "min_area: 1" + "0" * 400), ["defects.min_area", "must be a finite number"]),
         (GOOD.replace("[10, 10, 90, 70]", "[10, 10, 9" + "0" * 400 + ", 70]"), ["part.boxes[0]", "finite numbers"]),
+        (GOOD.replace("  allowed: 1", "  allowed: 1\n  detect: anomaly"), ["defects.detect", "inspector teach"]),
+        (GOOD.replace("  allowed: 1", "  allowed: 1\n  detect: magic"), ["defects.detect", "must be one of"]),
+        (GOOD + "anomaly:\n  model: m.npz\n  resolution: 10\n", ["anomaly.resolution", ">= 64"]),
+        (GOOD + "anomaly:\n  model: m.npz\n  false_rejects: 0.9\n", ["anomaly.false_rejects", "<= 0.5"]),
+        (GOOD + "anomaly:\n  model: m.npz\n  colour: red\n", ["anomaly.colour", "unknown key"]),
     ],
 )
 def test_invalid_recipes_name_file_and_field(recipe_dir, text, fragments):

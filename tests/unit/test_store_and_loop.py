@@ -15,7 +15,7 @@ from inspector.errors import EngineError, StoreError
 from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspection
 from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame
-from inspector.store.database import open_store
+from inspector.store.database import SCHEMA_REVISION, open_store
 from inspector.store.repository import add_review
 from tests.helpers import FramesFrom, TruthSegmenter, fixtured, fixtured_recipe
 from tests.unit.test_image_io import png_claiming
@@ -247,7 +247,7 @@ def test_new_database_is_migrated_and_reopened_without_change(tmp_path):
     open_store(str(tmp_path / "a.db")).close()
     version = rows(tmp_path / "a.db", "SELECT version_num FROM alembic_version")
     open_store(str(tmp_path / "a.db")).close()
-    assert rows(tmp_path / "a.db", "SELECT version_num FROM alembic_version") == version == [("0001",)]
+    assert rows(tmp_path / "a.db", "SELECT version_num FROM alembic_version") == version == [(SCHEMA_REVISION,)]
     assert rows(tmp_path / "a.db", "PRAGMA journal_mode") == [("wal",)]
 
 

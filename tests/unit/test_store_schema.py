@@ -184,3 +184,32 @@ def test_a_url_that_cannot_be_parsed_is_an_error_without_its_password():
     with pytest.raises(StoreError) as refused:
         open_store("postgresql://inspector:s3cret@db.example:badport/line1")  # a port that is no number
     assert "not a database URL" in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+def test_a_database_of_the_first_schema_is_upgraded_with_its_results_kept(tmp_path):
+    from alembic import command
+
+    old = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(old)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0001")  # a station's database before this version
+        connection.exec_driver_sql(
+            "INSERT INTO recipe_snapshots (sha256, product, content, created_at) VALUES ('r', 'Cookie', '', '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO runs (recipe_id, station, source, settings, model_name, model_sha256, started_at, status) "
+            "VALUES (1, 's', 'x', '{}', 'm', 'h', '2026-01-01', 'finished')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO inspections (run_id, recipe_id, recipe_sha256, model_sha256, product, image_path, verdict, "
+            "defect_count, timings, total_ms, inspected_at) VALUES (1, 1, 'r', 'h', 'Cookie', 'a.jpg', 'PASS', 0, "
+            "'{}', 1.0, '2026-01-01')"
+        )
+    engine.dispose()
+    open_store(str(tmp_path / "old.db")).close()
+    open_store(str(tmp_path / "fresh.db")).close()
+    assert schema(old) == schema(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        kept = conn.execute("SELECT image_path, verdict, anomaly_score, registration FROM inspections").fetchall()
+        assert kept == [("a.jpg", "PASS", None, None)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(SCHEMA_REVISION,)]

@@ -97,8 +97,8 @@ class HistoryWorkspace(QWidget):
         filters.addWidget(self.export_format)
         filters.addWidget(export)
 
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["#", "Inspected at", "Product", "Verdict", "Defects", "Review"])
+        self.table = QTableWidget(0, 7)
+        self.table.setHorizontalHeaderLabels(["#", "Inspected at", "Product", "Verdict", "Defects", "Review", "Score"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -178,6 +178,7 @@ class HistoryWorkspace(QWidget):
                 row.verdict,
                 row.error or str(row.defect_count),
                 REVIEW_NAMES.get(row.review, ""),
+                "" if row.anomaly_score is None else f"{row.anomaly_score:.3g}",
             )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
