@@ -93,7 +93,7 @@ def teach_normal(
         if on_image is not None:
             on_image(name, problem)
     if not outcome_taught:
-        reasons = "; ".join(f"{name}: {why}" for name, why in left_out[:3])
+        reasons = "; ".join(why for _, why in left_out[:3])
         raise EngineError("no good image could be taught" + (f" ({reasons})" if reasons else ""))
     model = teacher.finish(false_rejects=false_rejects)
     return TeachOutcome(model, outcome_taught, left_out, time.perf_counter() - started)

@@ -18,7 +18,7 @@ from inspector.engine.image import Picture
 from inspector.engine.normal_file import save_normal_model
 from inspector.engine.pipeline import open_pipeline
 from inspector.engine.teach import ImageCallback, TeachOutcome, teach_normal
-from inspector.errors import InspectorError, RecipeError
+from inspector.errors import InspectorError, RecipeError, SourceError
 from inspector.recipe.io import load_recipe, save_recipe
 from inspector.recipe.model import Recipe
 from inspector.sources.files import FileSource
@@ -76,6 +76,9 @@ def teach_recipe(
         InspectorError: no image could be taught.
     """
     recipe = load_recipe(recipe_file)
+    missing = [str(path) for path in sources if not Path(path).exists()]
+    if missing:
+        raise SourceError(f"{', '.join(missing)}: no such file or folder")
     settings = replace(
         recipe.anomaly,
         resolution=resolution or recipe.anomaly.resolution,
