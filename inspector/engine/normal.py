@@ -11,8 +11,9 @@ The threshold comes from the good images alone: each taught image is scored agai
 bank without its own patches (leave one out), as a new good part would be, and the
 threshold is the upper prediction bound of a good part's score for the expected false-
 reject rate asked for, the scores taken as normally distributed (Student's t, for the
-few images usually taught). With one image, its patches are scored against the bank
-without their own neighbourhood instead.
+few images usually taught), or the highest of the scores where that is lower (see
+:func:`calibrate`). With one image, its patches are scored against the bank without
+their own neighbourhood instead.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Calibration:
 
     Attributes:
         scores: each taught image's leave-one-out score.
-        false_rejects: the expected share of good parts scoring above the threshold.
+        false_rejects: the expected share of good parts scoring above the threshold
+            (for the highest-score rule, its upper bound 1 / (n + 1)).
         threshold: the score above which a region is a defect.
         spread: the scores' standard deviation (the scale of a defect's confidence).
         rule: the rule in words, with its figures.
@@ -105,28 +107,40 @@ def calibrate(scores: list[float], false_rejects: float) -> Calibration:
 
     With two or more scores: the upper ``1 - false_rejects`` prediction bound of a new
     good part's score, ``mean + t * sd * sqrt(1 + 1/n)``, taking scores as normally
-    distributed. With one, no spread can be measured: its score times 1.1 (the rate
-    cannot be stated).
+    distributed; or the highest of the scores where that is lower. From a few images the
+    bound is wide (t is 4.5 for 4 images at 1 %), while a new good part, exchangeable
+    with the taught ones and scored against one image more, exceeds the highest of n
+    leave-one-out scores with probability at most 1 / (n + 1): measured on the cookies
+    with 4 images, the bound alone kept 32 % of defective parts' recall on average over
+    20 random choices of images, the lower of the two 97 % (and 4.6 % false rejects).
+    With one image no spread can be measured: its score times 1.1, no rate stated.
     """
     if not scores:
         raise EngineError("no good image could be scored to set the threshold")
     values = np.asarray(scores, np.float64)
     n = len(values)
     mean = float(values.mean())
+    kept = tuple(float(s) for s in values)
     if n == 1:
-        threshold = 1.1 * mean
-        spread = 0.05 * mean
         rule = f"one good image: its score without its own neighbourhood, {mean:.3g}, times 1.1 (no rate can be stated)"
-        return Calibration(tuple(float(s) for s in values), false_rejects, threshold, spread, rule)
+        return Calibration(kept, false_rejects, 1.1 * mean, 0.05 * mean, rule)
     spread = max(float(values.std(ddof=1)), 0.01 * mean)  # identical images would give no spread at all
     t = _student_t(false_rejects, n - 1)
-    threshold = mean + t * spread * math.sqrt(1.0 + 1.0 / n)
+    bound = mean + t * spread * math.sqrt(1.0 + 1.0 / n)
+    highest = float(values.max())
+    if bound <= highest:
+        rule = (
+            f"upper {100 * (1 - false_rejects):g} % prediction bound of a good part's score from {n} leave-one-out "
+            f"scores (mean {mean:.3g}, sd {spread:.3g}, t {t:.3g}): a good part scores above it with probability "
+            f"{100 * false_rejects:g} % if the scores are normally distributed"
+        )
+        return Calibration(kept, false_rejects, float(bound), spread, rule)
     rule = (
-        f"upper {100 * (1 - false_rejects):g} % prediction bound of a good part's score from {n} leave-one-out "
-        f"scores (mean {mean:.3g}, sd {spread:.3g}, t {t:.3g}): a good part scores above it with probability "
-        f"{100 * false_rejects:g} % if the scores are normally distributed"
+        f"the highest of {n} leave-one-out scores, {highest:.4g} (their {100 * (1 - false_rejects):g} % prediction "
+        f"bound, {bound:.4g}, is wider with so few images): a good part scores above it with probability at most "
+        f"{100 / (n + 1):.2g} %; teach more good images for a threshold at {100 * false_rejects:g} %"
     )
-    return Calibration(tuple(float(s) for s in values), false_rejects, float(threshold), spread, rule)
+    return Calibration(kept, 1.0 / (n + 1), highest, spread, rule)
 
 
 def smooth(distances: np.ndarray) -> np.ndarray:

@@ -19,13 +19,16 @@ def test_the_t_quantile_matches_the_tables(p, dof, expected):
     assert _student_t(p, dof) == pytest.approx(expected, abs=2e-4)
 
 
-def test_the_threshold_is_the_prediction_bound_of_a_good_parts_score():
-    scores = [10.0, 11.0, 12.0, 13.0]
+def test_the_threshold_is_the_prediction_bound_of_a_good_parts_score_or_the_highest_score():
+    scores = list(np.random.default_rng(5).normal(10.0, 1.0, 200))  # many images: the bound is below the highest
     calibration = calibrate(scores, 0.05)
     sd = np.std(scores, ddof=1)
-    assert calibration.threshold == pytest.approx(11.5 + 2.3534 * sd * np.sqrt(1.25), rel=1e-4)
-    assert "95 % prediction bound" in calibration.rule and "5 %" in calibration.rule
+    assert calibration.threshold == pytest.approx(np.mean(scores) + 1.6526 * sd * np.sqrt(1 + 1 / 200), rel=1e-3)
+    assert calibration.threshold < max(scores)
+    assert "95 % prediction bound" in calibration.rule and calibration.false_rejects == 0.05
     assert calibrate(scores, 0.01).threshold > calibration.threshold  # fewer false rejects asked: higher
+    few = calibrate([10.0, 11.0, 12.0, 13.0], 0.01)  # a bound of 4 images is wider than their highest score
+    assert few.threshold == 13.0 and few.false_rejects == pytest.approx(0.2) and "at most 20 %" in few.rule
     one = calibrate([20.0], 0.01)
     assert one.threshold == pytest.approx(22.0) and "no rate can be stated" in one.rule
     with pytest.raises(EngineError, match="no good image"):

@@ -194,7 +194,8 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_results_kept(tmp_pa
     with engine.begin() as connection:
         command.upgrade(_alembic_config(connection), "0001")  # a station's database before this version
         connection.exec_driver_sql(
-            "INSERT INTO recipe_snapshots (sha256, product, content, created_at) VALUES ('r', 'Cookie', '', '2026-01-01')"
+            "INSERT INTO recipe_snapshots (sha256, product, content, created_at) "
+            "VALUES ('r', 'Cookie', '', '2026-01-01')"
         )
         connection.exec_driver_sql(
             "INSERT INTO runs (recipe_id, station, source, settings, model_name, model_sha256, started_at, status) "
