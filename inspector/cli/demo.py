@@ -35,6 +35,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: ./demo-output)")
     p.add_argument("--count", type=int, default=100, help="number of parts (default: 100, half defective)")
     p.add_argument("--seed", type=int, default=None, help="seed of the part set (default: a new one each run)")
+    p.add_argument(
+        "--teach",
+        type=int,
+        default=20,
+        metavar="N",
+        help="teach the recipe from N fresh good parts first (default 20; 0: the recipe untaught)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=run)
@@ -84,6 +91,14 @@ def _generate(out: Path, count: int, seed: int) -> dict[str, list[str]]:
     return kinds
 
 
+def _good_parts(folder: Path, count: int, seed: int) -> None:
+    """``count`` good parts of the demo product, drawn apart from the inspected ones."""
+    rng = np.random.default_rng([seed, 1])
+    background = demo_background()
+    for k in range(count):
+        write_image(folder / f"good_{k:04d}.png", demo_scene(rng, defective=False, background=background).image)
+
+
 def _score(out: Path, kinds: dict[str, list[str]], results: dict[str, dict]) -> dict:
     defective = [n for n, k in kinds.items() if k]
     good = [n for n, k in kinds.items() if not k]
@@ -122,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 2:
         raise SystemExit("inspector demo: --count must be at least 2")
+    if not 0 <= args.teach <= 500:
+        raise SystemExit("inspector demo: --teach must be 0 to 500")
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
     out = args.out
     started = time.perf_counter()
@@ -130,7 +147,15 @@ def run(args: argparse.Namespace) -> int:
     (out / _MARKER).write_text("made by inspector demo; a new demo into this folder replaces it\n")
     print(f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}")
     kinds = _generate(out, args.count, seed)
-    recipe = load_recipe(write_demo_recipe(out / "recipe"))
+    recipe_file = write_demo_recipe(out / "recipe")
+    if args.teach:
+        from inspector.services.teaching import teach_recipe
+
+        _good_parts(out / "good", args.teach, seed)
+        taught = teach_recipe(recipe_file, [out / "good"], device=args.device)
+        if not args.json:
+            print(f"taught from {len(taught.outcome.taught)} good parts in {taught.outcome.seconds:.1f} s")
+    recipe = load_recipe(recipe_file)
     pipeline = open_pipeline(recipe, device=args.device)
     store = open_store(str(out / "inspector.db"), images_dir=out / "results")
     results: dict[str, dict] = {}

@@ -28,7 +28,11 @@ import numpy as np
 from inspector.engine.backbone import DIMENSIONS, FeatureMap
 from inspector.errors import EngineError
 
-MAX_BANK = 16_384  # patches kept: the nearest-neighbour search costs in proportion
+# Patches kept in the bank. The nearest-neighbour search costs in proportion: with all 31
+# good cookies taught (23,800 patches) a bank of 16,384 took 121 ms an image on one core,
+# 4,096 took 14 ms, with the same image and pixel AUROC (1.000, 0.982); on the demo
+# label, 20 parts taught, 4,096 against all 9,860 gave the same AUROC (0.98).
+MAX_BANK = 4096
 MAX_CANDIDATES = 120_000  # patches collected before the coreset is chosen (memory bound)
 CALIBRATION_IMAGES = 60  # most images scored leave-one-out for the threshold
 _PROJECTION = 32  # dimensions the coreset's distances are measured in (a random projection)

@@ -144,9 +144,9 @@ class InspectionPipeline:
 
     @property
     def anomaly_threshold(self) -> float | None:
-        """The score above which a region is a defect, for a recipe that finds defects on
-        its anomaly map (the recipe's own threshold, else the taught one); else None."""
-        if not self.recipe.uses_anomaly:
+        """The score above which an image's anomaly map finds a defect, for a taught
+        recipe (the recipe's own threshold, else the taught one); else None."""
+        if not self.recipe.taught:
             return None
         return threshold_of(self.recipe, self._stage_context().normal)
 

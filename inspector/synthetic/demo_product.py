@@ -89,7 +89,12 @@ def write_demo_recipe(folder: Path) -> Path:
         # A segment must look different from the golden label (the network sometimes cuts
         # a good surface into a new piece), and a visible difference no segment explains
         # (a small dark hole on the navy band, which the small network misses) is a defect.
-        defects=DefectRules(min_area=40.0, max_area=20_000.0, changed_fraction=0.08, differences=True),
+        # Defects come from segments even once taught: on the demo's registered label they
+        # measured far better than the anomaly map (100 % recall at 2 % false rejects,
+        # against 74 % at 22 % from 20 good parts; README), which still scores every part.
+        defects=DefectRules(
+            min_area=40.0, max_area=20_000.0, changed_fraction=0.08, differences=True, detect="segments"
+        ),
     )
     path = folder / "demo-label.yaml"
     save_recipe(recipe, path)

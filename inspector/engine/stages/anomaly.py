@@ -7,7 +7,9 @@ patch of the good parts (``engine/normal.py``) makes the anomaly map. Inside the
 region the prompts selected, less ignored areas and normal surfaces, the regions above
 the threshold are defects: each outlined by the segment that best covers it where one
 does (so FastSAM still gives defects their shape), else by its own contour. The
-image's score is the map's largest value there.
+image's score is the map's largest value there. A taught recipe that takes its defects
+from segments alone (``defects.detect: segments``) is still scored, for sorting and
+reports.
 """
 
 from __future__ import annotations
@@ -166,8 +168,8 @@ def run(work: ImageWork, context: StageContext) -> None:
         to_image = np.linalg.inv(registration.matrix) @ to_image
     work.anomaly_map = AnomalyMap(values, to_image, threshold)
     work.anomaly_score = float(values.max()) if on_map.any() else 0.0
-    if work.anomaly_score <= threshold:
-        return
+    if not recipe.uses_anomaly or work.anomaly_score <= threshold:
+        return  # scored only: the recipe takes its defects from segments
     # Image pixels per map cell: the cell's size in reference pixels, through the registration.
     cell_area = (_CELL * from_view[0, 0]) * (_CELL * from_view[1, 1])
     if registration.matrix is not None:
@@ -192,4 +194,4 @@ def run(work: ImageWork, context: StageContext) -> None:
             work.candidates.append(Candidate(-1, ANOMALY_LABEL, score, area, patch=patch))
 
 
-STAGE = Stage("anomaly", run, timing="anomaly", wanted=lambda recipe: recipe.uses_anomaly)
+STAGE = Stage("anomaly", run, timing="anomaly", wanted=lambda recipe: recipe.taught)
