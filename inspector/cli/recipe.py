@@ -29,7 +29,13 @@ def add_parser(sub) -> None:
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
     new.set_defaults(run=run_new)
 
-    validate = actions.add_parser("validate", help="check recipe files", description="Check recipe files.")
+    validate = actions.add_parser(
+        "validate",
+        help="check recipe files",
+        description="Check recipe files as `inspector run` does before inspecting: fields, reference image, "
+        "prompts, model weights, CLIP classes, a taught recipe's normal model, and that the part prompts "
+        "select the part on the reference.",
+    )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
     validate.set_defaults(run=run_validate)
 
@@ -50,11 +56,20 @@ def run_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(path: Path) -> None:
+    """What ``inspector run`` checks before it inspects anything, and the same way."""
+    from inspector.engine.pipeline import open_pipeline
+
+    recipe = load_recipe(path)
+    validate_recipe(recipe, load_clip=True)  # every problem of the recipe and its files, named at once
+    open_pipeline(recipe)  # then as run: the model loaded, the part found on the reference
+
+
 def run_validate(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.files:
         try:
-            validate_recipe(load_recipe(path), load_clip=True)
+            _check(path)
         except InspectorError as exc:
             failures += 1
             print(str(exc))

@@ -154,12 +154,13 @@ class InspectionPipeline:
         with self._lock:
             if self._context is None:
                 segment_fn = segment_everything(self.segmenter, self.recipe)
+                origin = self.recipe.source or "recipe"
                 try:
                     reference = prepare_reference(self.recipe, self.reference_image, segment_fn)
                 except PartNotFound:
-                    raise EngineError(
-                        f"{self.recipe.source or 'recipe'}: the part prompts select nothing on the reference image"
-                    ) from None
+                    raise EngineError(f"{origin}: the part prompts select nothing on the reference image") from None
+                except EngineError as exc:  # e.g. a reference without features to register images by
+                    raise EngineError(f"{origin}: {exc}") from None
                 classifier = self._prepare_classifier(reference) if self.recipe.defects.uses_clip else None
                 normal = (
                     load_normal_model(self.recipe.resolve(self.recipe.anomaly.model)) if self.recipe.taught else None

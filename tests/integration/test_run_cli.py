@@ -185,3 +185,20 @@ def test_a_folder_without_images_is_said_to_hold_none(demo_line, tmp_path, capsy
     assert main(["run", "--recipe", str(recipe), str(tmp_path / "empty"), "--db", str(tmp_path / "r.db")]) == 0
     captured = capsys.readouterr()
     assert "0 inspected" in captured.out and "the source held no image files" in captured.err
+
+
+def test_recipe_validate_refuses_what_run_would_refuse(tmp_path, capsys):
+    from dataclasses import replace
+
+    from inspector.recipe.io import load_recipe, save_recipe
+    from inspector.recipe.model import PartPrompts
+
+    recipe = load_recipe(write_demo_recipe(tmp_path))
+    # A part box on a plain corner of the background: nothing there to select.
+    nowhere = save_recipe(replace(recipe, part=PartPrompts(boxes=((0.0, 0.0, 12.0, 9.0),))), tmp_path / "nowhere.yaml")
+    assert main(["recipe", "validate", str(nowhere.source)]) == 2
+    said = capsys.readouterr().out
+    assert f"{nowhere.source}: the reference image has only 0 distinctive features on the part" in said
+    (tmp_path / "parts").mkdir()
+    assert main(["run", "--recipe", str(nowhere.source), str(tmp_path / "parts"), "--db", str(tmp_path / "r.db")]) == 2
+    assert said.splitlines()[0] in capsys.readouterr().err  # run refuses it with the same words
