@@ -19,6 +19,8 @@ from inspector.recipe.model import DefectRules
 SEGMENT_LABEL = "defect"
 MISSING_LABEL = "missing feature"
 DIFFERENCE_LABEL = "difference"  # a visible change from the reference no segment explains
+ANOMALY_LABEL = "anomaly"  # a region unlike the good parts a recipe was taught with
+NOT_REGISTERED_LABEL = "not registered"  # a part its segments could not be checked on
 
 
 @dataclass(frozen=True)

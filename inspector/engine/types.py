@@ -185,17 +185,36 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class AnomalyRegion:
+    """A connected region of an anomaly map that reaches the threshold.
+
+    ``cells`` is its (h, w) bool mask on the map's grid, ``box`` its (x, y, width,
+    height) there, ``peak`` its highest score and ``area`` its size in image pixels.
+    """
+
+    cells: np.ndarray
+    box: tuple[int, int, int, int]
+    peak: float
+    area: float
+
+
+@dataclass(frozen=True)
 class AnomalyMap:
     """How unusual each place of an inspected image looks to a taught recipe.
 
     ``values`` is a (h, w) float32 grid of anomaly scores (the same units as the
     threshold; 0 where nothing was looked at); ``to_image`` the 3x3 map from grid
-    coordinates (cell centres at integers) to the inspected image's pixels.
+    coordinates (cell centres at integers) to the inspected image's pixels;
+    ``threshold`` the one the image was judged at; a region reaching a threshold
+    extends while it stays above ``floor`` (what a typical good part reaches at its
+    most unusual place); ``cell_area`` is a cell's size in image pixels.
     """
 
     values: np.ndarray
     to_image: np.ndarray
     threshold: float
+    floor: float = 0.0
+    cell_area: float = 1.0
 
     def in_image(self, image_size: tuple[int, int]) -> np.ndarray:
         """The map at the resolution of an image of (width, height) ``image_size``."""
@@ -207,6 +226,25 @@ class AnomalyMap:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0.0,
         )
+
+    def regions(self, threshold: float, min_area: float = 0.0, max_area: float = float("inf")) -> list[AnomalyRegion]:
+        """The regions that reach ``threshold``, each grown while above the floor (a
+        crack is reported whole, not only its worst spot), within the area limits."""
+        if float(self.values.max(initial=0.0)) <= threshold:
+            return []
+        floor = min(threshold, self.floor)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (self.values > floor).astype(np.uint8), connectivity=8
+        )
+        peaks = np.zeros(count)
+        np.maximum.at(peaks, labels.reshape(-1), self.values.reshape(-1))
+        found = []
+        for k in range(1, count):
+            area = float(stats[k, cv2.CC_STAT_AREA]) * self.cell_area
+            if peaks[k] > threshold and min_area <= area <= max_area:
+                box = tuple(int(v) for v in stats[k, :4])
+                found.append(AnomalyRegion(labels == k, box, float(peaks[k]), area))
+        return found
 
 
 @dataclass(frozen=True)

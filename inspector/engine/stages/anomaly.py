@@ -23,11 +23,11 @@ from inspector.engine.backbone import STRIDE, backbone
 from inspector.engine.image import Picture
 from inspector.engine.normal import MAP_UPSAMPLING, smooth
 from inspector.engine.reference import PreparedReference, confident
-from inspector.engine.rules import Candidate
+from inspector.engine.rules import ANOMALY_LABEL, NOT_REGISTERED_LABEL, Candidate
 from inspector.engine.stages import ImageWork, Stage, StageContext
-from inspector.engine.types import AnomalyMap
+from inspector.engine.types import ERROR, FAIL, PASS, AnomalyMap, InspectionResult
+from inspector.recipe.model import Recipe
 
-ANOMALY_LABEL = "anomaly"
 MAX_VIEW_SIDE = 2048  # the view's longer side at most (a long strip is shown smaller)
 _SEGMENT_FIT = 0.3  # a segment outlines a region when their IoU reaches this
 _SEGMENT_SIZE = 4.0  # ... and it is at most this many times the region's size
@@ -133,22 +133,6 @@ def _own_patch(cells: np.ndarray, box, from_view: np.ndarray) -> tuple[tuple[int
     return (x0, y0), mask if mask.any() else np.ones(size[::-1], bool)
 
 
-def _regions(values: np.ndarray, threshold: float, calibration) -> tuple[int, np.ndarray, np.ndarray]:
-    """Connected regions of the map that reach the threshold, each as far as it stays
-    above what a typical good part reaches at its most unusual place (the mean of the
-    taught images' scores): a crack is reported whole, not only its worst spot.
-    Returns (count, labels, stats) as ``cv2.connectedComponentsWithStats`` does."""
-    floor = min(threshold, float(np.mean(calibration.scores)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((values > floor).astype(np.uint8), connectivity=8)
-    peaks = np.zeros(count)
-    np.maximum.at(peaks, labels.reshape(-1), values.reshape(-1))
-    keep = np.flatnonzero(peaks > threshold)
-    keep = keep[keep > 0]
-    relabel = np.zeros(count, np.int32)
-    relabel[keep] = np.arange(1, len(keep) + 1)
-    return len(keep) + 1, relabel[labels], np.vstack([stats[:1], stats[keep]])
-
-
 def run(work: ImageWork, context: StageContext) -> None:
     recipe, reference, normal = context.recipe, context.reference, context.normal
     registration = work.registration
@@ -166,32 +150,40 @@ def run(work: ImageWork, context: StageContext) -> None:
     to_image = from_view @ map_to_view
     if registration.matrix is not None:
         to_image = np.linalg.inv(registration.matrix) @ to_image
-    work.anomaly_map = AnomalyMap(values, to_image, threshold)
-    work.anomaly_score = float(values.max()) if on_map.any() else 0.0
-    if not recipe.uses_anomaly or work.anomaly_score <= threshold:
-        return  # scored only: the recipe takes its defects from segments
     # Image pixels per map cell: the cell's size in reference pixels, through the registration.
     cell_area = (_CELL * from_view[0, 0]) * (_CELL * from_view[1, 1])
     if registration.matrix is not None:
         cell_area /= abs(np.linalg.det(registration.matrix[:2, :2]))
-    count, labels, stats = _regions(values, threshold, normal.calibration)
+    floor = float(np.mean(normal.calibration.scores))
+    work.anomaly_map = AnomalyMap(values, to_image, threshold, floor, cell_area)
+    work.anomaly_score = float(values.max()) if on_map.any() else 0.0
+    if not recipe.uses_anomaly:
+        return  # scored only: the recipe takes its defects from segments
     taken = {c.index for c in work.candidates if not c.missing}
     rules, spread = recipe.defects, normal.calibration.spread
     grid = work.segmentation.masks.shape[1:]
-    for k in range(1, count):
-        cells = labels == k
-        area = float(stats[k, cv2.CC_STAT_AREA]) * cell_area
-        if not rules.min_area <= area <= rules.max_area:
-            continue
-        score = _confidence(float(values[cells].max()), threshold, spread)
-        segment = _outlining_segment(work, _on_grid(cells, grid), taken, recipe)
+    for region in work.anomaly_map.regions(threshold, rules.min_area, rules.max_area):
+        score = _confidence(region.peak, threshold, spread)
+        segment = _outlining_segment(work, _on_grid(region.cells, grid), taken, recipe)
         if segment is not None:
             taken.add(segment)
-            work.candidates.append(Candidate(segment, ANOMALY_LABEL, score, area))
+            work.candidates.append(Candidate(segment, ANOMALY_LABEL, score, region.area))
         else:
-            box = tuple(int(v) for v in stats[k, :4])
-            patch = _own_patch(cells, box, from_view)
-            work.candidates.append(Candidate(-1, ANOMALY_LABEL, score, area, patch=patch))
+            patch = _own_patch(region.cells, region.box, from_view)
+            work.candidates.append(Candidate(-1, ANOMALY_LABEL, score, region.area, patch=patch))
+
+
+def verdict_at(result: InspectionResult, threshold: float, recipe: Recipe) -> str:
+    """The verdict an inspected image would get at another anomaly threshold, from what its
+    result kept (findings and anomaly map): no network run. As the stages decide it,
+    but a defect outlined by a segment at the new threshold is counted by its region."""
+    if result.verdict == ERROR or result.anomaly is None or not recipe.uses_anomaly:
+        return result.verdict
+    kept = sum(f.label != ANOMALY_LABEL for f in result.findings)
+    rules = recipe.defects
+    found = kept + len(result.anomaly.regions(threshold, rules.min_area, rules.max_area))
+    unchecked = any(f.label == NOT_REGISTERED_LABEL for f in result.findings)
+    return FAIL if found > rules.allowed or unchecked else PASS
 
 
 STAGE = Stage("anomaly", run, timing="anomaly", wanted=lambda recipe: recipe.taught)

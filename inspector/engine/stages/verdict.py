@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from inspector.engine.rules import NOT_REGISTERED_LABEL
 from inspector.engine.stages import ImageWork, Stage, StageContext
 from inspector.engine.types import FAIL, PASS, Finding
-
-NOT_REGISTERED_LABEL = "not registered"
 
 
 def _not_registered(work: ImageWork) -> Finding:
