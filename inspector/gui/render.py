@@ -72,3 +72,17 @@ def region_in_image(mask: np.ndarray, segmentation) -> np.ndarray:
     out = np.zeros((height, width), bool)
     out[np.ix_(in_rows, in_cols)] = mask[np.ix_(rows[in_rows], cols[in_cols])]
     return out
+
+
+def heat(canvas: np.ndarray, anomaly) -> None:
+    """An anomaly map (``engine.types.AnomalyMap``) over the canvas: transparent where a
+    place is as usual as a good part's most unusual one (the map's floor), warming to red
+    at the threshold and above."""
+    h, w = canvas.shape[:2]
+    values = anomaly.in_image((w, h))
+    low, high = min(anomaly.floor, anomaly.threshold), anomaly.threshold
+    scaled = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
+    colours = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    shown = values > low
+    canvas[shown, :3] = colours[shown]
+    canvas[shown, 3] = (60 + 100 * scaled[shown]).astype(np.uint8)

@@ -117,3 +117,28 @@ class TaskWorker(QThread):
             self.done.emit(self._task())
         except BaseException as exc:
             self.failed.emit(_describe(exc))
+
+
+class TeachWorker(QThread):
+    """Teaches a saved recipe from a folder of good images (services/teaching.py)."""
+
+    image = Signal(int, str, str)  # images done, name, why it was left out ("" when taught)
+    taught = Signal(object)  # TaughtRecipe
+    failed = Signal(str)
+
+    def __init__(self, recipe_file: str, folder: str, parent=None) -> None:
+        super().__init__(parent)
+        self.recipe_file, self.folder = recipe_file, folder
+        self._done = 0
+
+    def run(self) -> None:
+        from inspector.services.teaching import teach_recipe
+
+        def on_image(name: str, problem: str | None) -> None:
+            self._done += 1
+            self.image.emit(self._done, name, problem or "")
+
+        try:
+            self.taught.emit(teach_recipe(self.recipe_file, [self.folder], on_image=on_image))
+        except BaseException as exc:
+            self.failed.emit(_describe(exc))

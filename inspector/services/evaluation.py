@@ -82,6 +82,29 @@ def labelled_images(folder: str | os.PathLike) -> list[LabelledImage]:
     return images
 
 
+def labelled_folder(folder: str | os.PathLike) -> list[LabelledImage] | None:
+    """A folder's images with their labels where it is labelled: an MVTec AD style folder
+    (see :func:`labelled_images`), or one whose sub-folders are ``good/`` and defect
+    kinds (its ``test/`` folder, say); None for a folder of images without labels."""
+    root = Path(folder)
+    try:
+        if (root / "test").is_dir():
+            return labelled_images(root)
+        if (root / GOOD).is_dir() and any(p.is_dir() and p.name != GOOD for p in root.iterdir()):
+            images = labelled_images(root.parent) if root.name == "test" else None
+            if images is None:
+                images = [
+                    LabelledImage(path, kind.name, None)
+                    for kind in sorted(p for p in root.iterdir() if p.is_dir())
+                    for path in sorted(kind.iterdir())
+                    if path.suffix.lower() in IMAGE_SUFFIXES
+                ]
+            return images
+    except (OSError, SourceError):
+        return None
+    return None
+
+
 def auroc(scores, labels) -> float | None:
     """Area under the ROC curve of ``scores`` for bool ``labels`` (ties count a half);
     None when only one class is present."""

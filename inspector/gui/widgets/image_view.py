@@ -88,6 +88,11 @@ class ImageView(QGraphicsView):
             rgba = qimage_from_bgr(rgba)
         self._overlay_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(rgba))
 
+    @property
+    def overlay(self) -> QImage:
+        """What is drawn over the image (an empty image when nothing is)."""
+        return self._overlay_item.pixmap().toImage()
+
     # -- zoom and pan --------------------------------------------------------------------
 
     def fit(self) -> None:

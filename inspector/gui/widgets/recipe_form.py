@@ -49,6 +49,11 @@ class RecipeForm(QWidget):
         self.min_area = QDoubleSpinBox(minimum=0, maximum=1e9, decimals=0, singleStep=10)
         self.max_area = QDoubleSpinBox(minimum=0, maximum=1e9, decimals=0, singleStep=1000)
         self.allowed = QSpinBox(minimum=0, maximum=1000)
+        self.detect = QComboBox(
+            toolTip="where defects come from: segments held against the reference's, the anomaly map of a taught "
+            "recipe, or both (auto: the anomaly map once taught)"
+        )
+        self.detect.addItems(["auto", "segments", "anomaly", "both"])
         self.match_reference = QCheckBox("ignore segments the reference part also has")
         self.missing_features = QCheckBox("report reference features the part lacks")
         self.changed_fraction = QDoubleSpinBox(
@@ -74,6 +79,7 @@ class RecipeForm(QWidget):
             "defects.min_area": self.min_area,
             "defects.max_area": self.max_area,
             "defects.allowed": self.allowed,
+            "defects.detect": self.detect,
             "defects.match_reference": self.match_reference,
             "defects.missing_features": self.missing_features,
             "defects.changed_fraction": self.changed_fraction,
@@ -95,6 +101,7 @@ class RecipeForm(QWidget):
             "Min defect area (px)",
             "Max defect area (px)",
             "Defects allowed",
+            "Defects from",
             "Reference",
             "Features",
             "Changed share",
@@ -119,7 +126,7 @@ class RecipeForm(QWidget):
         )
         for spin in spins:
             spin.valueChanged.connect(self._emit)
-        for combo in (self.point_mode, self.window, self.alignment):
+        for combo in (self.point_mode, self.window, self.alignment, self.detect):
             combo.currentTextChanged.connect(self._emit)
         for box in (self.match_reference, self.missing_features, self.differences):
             box.toggled.connect(self._emit)
@@ -143,6 +150,7 @@ class RecipeForm(QWidget):
             self.min_area.setValue(recipe.defects.min_area)
             self.max_area.setValue(recipe.defects.max_area)
             self.allowed.setValue(recipe.defects.allowed)
+            self.detect.setCurrentText(recipe.defects.detect)
             self.match_reference.setChecked(recipe.defects.match_reference)
             self.missing_features.setChecked(recipe.defects.missing_features)
             self.changed_fraction.setValue(recipe.defects.changed_fraction)
@@ -176,6 +184,7 @@ class RecipeForm(QWidget):
                 min_area=self.min_area.value(),
                 max_area=self.max_area.value(),
                 allowed=self.allowed.value(),
+                detect=self.detect.currentText(),
                 match_reference=self.match_reference.isChecked(),
                 missing_features=self.missing_features.isChecked(),
                 changed_fraction=self.changed_fraction.value(),

@@ -30,15 +30,16 @@ from PySide6.QtWidgets import (
 
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError, RecipeError
-from inspector.gui import render
+from inspector.gui import prompt_edits, render
+from inspector.gui.prompt_edits import TOOLS
 from inspector.gui.widgets.dry_run import DryRunPanel
 from inspector.gui.widgets.image_view import ImageView
+from inspector.gui.widgets.normal_panel import NormalPanel
 from inspector.gui.widgets.operate import findings_overlay
 from inspector.gui.widgets.recipe_form import RecipeForm
 from inspector.recipe.io import load_recipe, save_recipe
-from inspector.recipe.model import PartPrompts, Recipe
+from inspector.recipe.model import Recipe
 
-TOOLS = ("part box", "part point", "normal point", "ignore box", "erase")
 _PICK_RADIUS = 12  # screen-independent pixels of the image within which a click hits a prompt
 
 
@@ -85,6 +86,14 @@ class RecipesWorkspace(QWidget):
         self.dry_run = DryRunPanel(self._dry_run_pipeline)
         self.dry_run.show_result.connect(self._show_test_image)
         self.dry_run.message.connect(self.message)
+        self.normal = NormalPanel(self._saved_file)
+        self.normal.message.connect(self.message)
+        self.normal.taught.connect(self._taught)
+        self.normal.threshold_chosen.connect(self._set_threshold)
+        self.normal.threshold_moved.connect(lambda t: self.dry_run.rejudge(t, self.recipe))
+        self.normal.heat_map_toggled.connect(lambda _: self._show_test_image(*self._test_shown))
+        self.dry_run.scores_changed.connect(self.normal.set_tested)
+        self._test_shown: tuple = (None, None)  # (path, result) of the test image on show
 
         bar = QToolBar()
         for text, slot, keys in (
@@ -129,6 +138,7 @@ class RecipesWorkspace(QWidget):
         left_widget.setLayout(left)
         right = QVBoxLayout()
         right.addWidget(self.form)
+        right.addWidget(self.normal)
         right.addWidget(self.dry_run, 1)
         right_widget = QWidget()
         right_widget.setLayout(right)
@@ -260,6 +270,7 @@ class RecipesWorkspace(QWidget):
         """Make ``recipe`` current (from the undo stack or a load) and update the views."""
         self.recipe = recipe
         self.form.show_recipe(recipe)
+        self.normal.show_recipe(recipe)
         if self.reference is None or self._reference_path != recipe.reference_path:
             try:
                 self.reference = read_image(recipe.reference_path)
@@ -282,68 +293,19 @@ class RecipesWorkspace(QWidget):
         height, width = self.reference.shape[:2]
         if not (0 <= x < width and 0 <= y < height):  # beside the image
             return
-        x, y = int(x), int(y)  # the pixel clicked (rounding could name the one past the edge)
-        r = self.recipe
+        # The pixel clicked (rounding could name the one past the edge).
         right = button == Qt.MouseButton.RightButton.value
-        if self.tool == "part point":
-            self.push(
-                replace(r, part=replace(r.part, points=(*r.part.points, (round(x), round(y), 0 if right else 1)))),
-                "add background point" if right else "add foreground point",
-            )
-        elif self.tool == "normal point":
-            self.push(replace(r, normal_points=(*r.normal_points, (round(x), round(y)))), "add normal point")
-        elif self.tool == "erase" or right:
-            self._erase(x, y)
+        radius = _PICK_RADIUS / max(self.view.zoom_level, 1e-3)
+        self._apply(prompt_edits.clicked(self.recipe, self.tool, int(x), int(y), right=right, radius=radius))
 
     def _dragged(self, x1: float, y1: float, x2: float, y2: float) -> None:
         if self.recipe is None or not self.showing_reference:
             return
-        box = (round(x1), round(y1), round(x2), round(y2))
-        r = self.recipe
-        if self.tool == "part box":
-            self.push(replace(r, part=replace(r.part, boxes=(*r.part.boxes, box))), "add part box")
-        elif self.tool == "ignore box":
-            self.push(replace(r, ignore_boxes=(*r.ignore_boxes, box)), "add ignore box")
+        self._apply(prompt_edits.dragged(self.recipe, self.tool, (round(x1), round(y1), round(x2), round(y2))))
 
-    def _erase(self, x: float, y: float) -> None:
-        """Remove the nearest point prompt under the cursor, else the smallest box containing it."""
-        r = self.recipe
-        radius = _PICK_RADIUS / max(self.view.zoom_level, 1e-3)
-        candidates = []
-        for k, (px, py, _) in enumerate(r.part.points):
-            candidates.append((np.hypot(px - x, py - y), "part point", k))
-        for k, (px, py) in enumerate(r.normal_points):
-            candidates.append((np.hypot(px - x, py - y), "normal point", k))
-        near = [c for c in candidates if c[0] <= radius]
-        if near:
-            _, kind, k = min(near)
-            if kind == "part point":
-                points = r.part.points[:k] + r.part.points[k + 1 :]
-                self.push(replace(r, part=replace(r.part, points=points)), "remove part point")
-            else:
-                self.push(
-                    replace(r, normal_points=r.normal_points[:k] + r.normal_points[k + 1 :]), "remove normal point"
-                )
-            return
-        boxes = [
-            ((bx2 - bx1) * (by2 - by1), "part", k)
-            for k, (bx1, by1, bx2, by2) in enumerate(r.part.boxes)
-            if bx1 <= x <= bx2 and by1 <= y <= by2
-        ]
-        boxes += [
-            ((bx2 - bx1) * (by2 - by1), "ignore", k)
-            for k, (bx1, by1, bx2, by2) in enumerate(r.ignore_boxes)
-            if bx1 <= x <= bx2 and by1 <= y <= by2
-        ]
-        if boxes:
-            _, kind, k = min(boxes)
-            if kind == "part":
-                self.push(
-                    replace(r, part=PartPrompts(r.part.boxes[:k] + r.part.boxes[k + 1 :], r.part.points)),
-                    "remove part box",
-                )
-            else:
-                self.push(replace(r, ignore_boxes=r.ignore_boxes[:k] + r.ignore_boxes[k + 1 :]), "remove ignore box")
+    def _apply(self, edit: prompt_edits.Edit) -> None:
+        if edit is not None:
+            self.push(*edit)
 
     # -- segmentation preview ----------------------------------------------------------------
 
@@ -466,21 +428,59 @@ class RecipesWorkspace(QWidget):
             self.message.emit(str(exc), True)
             return None
 
-    def _show_test_image(self, path: str, result) -> None:
+    def _show_test_image(self, path: str | None, result) -> None:
+        if path is None:
+            return
         try:
             image = read_image(path)
         except InspectorError as exc:
             self.message.emit(str(exc), True)
             return
+        self._test_shown = (path, result)
         self.back.setEnabled(True)
         self.view.set_image(image)
-        self.view.set_overlay(findings_overlay((image.shape[1], image.shape[0]), result))
+        size = (image.shape[1], image.shape[0])
+        canvas = render.blank(size)
+        if result.anomaly is not None and self.normal.heat_map.isChecked():
+            render.heat(canvas, result.anomaly)
+        overlay = findings_overlay(size, result)
+        drawn = overlay[..., 3] > 0
+        canvas[drawn] = overlay[drawn]
+        self.view.set_overlay(canvas)
+        score = "" if result.anomaly_score is None else f", anomaly score {result.anomaly_score:.4g}"
         self.showing.setText(
-            f"Test image {Path(path).name}: {result.verdict}" + (f" ({result.error})" if result.error else "")
+            f"Test image {Path(path).name}: {result.verdict}{score}" + (f" ({result.error})" if result.error else "")
         )
+
+    # -- normal appearance -------------------------------------------------------------------
+
+    def _saved_file(self) -> Path | None:
+        """The recipe's file, saved (asking where when it has none); None if not saved."""
+        if self.recipe is None:
+            return None
+        if (self.recipe.source is None or self.unsaved()) and not self.save():
+            return None
+        return self.recipe.source
+
+    def _taught(self, recipe_file: str) -> None:
+        try:
+            recipe = load_recipe(recipe_file)
+        except RecipeError as exc:
+            self.message.emit(str(exc), True)
+            return
+        self._start(recipe)
+        self.recipe_saved.emit(str(recipe.source))
+
+    def _set_threshold(self, threshold: float | None) -> None:
+        if self.recipe is None:
+            return
+        anomaly = replace(self.recipe.anomaly, threshold=threshold)
+        text = "set anomaly threshold" if threshold is not None else "use the taught threshold"
+        self.push(replace(self.recipe, anomaly=anomaly), text)
 
     def shutdown(self) -> None:
         self._closing = True  # no new segmentation once the one running has finished
         self.dry_run.stop()
+        self.normal.shutdown()
         if self._worker is not None:
             self._worker.wait()  # Qt aborts the process if a running thread's object is destroyed
