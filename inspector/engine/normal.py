@@ -122,6 +122,8 @@ def calibrate(scores: list[float], false_rejects: float) -> Calibration:
     if not scores:
         raise EngineError("no good image could be scored to set the threshold")
     values = np.asarray(scores, np.float64)
+    if not np.isfinite(values).all():
+        raise EngineError("a good image's held-out score is not a number; teach again with other images")
     n = len(values)
     mean = float(values.mean())
     kept = tuple(float(s) for s in values)
@@ -225,79 +227,99 @@ class Teacher:
         self._per_image = max(64, MAX_CANDIDATES // max(1, expected_images))
         self._rng = np.random.default_rng(seed)
         self._candidates: list[np.ndarray] = []  # per image: (k, D) float32
-        self._calibration: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # features, where, positions
+        self._cells: list[np.ndarray] = []  # per image: where on the grid each candidate lies
+        # Of the first CALIBRATION_IMAGES: (features in half precision, searched region)
+        self._calibration: list[tuple[np.ndarray, np.ndarray]] = []
         self._lock = threading.Lock()
 
     @property
     def images(self) -> int:
         return len(self._candidates)
 
-    def add(self, features: FeatureMap, where: np.ndarray) -> None:
-        """One good image's patch features, and where on the grid its part is."""
+    def add(self, features: FeatureMap, searched: np.ndarray) -> None:
+        """One good image's patch features, and where defects will be searched on such an
+        image (a bool mask on any grid over the same view: the part region less ignored
+        areas and normal surfaces). The patches taught are those the search looks at."""
         flat = features.features.reshape(-1, features.features.shape[2])
-        index = np.flatnonzero(where.reshape(-1))
-        if len(index) == 0:
+        index = np.flatnonzero(searched_cells(searched, features.features.shape[:2]).reshape(-1))
+        if not searched.any() or len(index) == 0:
             raise EngineError("the part region holds no patch of this image")
         with self._lock:
             if len(index) > self._per_image:
                 index = np.sort(self._rng.choice(index, self._per_image, replace=False))
             self._candidates.append(np.ascontiguousarray(flat[index], np.float32))
+            self._cells.append(index)
             if len(self._calibration) < CALIBRATION_IMAGES:
-                self._calibration.append((features.features, where, index))
+                self._calibration.append((features.features.astype(np.float16), searched))
 
     def finish(self, *, false_rejects: float) -> NormalModel:
         """The bank (a coreset of every image's patches) and its calibrated threshold."""
         if not self._candidates:
             raise EngineError("no good image was taught")
         owners = np.concatenate([np.full(len(c), k, np.int32) for k, c in enumerate(self._candidates)])
+        cells = np.concatenate(self._cells)
         patches = np.concatenate(self._candidates)
         chosen = coreset(patches, MAX_BANK, self._rng)
-        bank, bank_owners = patches[chosen], owners[chosen]
-        scores = [self._held_out_score(k, bank, bank_owners) for k in range(len(self._calibration))]
+        bank = patches[chosen]
+        scores = [self._held_out_score(k, bank, owners[chosen], cells[chosen]) for k in range(len(self._calibration))]
+        # Distances a hundredth of a patch's own size are rounding: the images are one.
+        if np.mean(scores) < 0.01 * float(np.median(np.linalg.norm(bank, axis=1))):
+            raise EngineError(
+                "the good images are copies of one image (each scores 0 without itself); teach different parts"
+            )
         return NormalModel(bank, self.resolution, calibrate(scores, false_rejects), self.images)
 
-    def _held_out_score(self, k: int, bank: np.ndarray, owners: np.ndarray) -> float:
-        """Image ``k``'s score against the bank without its own patches (or, the only
-        image taught, without the patches near each of its own)."""
-        features, where, _ = self._calibration[k]
+    def _held_out_score(self, k: int, bank: np.ndarray, owners: np.ndarray, cells: np.ndarray) -> float:
+        """Image ``k``'s score, as inspection would score it, against the bank without its
+        own patches (or, the only image taught, without those near each of its own)."""
+        features, searched = self._calibration[k]
         h, w = features.shape[:2]
-        inside = np.flatnonzero(where.reshape(-1))
-        queries = np.ascontiguousarray(features.reshape(-1, features.shape[2])[inside], np.float32)
+        looked_at = np.flatnonzero(searched_cells(searched, (h, w)).reshape(-1))
+        queries = np.ascontiguousarray(features.reshape(-1, features.shape[2])[looked_at], np.float32)
         norms = (bank**2).sum(1)
         if self.images > 1:
             others = owners != k
             distances = _nearest(queries, np.ascontiguousarray(bank[others]), norms[others])
         else:
-            near = self._neighbourhood(bank, features, inside)
+            qy, qx = np.divmod(looked_at, w)
+            by, bx = np.divmod(cells, w)
+
+            def near(start: int, stop: int) -> np.ndarray:
+                close_y = np.abs(qy[start:stop, None] - by[None, :]) <= _NEIGHBOURHOOD
+                return close_y & (np.abs(qx[start:stop, None] - bx[None, :]) <= _NEIGHBOURHOOD)
+
             distances = _nearest(queries, bank, norms, exclude=near)
+            # A patch with every bank patch in its own neighbourhood (a part of a few
+            # patches) has nothing to be held against: it scores as the highest that has.
+            finite = np.isfinite(distances)
+            distances[~finite] = distances[finite].max() if finite.any() else 0.0
         grid = np.zeros(h * w, np.float32)
-        grid[inside] = distances
-        return score_of(smooth(grid.reshape(h, w)), where)
-
-    @staticmethod
-    def _neighbourhood(bank: np.ndarray, features: np.ndarray, inside: np.ndarray):
-        """For one taught image: which bank rows lie within ``_NEIGHBOURHOOD`` grid cells
-        of each query patch (found by exact match of the features they came from)."""
-        h, w = features.shape[:2]
-        flat = features.reshape(-1, features.shape[2])
-        lookup = {flat[i].tobytes(): i for i in range(h * w)}
-        where_from = np.array([lookup.get(row.tobytes(), -1) for row in bank])
-        by, bx = np.divmod(where_from, w)
-        qy, qx = np.divmod(inside, w)
-
-        def exclude(start: int, stop: int) -> np.ndarray:
-            near_y = np.abs(qy[start:stop, None] - by[None, :]) <= _NEIGHBOURHOOD
-            near_x = np.abs(qx[start:stop, None] - bx[None, :]) <= _NEIGHBOURHOOD
-            return near_y & near_x & (where_from[None, :] >= 0)
-
-        return exclude
+        grid[looked_at] = distances
+        values, on_map = anomaly_values(grid.reshape(h, w), searched)
+        return score_of(values, on_map)
 
 
-def score_of(anomaly_map: np.ndarray, where: np.ndarray) -> float:
-    """An image's score: the anomaly map's largest value inside ``where`` (a bool mask on
-    the feature grid, brought to the map's)."""
-    inside = cv2.resize(where.astype(np.uint8), anomaly_map.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-    return float(anomaly_map[inside].max()) if inside.any() else 0.0
+def searched_cells(searched: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The feature cells a search of ``searched`` (a bool mask on any grid over the view)
+    looks at: the region on the (h, w) feature grid, grown by a cell, since the smoothed
+    map reaches that far."""
+    cells = cv2.resize(searched.astype(np.uint8), (grid[1], grid[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.dilate(cells, np.ones((3, 3), np.uint8)) > 0
+
+
+def anomaly_values(distances: np.ndarray, searched: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The anomaly map of a feature grid's nearest-neighbour distances, 0 outside the
+    searched region, and that region on the map's grid. Teaching and inspection both
+    score this way, so that the threshold is set on what it is compared with."""
+    values = smooth(distances)
+    on_map = cv2.resize(searched.astype(np.uint8), values.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+    values[~on_map] = 0.0
+    return values, on_map
+
+
+def score_of(values: np.ndarray, on_map: np.ndarray) -> float:
+    """An image's score: its anomaly map's largest value in the searched region."""
+    return float(values[on_map].max()) if on_map.any() else 0.0
 
 
 def coreset(patches: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

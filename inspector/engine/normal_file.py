@@ -27,6 +27,9 @@ FORMAT = "inspector-normal-model"
 VERSION = 1
 MAX_FILE_BYTES = 256 << 20  # a bank of MAX_BANK patches in half precision is 5 MB
 _MEMBERS = {"bank.npy", "meta.npy"}
+# A bank this large would make every inspection slow: more than teaching ever keeps (MAX_BANK)
+# with room for a later version that keeps more.
+MAX_BANK_ROWS = 65_536
 
 
 def model_file_name(recipe_stem: str, digest: str) -> str:
@@ -75,6 +78,9 @@ def save_normal_model(model: NormalModel, folder: str | os.PathLike, recipe_stem
 
 def _member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
     info = archive.getinfo(name)
+    # np.savez stores its members as they are: nothing to decompress, nothing encrypted.
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        raise EngineError(f"{path}: {name} is compressed or encrypted; not a normal model of Inspector's")
     if info.file_size > MAX_FILE_BYTES:
         raise EngineError(f"{path}: {name} claims {info.file_size} bytes; not a normal model of Inspector's")
     with archive.open(info) as member:
@@ -145,8 +151,8 @@ def _parse(path: Path, data: bytes) -> NormalModel:
                 raise EngineError(f"{path}: not a normal model of Inspector's (holds {sorted(names)[:5]})")
             bank = _member(archive, "bank.npy", path)
             meta = json.loads(_member(archive, "meta.npy", path).tobytes().decode("utf-8"))
-    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, KeyError) as exc:
-        raise EngineError(f"{path}: not a readable normal model ({exc})") from None
+    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, KeyError, EOFError, OSError, RecursionError) as exc:
+        raise EngineError(f"{path}: not a readable normal model ({type(exc).__name__}: {exc})"[:300]) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise EngineError(f"{path}: not a normal model of Inspector's")
     if meta.get("version") != VERSION:
@@ -165,6 +171,13 @@ def _parse(path: Path, data: bytes) -> NormalModel:
             str(c["rule"]),
         )
         resolution, images = int(meta["resolution"]), int(meta["images"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise EngineError(f"{path}: its description is damaged ({exc})") from None
+    numbers = (calibration.threshold, calibration.spread, *calibration.scores)
+    if not all(np.isfinite(numbers)) or calibration.threshold <= 0 or calibration.spread < 0:
+        raise EngineError(
+            f"{path}: its threshold is damaged ({calibration.threshold!r}, spread {calibration.spread!r})"
+        )
+    if not 64 <= resolution <= 4096 or images < 1 or not 1 <= len(bank) <= MAX_BANK_ROWS:
+        raise EngineError(f"{path}: its description is damaged (resolution {resolution}, {len(bank)} patches)")
     return NormalModel(bank.astype(np.float32), resolution, calibration, images)

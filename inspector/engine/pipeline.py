@@ -211,10 +211,10 @@ class InspectionPipeline:
         read_ms = (time.perf_counter() - t0) * 1e3
         return self.inspect(picture).with_timing("read", read_ms)
 
-    def decode_side(self) -> int | None:
+    def decode_side(self, *, anomaly: bool | None = None) -> int | None:
         """Pixels an image needs on its longer side; None: decode every image in full
         (see ``stages.register.decode_side``). Prepares the reference if not done yet."""
-        return decode_side(self.recipe, self.reference)
+        return decode_side(self.recipe, self.reference, anomaly=anomaly)
 
     def register(self, picture: Picture) -> Registration:
         """Align an image to the reference and cut out what the network will see: the

@@ -4,8 +4,8 @@ Each good image takes the road an inspected one takes up to finding its part
 (``InspectionPipeline.examine``: registered when the recipe registers, segmented, the
 prompts applied), then the feature network is shown the same view of it that the
 anomaly stage will be shown (``stages/anomaly.py``), and its patches on the part go to
-the :class:`~inspector.engine.normal.Teacher`. Images that cannot be registered or whose
-part is not found are left out, each with the reason.
+the :class:`~inspector.engine.normal.Teacher`. Images that cannot be registered (where the
+recipe registers images) or whose part is not found are left out, each with the reason.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-import cv2
-import numpy as np
 
 from inspector.engine.backbone import backbone
 from inspector.engine.image import Picture
@@ -68,6 +65,9 @@ def teach_normal(
     teacher = Teacher(resolution=resolution, expected_images=expected_images)
     extractor = backbone()
     reference = pipeline.reference
+    # A part the recipe would register but cannot would teach the view of a misplaced
+    # part: left out, as one whose part is not found.
+    registers = pipeline.recipe.alignment.method != "none"
     outcome_taught: list[str] = []
     left_out: list[tuple[str, str]] = []
     for name, picture, problem in pictures:
@@ -76,14 +76,10 @@ def teach_normal(
         if picture is not None:
             try:
                 work = pipeline.examine(picture)
+                if registers and work.registration.method == "relative position":
+                    raise EngineError(f"{name}: not registered ({work.registration.unaligned})")
                 view, _ = anomaly_view(picture, work.registration.warp, reference, resolution)
-                features = extractor.features(view)
-                where = cv2.resize(
-                    searched_region(work).astype(np.uint8),
-                    features.grid,
-                    interpolation=cv2.INTER_NEAREST,
-                )
-                teacher.add(features, where > 0)
+                teacher.add(extractor.features(view), searched_region(work))
             except InspectorError as exc:
                 problem = str(exc)
         if problem is None:

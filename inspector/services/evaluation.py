@@ -113,14 +113,10 @@ def auroc(scores, labels) -> float | None:
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if positives == 0 or negatives == 0:
         return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    # Average ranks over ties.
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], len(scores)]
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
+    # Each score's rank, ties given the average of the ranks they share.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2.0)[inverse]
     return float((ranks[labels].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
@@ -258,10 +254,11 @@ def evaluate(
                 truth = _truth(image, size)
             except InspectorError as exc:
                 raise SourceError(f"{image.mask}: the mask of {image.path.name} cannot be read ({exc})") from None
-            pixels = _pixel_map(result, size)
-            sample = rng.choice(truth.size, min(truth.size, PIXELS_PER_IMAGE), replace=False)
-            pixel_scores.append(pixels.reshape(-1)[sample])
-            pixel_labels.append(truth.reshape(-1)[sample])
+            if not image.defective or image.mask is not None:  # no mask: its defect pixels are unknown
+                pixels = _pixel_map(result, size)
+                sample = rng.choice(truth.size, min(truth.size, PIXELS_PER_IMAGE), replace=False)
+                pixel_scores.append(pixels.reshape(-1)[sample])
+                pixel_labels.append(truth.reshape(-1)[sample])
             if truth.any():
                 overlaps = _region_overlaps(truth, _reported(result, size) > 0)
         outcome = ImageOutcome(

@@ -17,7 +17,7 @@ from pathlib import Path
 from inspector.engine.image import Picture
 from inspector.engine.normal_file import save_normal_model
 from inspector.engine.pipeline import open_pipeline
-from inspector.engine.teach import ImageCallback, TeachOutcome, teach_normal
+from inspector.engine.teach import MAX_IMAGES, ImageCallback, TeachOutcome, teach_normal
 from inspector.errors import InspectorError, RecipeError, SourceError
 from inspector.recipe.io import load_recipe, save_recipe
 from inspector.recipe.model import Recipe
@@ -50,10 +50,11 @@ class TaughtRecipe:
         }
 
 
-def _pictures(frames: Iterator[Frame]) -> Iterator[tuple[str, Picture | None, str | None]]:
+def _pictures(frames: Iterator[Frame], min_side: int | None) -> Iterator[tuple[str, Picture | None, str | None]]:
+    """Each frame decoded as inspection will decode it (see ``InspectionPipeline.decode_side``)."""
     for frame in frames:
         try:
-            yield frame.name, frame.image_at(), None
+            yield frame.name, frame.image_at(min_side), None
         except InspectorError as exc:
             yield frame.name, None, str(exc)
 
@@ -91,9 +92,11 @@ def teach_recipe(
     expected = sum(1 for _ in source.files())
     if expected == 0:
         raise InspectorError(f"no image files in {source.describe()}")
+    if expected > MAX_IMAGES:
+        raise InspectorError(f"{expected} images in {source.describe()}; at most {MAX_IMAGES} can be taught")
     outcome = teach_normal(
         pipeline,
-        _pictures(source.frames()),
+        _pictures(source.frames(), pipeline.decode_side(anomaly=True)),
         expected_images=expected,
         resolution=settings.resolution,
         false_rejects=settings.false_rejects,

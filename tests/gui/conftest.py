@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 import pytest
+from PySide6.QtCore import QSettings
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +26,16 @@ def _unsaved_recipes_are_discarded(monkeypatch):
     from inspector.gui.widgets.recipes import RecipesWorkspace
 
     monkeypatch.setattr(RecipesWorkspace, "ask_unsaved", lambda self: "discard")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window on a database and settings of the test's own."""
+    from inspector.gui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(db_url=str(tmp_path / "results.db"), settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()

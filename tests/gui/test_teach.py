@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 
-from inspector.gui.main_window import MainWindow
 from inspector.recipe.io import load_recipe
 
 COOKIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lookout_cookies" / "cookie"
@@ -18,16 +17,6 @@ pytestmark = [
     pytest.mark.model,
     pytest.mark.skipif(not COOKIES.is_dir(), reason="the shared cookie photographs are not here"),
 ]
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(db_url=str(tmp_path / "results.db"), settings=settings)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 def _cookies(tmp_path) -> tuple[Path, Path]:

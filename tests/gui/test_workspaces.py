@@ -6,24 +6,13 @@ import sqlite3
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 
 from inspector.engine.image import write_image
-from inspector.gui.main_window import MainWindow
 from inspector.recipe import load_recipe
 from inspector.synthetic.demo_product import demo_background, demo_reference, demo_scene, write_demo_recipe
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(db_url=str(tmp_path / "results.db"), settings=settings)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 
 from inspector.cli import main
 from inspector.engine.image import read_image, write_image
+from inspector.recipe.io import load_recipe
 from inspector.synthetic.demo_product import demo_scene
 
 pytestmark = pytest.mark.model
@@ -86,21 +87,25 @@ def test_demo_runs_end_to_end_from_the_installed_command(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = json.loads(proc.stdout)  # --json: nothing else on stdout
     assert summary["inspected"] == 6 and summary["defective_parts"] == 3
     assert {"recall_defective_parts", "false_reject_rate", "defects_localised"} <= set(summary)
+    assert summary["anomaly_auroc"] is not None  # taught from fresh good parts first
+    assert load_recipe(out / "recipe" / "demo-label.yaml").taught
     assert len(list((out / "images").glob("*.png"))) == 6
     assert (out / "report.html").exists() and (out / "inspector.db").exists()
     assert json.loads((out / "summary.json").read_text())["seed"] == 31
     # Again into the same folder, with fewer parts: a fresh demo, not mixed with the last one.
     proc = subprocess.run(
-        [sys.executable, "-m", "inspector", "demo", "--count", "2", "--seed", "32", "--out", str(out), "--json"],
+        [sys.executable, "-m", "inspector", "demo", "--count", "2", "--seed", "32", "--out", str(out), "--json"]
+        + ["--teach", "0"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["inspected"] == 2
+    again = json.loads(proc.stdout)
+    assert again["inspected"] == 2 and again["anomaly_auroc"] is None
     assert len(list((out / "images").glob("*.png"))) == 2
 
 

@@ -43,22 +43,14 @@ def labelled(tmp_path_factory):
     return root
 
 
+def _new_recipe(labelled: Path, out: Path) -> Path:
+    reference = labelled / "train/good/normal-1.jpg"
+    assert main(["recipe", "new", "--reference", str(reference), "--name", "Cookie", "--out", str(out)]) == 0
+    return out
+
+
 def test_a_recipe_taught_from_four_good_cookies_rejects_cracked_ones_and_passes_good_ones(labelled, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "recipe",
-                "new",
-                "--reference",
-                str(labelled / "train/good/normal-1.jpg"),
-                "--name",
-                "Cookie",
-                "--out",
-                str(tmp_path / "cookie.yaml"),
-            ]
-        )
-        == 0
-    )
+    _new_recipe(labelled, tmp_path / "cookie.yaml")
     capsys.readouterr()
     assert main(["teach", "--recipe", str(tmp_path / "cookie.yaml"), str(labelled / "train/good"), "--json"]) == 0
     taught = json.loads(capsys.readouterr().out)
@@ -93,18 +85,7 @@ def test_a_recipe_taught_from_four_good_cookies_rejects_cracked_ones_and_passes_
 
 
 def test_teaching_leaves_out_what_it_cannot_read_and_says_so(labelled, tmp_path, capsys):
-    main(
-        [
-            "recipe",
-            "new",
-            "--reference",
-            str(labelled / "train/good/normal-1.jpg"),
-            "--name",
-            "Cookie",
-            "--out",
-            str(tmp_path / "c.yaml"),
-        ]
-    )
+    _new_recipe(labelled, tmp_path / "c.yaml")
     good = tmp_path / "good"
     shutil.copytree(labelled / "train/good", good)
     (good / "broken.jpg").write_bytes(b"\xff\xd8 not really")

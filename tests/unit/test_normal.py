@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inspector.engine.backbone import DIMENSIONS, FeatureMap
-from inspector.engine.normal import NormalModel, Teacher, _student_t, calibrate, coreset, score_of, smooth
+from inspector.engine.normal import NormalModel, Teacher, _student_t, anomaly_values, calibrate, coreset, score_of
 from inspector.engine.normal_file import load_normal_model, save_normal_model
 from inspector.errors import EngineError
 
@@ -63,13 +63,30 @@ def test_a_patch_unlike_the_good_parts_scores_above_the_threshold_and_good_ones_
         teacher.add(_features(rng), everywhere)
     model = teacher.finish(false_rejects=0.01)
     assert model.images == taught and len(model.calibration.scores) == taught
-    good = score_of(smooth(model.distances(_features(rng))), everywhere)
+    good = score_of(*anomaly_values(model.distances(_features(rng)), everywhere))
     spotted = model.distances(_features(rng, spot=(5, 9)))
-    assert good < model.threshold < score_of(smooth(spotted), everywhere)
+    assert good < model.threshold < score_of(*anomaly_values(spotted, everywhere))
     assert np.unravel_index(np.argmax(spotted), spotted.shape) == (5, 9)
     only_corner = np.zeros((12, 16), bool)
     only_corner[:2, :2] = True
     assert model.distances(_features(rng, spot=(5, 9)), only_corner)[5, 9] == 0  # not looked at: not searched
+
+
+def test_one_image_of_a_part_a_few_patches_wide_still_gets_a_threshold():
+    teacher = Teacher(resolution=96, expected_images=1)
+    small = np.zeros((12, 16), bool)
+    small[4:7, 6:9] = True  # every patch has all the others in its own neighbourhood
+    teacher.add(_features(np.random.default_rng(9)), small)
+    assert np.isfinite(teacher.finish(false_rejects=0.01).threshold)
+
+
+def test_copies_of_one_image_are_refused_with_a_reason():
+    features = _features(np.random.default_rng(10))
+    teacher = Teacher(resolution=96, expected_images=2)
+    for _ in range(2):
+        teacher.add(features, np.ones((12, 16), bool))
+    with pytest.raises(EngineError, match="copies of one image"):
+        teacher.finish(false_rejects=0.01)
 
 
 def test_a_part_region_without_patches_is_refused():
@@ -142,3 +159,59 @@ def test_a_normal_model_changed_after_it_was_named_is_refused(tmp_path):
         load_normal_model(path)
     with pytest.raises(EngineError, match="no such normal model file"):
         load_normal_model(tmp_path / "gone.normal-0123456789ab.npz")
+
+
+def _members(bank, meta: dict, *, compression=zipfile.ZIP_STORED) -> bytes:
+    import json
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        archive.writestr("bank.npy", _npy(bank))
+        archive.writestr("meta.npy", _npy(np.frombuffer(json.dumps(meta).encode(), np.uint8)))
+    return buffer.getvalue()
+
+
+def _meta(**changes) -> dict:
+    meta = {
+        "format": "inspector-normal-model",
+        "version": 1,
+        "backbone": "tf_efficientnet_lite0",
+        "dimensions": DIMENSIONS,
+        "resolution": 192,
+        "images": 3,
+        "calibration": {"scores": [1.0, 2.0], "false_rejects": 0.01, "threshold": 3.0, "spread": 0.5, "rule": "r"},
+    }
+    meta.update(changes)
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (_members(np.zeros((4, DIMENSIONS), np.float16), _meta(), compression=zipfile.ZIP_DEFLATED), "compressed"),
+        (
+            _members(
+                np.zeros((4, DIMENSIONS), np.float16),
+                _meta(
+                    calibration={
+                        "scores": [1.0],
+                        "false_rejects": 0.01,
+                        "threshold": float("nan"),
+                        "spread": 1.0,
+                        "rule": "r",
+                    }
+                ),
+            ),
+            "threshold is damaged",
+        ),
+        (_members(np.zeros((4, DIMENSIONS), np.float16), _meta(resolution=-5)), "resolution -5"),
+        (_members(np.zeros((0, DIMENSIONS), np.float16), _meta()), "0 patches"),
+    ],
+    ids=["deflated", "nan-threshold", "negative-resolution", "empty-bank"],
+)
+def test_a_normal_model_with_values_no_teaching_writes_is_refused(tmp_path, content, fragment):
+    path = tmp_path / "m.npz"
+    path.write_bytes(content)
+    with pytest.raises(EngineError, match=fragment) as err:
+        load_normal_model(path)
+    assert str(path) in str(err.value)

@@ -19,9 +19,9 @@ import math
 import cv2
 import numpy as np
 
-from inspector.engine.backbone import STRIDE, backbone
+from inspector.engine.backbone import CELL_CENTRE, STRIDE, backbone
 from inspector.engine.image import Picture
-from inspector.engine.normal import MAP_UPSAMPLING, smooth
+from inspector.engine.normal import MAP_UPSAMPLING, anomaly_values, score_of, searched_cells
 from inspector.engine.reference import PreparedReference, confident
 from inspector.engine.rules import ANOMALY_LABEL, NOT_REGISTERED_LABEL, Candidate
 from inspector.engine.stages import ImageWork, Stage, StageContext
@@ -32,6 +32,10 @@ MAX_VIEW_SIDE = 2048  # the view's longer side at most (a long strip is shown sm
 _SEGMENT_FIT = 0.3  # a segment outlines a region when their IoU reaches this
 _SEGMENT_SIZE = 4.0  # ... and it is at most this many times the region's size
 _CELL = STRIDE // MAP_UPSAMPLING  # view pixels per anomaly-map cell
+# The view pixel at the centre of map cell j: feature cell c is centred on view pixel
+# STRIDE * c + CELL_CENTRE (measured), and upsampling puts map cell j on c = j / U - 1/4.
+_CENTRE = CELL_CENTRE - (STRIDE - _CELL) / 2
+_MAP_TO_VIEW = np.array([[_CELL, 0.0, _CENTRE], [0.0, _CELL, _CENTRE], [0.0, 0.0, 1.0]])
 
 
 def view_geometry(reference: PreparedReference, resolution: int) -> tuple[tuple[int, int], np.ndarray]:
@@ -116,7 +120,7 @@ def _outlining_segment(work: ImageWork, region: np.ndarray, taken: set[int], rec
     sizes = masks.reshape(len(masks), -1).sum(1).astype(np.float64)
     iou = inter / np.maximum(sizes + area - inter, 1.0)
     iou[sizes > _SEGMENT_SIZE * area] = 0.0
-    iou[list(excluded)] = 0.0
+    iou[[i for i in excluded if i < len(iou)]] = 0.0  # rule candidates may lie past the confident head
     best = int(np.argmax(iou))
     return best if iou[best] >= _SEGMENT_FIT else None
 
@@ -125,8 +129,9 @@ def _own_patch(cells: np.ndarray, box, from_view: np.ndarray) -> tuple[tuple[int
     """A region's own mask in reference pixels, from its cells on the map grid."""
     c0, r0, cw, rh = box
     sx, sy = from_view[0, 0], from_view[1, 1]  # reference pixels per view pixel
-    x0 = int(np.floor(from_view[0, 2] + c0 * _CELL * sx))
-    y0 = int(np.floor(from_view[1, 2] + r0 * _CELL * sy))
+    edge = _CENTRE - _CELL / 2 + 0.5  # a map cell's first view pixel, past its index times _CELL
+    x0 = int(np.floor(from_view[0, 2] + (c0 * _CELL + edge) * sx))
+    y0 = int(np.floor(from_view[1, 2] + (r0 * _CELL + edge) * sy))
     size = (max(1, round(cw * _CELL * sx)), max(1, round(rh * _CELL * sy)))
     crop = cells[r0 : r0 + rh, c0 : c0 + cw].astype(np.float32)
     mask = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR) > 0.5
@@ -138,16 +143,11 @@ def run(work: ImageWork, context: StageContext) -> None:
     registration = work.registration
     view, to_view = anomaly_view(work.picture, registration.warp, reference, normal.resolution)
     features = backbone().features(view)
-    gh, gw = features.features.shape[:2]
     searched = searched_region(work)
-    on_features = cv2.dilate(_on_grid(searched, (gh, gw)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    values = smooth(normal.distances(features, on_features))
-    on_map = _on_grid(searched, values.shape)
-    values[~on_map] = 0.0
+    values, on_map = anomaly_values(normal.distances(features, searched_cells(searched, features.grid[::-1])), searched)
     threshold = threshold_of(recipe, normal)
     from_view = np.linalg.inv(to_view)
-    map_to_view = np.array([[_CELL, 0.0, (_CELL - 1) / 2], [0.0, _CELL, (_CELL - 1) / 2], [0, 0, 1.0]])
-    to_image = from_view @ map_to_view
+    to_image = from_view @ _MAP_TO_VIEW
     if registration.matrix is not None:
         to_image = np.linalg.inv(registration.matrix) @ to_image
     # Image pixels per map cell: the cell's size in reference pixels, through the registration.
@@ -156,7 +156,7 @@ def run(work: ImageWork, context: StageContext) -> None:
         cell_area /= abs(np.linalg.det(registration.matrix[:2, :2]))
     floor = float(np.mean(normal.calibration.scores))
     work.anomaly_map = AnomalyMap(values, to_image, threshold, floor, cell_area)
-    work.anomaly_score = float(values.max()) if on_map.any() else 0.0
+    work.anomaly_score = score_of(values, on_map)
     if not recipe.uses_anomaly:
         return  # scored only: the recipe takes its defects from segments
     taken = {c.index for c in work.candidates if not c.missing}
@@ -176,9 +176,10 @@ def run(work: ImageWork, context: StageContext) -> None:
 def verdict_at(result: InspectionResult, threshold: float, recipe: Recipe) -> str:
     """The verdict an inspected image would get at another anomaly threshold, from what its
     result kept (findings and anomaly map): no network run. As the stages decide it,
-    but a defect outlined by a segment at the new threshold is counted by its region."""
-    if result.verdict == ERROR or result.anomaly is None or not recipe.uses_anomaly:
-        return result.verdict
+    a defect outlined by a segment at the new threshold counted by its region; a recipe
+    with text classes keeps its verdicts (CLIP would have to look again)."""
+    if result.verdict == ERROR or result.anomaly is None or not recipe.uses_anomaly or recipe.defects.uses_clip:
+        return result.verdict  # text classes rename or drop regions: only CLIP could say
     kept = sum(f.label != ANOMALY_LABEL for f in result.findings)
     rules = recipe.defects
     found = kept + len(result.anomaly.regions(threshold, rules.min_area, rules.max_area))

@@ -57,22 +57,26 @@ class Registration:
     method: str = "same size"
 
 
-def decode_side(recipe: Recipe, reference: PreparedReference) -> int | None:
+def decode_side(recipe: Recipe, reference: PreparedReference, *, anomaly: bool | None = None) -> int | None:
     """Pixels an image needs on its longer side; None: decode every image in full.
 
     An aligned image is warped to what the network sees anyway, and registered at 800
     px at most: a 12-megapixel camera needs no 12-megapixel decode for that (see
     ``decode_reduced``). Not without alignment (the image is used as it is) nor with
-    CLIP classes (which look at full-resolution pixels).
+    CLIP classes (which look at full-resolution pixels). ``anomaly``: the anomaly map's
+    view needs its pixels too (default: where the recipe is taught; teaching asks for it).
     """
     if recipe.alignment.method != "orb" or recipe.defects.uses_clip:
         return None
     width, height = reference.size
     x1, y1, x2, y2 = reference.window_or_image
     # The network sees the window at imgsz: the frame, which shows what the
-    # reference shows, needs that many pixels per reference pixel.
+    # reference shows, needs that many pixels per reference pixel. The anomaly map of a
+    # taught recipe sees it at ``anomaly.resolution`` on its shorter side.
     for_network = max(width, height) * recipe.model.imgsz / max(x2 - x1, y2 - y1)
-    return int(np.ceil(max(for_network, ALIGN_WORK_SIDE)))
+    anomaly = recipe.taught if anomaly is None else anomaly
+    for_anomaly = max(width, height) * recipe.anomaly.resolution / min(x2 - x1, y2 - y1) if anomaly else 0
+    return int(np.ceil(max(for_network, for_anomaly, ALIGN_WORK_SIDE)))
 
 
 def network_input(
