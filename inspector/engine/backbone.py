@@ -72,6 +72,13 @@ _BLOCKS = (
 )
 _TAKEN = (4, 10)  # the blocks whose outputs are the features: stride 8 (40) and 16 (112)
 _BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, as the weights were trained with
+# Larger images are computed in tiles of this many pixels a side, each with this much of
+# its neighbours for context (multiples of 16, the deepest stride, so that grids line up):
+# a 896 px pass holds about 80 MB of activations. With 128 px of context the features
+# near a seam differ from one pass's by 0.03 at the 99th percentile (of values up to 16);
+# with 64 px, by 0.5.
+TILE = 640
+TILE_CONTEXT = 128
 
 
 def _layers(checkpoint: dict) -> dict:
@@ -158,7 +165,29 @@ class Backbone:
 
     def features(self, image: np.ndarray) -> FeatureMap:
         """Patch features of a (H, W, 3) uint8 BGR image (its sides multiples of ``STRIDE``
-        are used; the rest of the last row and column of patches is padding)."""
+        are used; the rest of the last row and column of patches is padding).
+
+        A large image (a long strip, a part at its native scale) is computed in tiles of
+        ``TILE`` pixels, each with ``TILE_CONTEXT`` pixels of its neighbours around it
+        whose features are dropped: the memory of a pass is bounded whatever the size.
+        """
+        h, w = image.shape[:2]
+        if max(h, w) <= TILE + 2 * TILE_CONTEXT:
+            return self._features(image)
+        grid = (-(-h // STRIDE), -(-w // STRIDE))
+        out = np.empty((*grid, DIMENSIONS), np.float32)
+        for y in range(0, h, TILE):
+            for x in range(0, w, TILE):
+                top, left = max(0, y - TILE_CONTEXT), max(0, x - TILE_CONTEXT)
+                bottom, right = min(h, y + TILE + TILE_CONTEXT), min(w, x + TILE + TILE_CONTEXT)
+                tile = self._features(image[top:bottom, left:right]).features
+                rows = slice(y // STRIDE, min(grid[0], (y + TILE) // STRIDE))
+                cols = slice(x // STRIDE, min(grid[1], (x + TILE) // STRIDE))
+                r0, c0 = (y - top) // STRIDE, (x - left) // STRIDE
+                out[rows, cols] = tile[r0 : r0 + rows.stop - rows.start, c0 : c0 + cols.stop - cols.start]
+        return FeatureMap(out, (w, h))
+
+    def _features(self, image: np.ndarray) -> FeatureMap:
         import torch
         import torch.nn.functional as F
 

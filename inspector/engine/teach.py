@@ -79,7 +79,7 @@ def teach_normal(
                 if registers and work.registration.method == "relative position":
                     raise EngineError(f"{name}: not registered ({work.registration.unaligned})")
                 view, _ = anomaly_view(picture, work.registration.warp, reference, resolution)
-                teacher.add(extractor.features(view), searched_region(work))
+                teacher.add(extractor.features(view), searched_region(work, pipeline.recipe.anomaly.border))
             except InspectorError as exc:
                 problem = str(exc)
         if problem is None:

@@ -279,7 +279,7 @@ def _clip(check: _Checker, data: Any) -> ClipSettings:
 
 
 def _anomaly(check: _Checker, data: Any) -> AnomalySettings:
-    a = check.section(data, "anomaly", {"model", "threshold", "resolution", "false_rejects"})
+    a = check.section(data, "anomaly", {"model", "threshold", "resolution", "false_rejects", "border"})
     threshold = None
     if a.get("threshold") is not None:
         threshold = check.number(a, "threshold", "anomaly", None, low=0.0)
@@ -288,6 +288,7 @@ def _anomaly(check: _Checker, data: Any) -> AnomalySettings:
         threshold=threshold,
         resolution=check.number(a, "resolution", "anomaly", 192, low=64, high=4096, integer=True),
         false_rejects=check.number(a, "false_rejects", "anomaly", 0.01, low=1e-6, high=0.5),
+        border=check.number(a, "border", "anomaly", 0.0, low=0.0, high=10_000.0),
     )
 
 
@@ -492,6 +493,8 @@ def recipe_to_dict(recipe: Recipe) -> dict:
             "resolution": a.resolution,
             "false_rejects": a.false_rejects,
         }
+        if a.border:
+            out["anomaly"]["border"] = a.border
     if d.uses_clip:
         out["defects"]["negative_classes"] = list(d.negative_classes)
         out["defects"]["class_threshold"] = d.class_threshold

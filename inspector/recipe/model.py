@@ -111,13 +111,15 @@ class AnomalySettings:
     taught); ``threshold`` overrides its calibrated threshold; ``resolution`` is the
     shorter side, in pixels, of what the feature network is shown of the part;
     ``false_rejects`` the expected share of good parts over the threshold that teaching
-    calibrates it for.
+    calibrates it for; ``border`` a band of image pixels along the part region's
+    outline (and the frame's edge) where the anomaly map finds nothing.
     """
 
     model: str | None = None
     threshold: float | None = None
     resolution: int = 192
     false_rejects: float = 0.01
+    border: float = 0.0  # image pixels along the part region's outline not searched
 
 
 @dataclass(frozen=True)

@@ -49,3 +49,23 @@ def test_weights_of_another_shape_are_refused_naming_the_tensor(monkeypatch, tmp
     monkeypatch.setattr(backbones, "weights_file", lambda: damaged)
     with pytest.raises(EngineError, match=r"_blocks\.3\._depthwise_conv\.weight should be \(144, 1, 5, 5\)"):
         Backbone()
+
+
+def test_a_large_image_is_computed_in_tiles_with_the_features_of_one_pass():
+    from inspector.engine.backbone import TILE, TILE_CONTEXT
+
+    rng = np.random.default_rng(5)
+    texture = rng.integers(60, 200, (40, 60, 3), dtype=np.uint8)
+    image = np.ascontiguousarray(np.tile(texture, (20, 30, 1))[: TILE + 3 * TILE_CONTEXT, : 2 * TILE + 48])
+    model = Backbone()
+    tiled = model.features(image)
+    whole = model._features(image)
+    assert (
+        tiled.features.shape == whole.features.shape == (image.shape[0] // STRIDE, image.shape[1] // STRIDE, DIMENSIONS)
+    )
+    # Away from the image's edges a tile's context holds what the network's reach needs:
+    # the features agree with one pass over the whole image.
+    inner = np.s_[4:-4, 4:-4]
+    difference = np.abs(tiled.features[inner] - whole.features[inner])
+    assert np.median(difference) < 1e-3 * np.abs(whole.features[inner]).mean() + 1e-4
+    assert np.percentile(difference, 99) < 0.01 * np.abs(whole.features[inner]).max()

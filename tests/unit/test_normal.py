@@ -215,3 +215,21 @@ def test_a_normal_model_with_values_no_teaching_writes_is_refused(tmp_path, cont
     with pytest.raises(EngineError, match=fragment) as err:
         load_normal_model(path)
     assert str(path) in str(err.value)
+
+
+def test_a_border_band_along_the_part_is_left_out_of_the_search():
+    from types import SimpleNamespace
+
+    from inspector.engine.regions import Regions
+    from inspector.engine.stages.anomaly import searched_region
+
+    part = np.zeros((40, 60), bool)
+    part[10:30, 10:50] = True
+    regions = Regions(frozenset(), part, frozenset(), np.zeros_like(part))
+    work = SimpleNamespace(regions=regions, segmentation=SimpleNamespace(scale=0.25, masks=np.zeros((0, 40, 60), bool)))
+    assert searched_region(work).sum() == part.sum()
+    banded = searched_region(work, border=8.0)  # 8 image pixels: 2 cells of the quarter-scale grid
+    assert banded.sum() == (20 - 4) * (40 - 4) and not banded[10:12].any() and banded[12:28, 12:48].all()
+    whole = Regions(frozenset(), np.ones((40, 60), bool), frozenset(), np.zeros((40, 60), bool))
+    work.regions = whole
+    assert searched_region(work, border=4.0).sum() == (40 - 2) * (60 - 2)  # the frame's edge too

@@ -72,8 +72,9 @@ def test_a_taught_recipe_round_trips_and_an_untaught_one_keeps_its_hash(recipe_d
     recipe = load_recipe(write(recipe_dir, GOOD))
     assert not recipe.taught and recipe.detect == "segments" and "anomaly" not in dump_recipe(recipe)
     taught = load_recipe(
-        write(recipe_dir, GOOD + "anomaly:\n  model: washer.normal-0123456789ab.npz\n  threshold: 12.5\n")
+        write(recipe_dir, GOOD + "anomaly:\n  model: washer.normal-0123456789ab.npz\n  threshold: 12.5\n  border: 6\n")
     )
+    assert taught.anomaly.border == 6.0
     assert taught.taught and taught.detect == "anomaly" and taught.uses_anomaly and not taught.uses_segments
     assert taught.anomaly.threshold == 12.5 and taught.anomaly.resolution == 192
     assert load_recipe(save_recipe(taught, recipe_dir / "copy.yaml").source) == taught

@@ -28,7 +28,7 @@ from inspector.engine.stages import ImageWork, Stage, StageContext
 from inspector.engine.types import ERROR, FAIL, PASS, AnomalyMap, InspectionResult
 from inspector.recipe.model import Recipe
 
-MAX_VIEW_SIDE = 2048  # the view's longer side at most (a long strip is shown smaller)
+MAX_VIEW_SIDE = 4096  # the view's longer side at most (a longer strip is shown smaller)
 _SEGMENT_FIT = 0.3  # a segment outlines a region when their IoU reaches this
 _SEGMENT_SIZE = 4.0  # ... and it is at most this many times the region's size
 _CELL = STRIDE // MAP_UPSAMPLING  # view pixels per anomaly-map cell
@@ -87,13 +87,19 @@ def _on_grid(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def searched_region(work: ImageWork) -> np.ndarray:
+def searched_region(work: ImageWork, border: float = 0.0) -> np.ndarray:
     """Where defects are looked for, on the segmentation's grid: the part region, less
-    ignored areas and normal surfaces."""
-    regions, masks = work.regions, work.segmentation.masks
+    ignored areas and normal surfaces, and less a band of ``border`` image pixels along
+    the part region's outline (and the frame's edge)."""
+    regions, segmentation = work.regions, work.segmentation
     where = regions.part_region & ~regions.ignore_region
     for k in regions.normal_indices:
-        where &= ~masks[k]
+        where &= ~segmentation.masks[k]
+    cells = int(np.ceil(border * segmentation.scale))
+    if cells > 0:
+        kernel = np.ones((2 * cells + 1, 2 * cells + 1), np.uint8)
+        inside = cv2.erode(regions.part_region.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        where &= inside > 0
     return where
 
 
@@ -143,7 +149,7 @@ def run(work: ImageWork, context: StageContext) -> None:
     registration = work.registration
     view, to_view = anomaly_view(work.picture, registration.warp, reference, normal.resolution)
     features = backbone().features(view)
-    searched = searched_region(work)
+    searched = searched_region(work, recipe.anomaly.border)
     values, on_map = anomaly_values(normal.distances(features, searched_cells(searched, features.grid[::-1])), searched)
     threshold = threshold_of(recipe, normal)
     from_view = np.linalg.inv(to_view)
