@@ -100,6 +100,19 @@ def _good_parts(folder: Path, count: int, seed: int) -> None:
         write_image(folder / f"good_{k:04d}.png", demo_scene(rng, defective=False, background=background).image)
 
 
+def _demo_recipe(out: Path, args: argparse.Namespace, seed: int) -> Path:
+    """The demo recipe, written into ``out`` and taught from ``--teach`` fresh good parts."""
+    recipe_file = write_demo_recipe(out / "recipe")
+    if args.teach:
+        from inspector.services.teaching import teach_recipe
+
+        _good_parts(out / "good", args.teach, seed)
+        taught = teach_recipe(recipe_file, [out / "good"], device=args.device)
+        if not args.json:
+            print(f"taught from {len(taught.outcome.taught)} good parts in {taught.outcome.seconds:.1f} s")
+    return recipe_file
+
+
 def _score(out: Path, kinds: dict[str, list[str]], results: dict[str, dict]) -> dict:
     defective = [n for n, k in kinds.items() if k]
     good = [n for n, k in kinds.items() if not k]
@@ -156,15 +169,7 @@ def run(args: argparse.Namespace) -> int:
         f"demo: {args.count} parts of the demo product (seed {seed}) -> {out}", file=sys.stderr if args.json else None
     )
     kinds = _generate(out, args.count, seed)
-    recipe_file = write_demo_recipe(out / "recipe")
-    if args.teach:
-        from inspector.services.teaching import teach_recipe
-
-        _good_parts(out / "good", args.teach, seed)
-        taught = teach_recipe(recipe_file, [out / "good"], device=args.device)
-        if not args.json:
-            print(f"taught from {len(taught.outcome.taught)} good parts in {taught.outcome.seconds:.1f} s")
-    recipe = load_recipe(recipe_file)
+    recipe = load_recipe(_demo_recipe(out, args, seed))
     pipeline = open_pipeline(recipe, device=args.device)
     store = open_store(str(out / "inspector.db"), images_dir=out / "results")
     results: dict[str, dict] = {}
@@ -200,21 +205,23 @@ def run(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report))
-        return 0
-    print(
-        f"inspected {summary.inspected}: {summary.counts['PASS']} PASS, {summary.counts['FAIL']} FAIL, "
-        f"{summary.counts['ERROR']} ERROR in {report['total_s']:.0f} s"
-    )
-    print(
-        f"  defective parts caught (recall): {scores['recall_defective_parts']:6.1%}   of {scores['defective_parts']}"
-    )
-    print(
-        f"  good parts rejected:             {scores['false_reject_rate']:6.1%}"
-        f"   of {scores['parts'] - scores['defective_parts']}"
-    )
-    print(f"  true defects localised:          {scores['defects_localised']:6.1%}   of {scores['true_defects']}")
-    if scores["anomaly_auroc"] is not None:
-        print(f"  anomaly score's image AUROC:     {scores['anomaly_auroc']:6.3f}  (taught from good parts)")
-    print(f"database {store.url}; overlays of rejects in {store.images_dir}")
-    print(f"report {report_path}")
+    else:
+        _print_summary(report, store.images_dir, report_path)
     return 0
+
+
+def _print_summary(report: dict, images_dir: Path, report_path: Path) -> None:
+    judged = report["parts"] - report["defective_parts"]
+    print(
+        f"inspected {report['inspected']}: {report['pass']} PASS, {report['fail']} FAIL, "
+        f"{report['error']} ERROR in {report['total_s']:.0f} s"
+    )
+    print(
+        f"  defective parts caught (recall): {report['recall_defective_parts']:6.1%}   of {report['defective_parts']}"
+    )
+    print(f"  good parts rejected:             {report['false_reject_rate']:6.1%}   of {judged}")
+    print(f"  true defects localised:          {report['defects_localised']:6.1%}   of {report['true_defects']}")
+    if report["anomaly_auroc"] is not None:
+        print(f"  anomaly score's image AUROC:     {report['anomaly_auroc']:6.3f}  (taught from good parts)")
+    print(f"database {report['database']}; overlays of rejects in {images_dir}")
+    print(f"report {report_path}")

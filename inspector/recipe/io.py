@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 from collections.abc import Hashable
 from dataclasses import replace
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from inspector.errors import RecipeError
+from inspector.recipe.checks import Checker, finite_number
 from inspector.recipe.model import (
     SCHEMA_VERSION,
     AlignmentSettings,
@@ -44,119 +44,7 @@ _SECTIONS = {
 }
 
 
-def _finite(value: int | float) -> bool:
-    """Whether a YAML number is usable: not .nan or .inf, and an integer a float can hold."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _finite_number(value: Any) -> bool:
-    """A YAML int or float (not a bool, which YAML also reads as a number) that is finite."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
-
-
-def _as_yaml_number(value) -> str:
-    """A hint for text that reads as a number to people but not to YAML 1.1, which wants
-    a point and a signed exponent (2e4 is text; 2.0e+4 is a number), or no quotes."""
-    if not isinstance(value, str):
-        return ""
-    text = value.strip()
-    try:
-        if not math.isfinite(float(text)):
-            return ""
-    except ValueError:
-        return ""
-    mantissa, e, exponent = text.lower().partition("e")
-    if e:
-        mantissa += "" if "." in mantissa else ".0"
-        exponent = exponent if exponent[:1] in "+-" else f"+{exponent}"
-        text = f"{mantissa}e{exponent}"
-    return f" (YAML reads it as text; write {text})"
-
-
-class _Checker:
-    """Collects validation problems with the dotted path of the field they concern."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
-
-    def section(self, data: Any, where: str, allowed: set[str]) -> dict:
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            self.fail(where, f"must be a mapping, got {type(data).__name__}")
-            return {}
-        for key in data:
-            if key not in allowed:
-                self.fail(
-                    f"{where}.{key}" if where else str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})"
-                )
-        return data
-
-    def number(self, data: dict, key: str, where: str, default, *, low=None, high=None, integer=False):
-        value = data.get(key, default)
-        path = f"{where}.{key}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(path, f"must be a number, got {value!r}" + _as_yaml_number(value))
-            return default
-        if not _finite(value):  # YAML's .nan and .inf, or an integer no float can hold
-            self.fail(path, f"must be a finite number, got {value!r:.40}")
-            return default
-        if integer and int(value) != value:
-            self.fail(path, f"must be a whole number, got {value!r}")
-            return default
-        if low is not None and value < low:
-            self.fail(path, f"must be >= {low}, got {value!r}")
-        if high is not None and value > high:
-            self.fail(path, f"must be <= {high}, got {value!r}")
-        return int(value) if integer else float(value)
-
-    def text(self, data: dict, key: str, where: str, default=None, *, required=False, choices=None):
-        path = f"{where}.{key}" if where else key
-        if key not in data or data[key] is None:
-            if required:
-                self.fail(path, "missing (required)")
-            return default
-        value = data[key]
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.fail(path, f"must be a non-empty string, got {value!r}")
-            return default
-        if choices and value not in choices:
-            self.fail(path, f"must be one of {', '.join(choices)}, got {value!r}")
-            return default
-        return value
-
-    def flag(self, data: dict, key: str, where: str, default: bool) -> bool:
-        value = data.get(key, default)
-        if not isinstance(value, bool):
-            self.fail(f"{where}.{key}", f"must be true or false, got {value!r}")
-            return default
-        return value
-
-    def tuples(self, data: dict, key: str, where: str, sizes: tuple[int, ...]) -> tuple:
-        value = data.get(key) or []
-        path = f"{where}.{key}"
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list, got {type(value).__name__}")
-            return ()
-        out = []
-        for i, item in enumerate(value):
-            ok = isinstance(item, list) and len(item) in sizes
-            ok = ok and all(_finite_number(v) for v in item)
-            if not ok:
-                shape = " or ".join(str(s) for s in sizes)
-                self.fail(f"{path}[{i}]", f"must be a list of {shape} finite numbers, got {item!r}")
-                continue
-            out.append(tuple(float(v) for v in item))
-        return tuple(out)
-
-
-def _check_version(check: _Checker, top: dict, origin: str) -> None:
+def _check_version(check: Checker, top: dict, origin: str) -> None:
     version = top.get("schema_version")
     if version is None:
         check.fail("schema_version", "missing (required)")
@@ -169,7 +57,7 @@ def _check_version(check: _Checker, top: dict, origin: str) -> None:
         )
 
 
-def _model(check: _Checker, data: Any) -> ModelSettings:
+def _model(check: Checker, data: Any) -> ModelSettings:
     m = check.section(data, "model", {"weights", "sha256", "imgsz", "conf", "iou", "point_mode", "window"})
     return ModelSettings(
         weights=check.text(m, "weights", "model", ModelSettings.weights),
@@ -182,7 +70,7 @@ def _model(check: _Checker, data: Any) -> ModelSettings:
     )
 
 
-def _alignment(check: _Checker, data: Any) -> AlignmentSettings:
+def _alignment(check: Checker, data: Any) -> AlignmentSettings:
     a = check.section(data, "alignment", {"method", "max_features", "min_inliers"})
     # ORB takes its feature count as a C int and allocates for it: a bound keeps a typo
     # from failing every image (or the machine's memory) at run time.
@@ -199,7 +87,7 @@ def _alignment(check: _Checker, data: Any) -> AlignmentSettings:
     return alignment
 
 
-def _part(check: _Checker, data: Any) -> PartPrompts:
+def _part(check: Checker, data: Any) -> PartPrompts:
     p = check.section(data, "part", {"boxes", "points"})
     points = []
     for i, pt in enumerate(check.tuples(p, "points", "part", (2, 3))):
@@ -228,7 +116,7 @@ _DEFECT_KEYS = {
 }
 
 
-def _names(check: _Checker, d: dict, key: str) -> tuple[str, ...]:
+def _names(check: Checker, d: dict, key: str) -> tuple[str, ...]:
     names = d.get(key) or []
     if not isinstance(names, list) or not all(isinstance(c, str) and c.strip() for c in names):
         check.fail(f"defects.{key}", f"must be a list of non-empty strings, got {names!r}")
@@ -236,7 +124,7 @@ def _names(check: _Checker, d: dict, key: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in names)
 
 
-def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
+def _exemplars(check: Checker, d: dict) -> tuple[Exemplar, ...]:
     """``[x, y]`` / ``[x, y, label]`` on the reference image, or ``{point, label, image}``."""
     value = d.get("exemplars") or []
     if not isinstance(value, list):
@@ -255,7 +143,7 @@ def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
         else:
             point = item
         numbers = isinstance(point, list) and len(point) in (2, 3)
-        if not (numbers and all(_finite_number(v) for v in point)):
+        if not (numbers and all(finite_number(v) for v in point)):
             check.fail(where, f"must be [x, y] or [x, y, label] (finite numbers), got {point!r}")
             continue
         if len(point) == 3 and point[2] not in (0, 1):
@@ -266,7 +154,7 @@ def _exemplars(check: _Checker, d: dict) -> tuple[Exemplar, ...]:
     return tuple(out)
 
 
-def _clip(check: _Checker, data: Any) -> ClipSettings:
+def _clip(check: Checker, data: Any) -> ClipSettings:
     c = check.section(data, "clip", {"model", "weights", "image_size"})
     size = None
     if c.get("image_size") is not None:
@@ -278,7 +166,7 @@ def _clip(check: _Checker, data: Any) -> ClipSettings:
     )
 
 
-def _anomaly(check: _Checker, data: Any) -> AnomalySettings:
+def _anomaly(check: Checker, data: Any) -> AnomalySettings:
     a = check.section(data, "anomaly", {"model", "threshold", "resolution", "false_rejects", "border"})
     threshold = None
     if a.get("threshold") is not None:
@@ -292,7 +180,7 @@ def _anomaly(check: _Checker, data: Any) -> AnomalySettings:
     )
 
 
-def _defects(check: _Checker, data: Any) -> DefectRules:
+def _defects(check: Checker, data: Any) -> DefectRules:
     d = check.section(data, "defects", _DEFECT_KEYS)
     rules = DefectRules(
         min_area=check.number(d, "min_area", "defects", 30.0, low=0.0),
@@ -315,14 +203,14 @@ def _defects(check: _Checker, data: Any) -> DefectRules:
     return rules
 
 
-def _check_boxes(check: _Checker, path: str, boxes: tuple) -> None:
+def _check_boxes(check: Checker, path: str, boxes: tuple) -> None:
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         if x2 <= x1 or y2 <= y1:
             check.fail(f"{path}[{i}]", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) is empty: need x1 < x2 and y1 < y2")
 
 
 def _parse(raw: Any, origin: str) -> Recipe:
-    check = _Checker()
+    check = Checker()
     top = check.section(raw, "", _SECTIONS)
     if not isinstance(raw, dict):
         raise RecipeError(f"{origin}: a recipe must be a YAML mapping, got {type(raw).__name__}")
