@@ -120,3 +120,15 @@ class FramesFrom:
 
     def stop(self) -> None:
         pass
+
+
+def shared_data(*parts: str):
+    """A folder of ``../shared/data`` (the real photographs beside the repository), found
+    from any checkout depth; None where the photographs are not there."""
+    from pathlib import Path
+
+    for folder in Path(__file__).resolve().parents:
+        candidate = folder.joinpath("shared", "data", *parts)
+        if candidate.is_dir():
+            return candidate
+    return None

@@ -11,12 +11,13 @@ import pytest
 
 from inspector.cli import main
 from inspector.recipe.io import load_recipe
+from tests.helpers import shared_data
 
-COOKIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lookout_cookies" / "cookie"
+COOKIES = shared_data("lookout_cookies", "cookie")
 
 pytestmark = [
     pytest.mark.model,
-    pytest.mark.skipif(not COOKIES.is_dir(), reason="the shared cookie photographs are not here"),
+    pytest.mark.skipif(COOKIES is None, reason="the shared cookie photographs (../shared/data) are not here"),
 ]
 
 
