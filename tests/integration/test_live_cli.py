@@ -148,6 +148,9 @@ def test_ctrl_c_stops_a_watch_cleanly_with_everything_committed(line, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a test run started in the background (nohup, &) would
+        # otherwise hand the child an ignored SIGINT, and Python keeps it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     cv2.imwrite(str(drop / "one.png"), images[0])
     wait_for_rows(db, 1)
