@@ -19,3 +19,15 @@ def model_dir() -> Path:
     """The user's model folder: FastSAM weights are looked for (and downloaded) here."""
     override = os.environ.get("INSPECTOR_MODEL_DIR")
     return Path(override).expanduser() if override else data_dir() / "models"
+
+
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # a 12-megapixel camera's frames eight times over
+
+
+def max_image_pixels() -> int:
+    """The most pixels an image may have to be decoded (``INSPECTOR_MAX_IMAGE_PIXELS``): a
+    few hundred kilobytes of PNG can claim gigabytes of pixels."""
+    try:
+        return max(1, int(os.environ.get("INSPECTOR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)))
+    except ValueError:
+        return DEFAULT_MAX_IMAGE_PIXELS

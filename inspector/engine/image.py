@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inspector import settings
 from inspector.errors import SourceError
 
 
@@ -18,7 +21,10 @@ def normalise(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     if image is None or image.size == 0:
         raise SourceError(f"{name}: empty image")
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)  # keep the top 8 bits, as viewers show it
+        # By the bits the data uses: a 10-, 12- or 14-bit camera's values in a 16-bit file
+        # keep their top 8 bits (the top 8 of 16 would make a good part near black).
+        bits = max(8, int(image.max()).bit_length())
+        image = (image >> (bits - 8)).astype(np.uint8)
     elif image.dtype in (np.float32, np.float64):
         scale = 255.0 if float(np.nanmax(image)) <= 1.0 else 1.0
         image = np.clip(np.nan_to_num(image) * scale, 0, 255).astype(np.uint8)
@@ -63,7 +69,36 @@ def decode_image(data: bytes | np.ndarray, *, name: str = "image") -> np.ndarray
         raise SourceError(f"{name}: empty file (0 bytes)")
     if _truncated_jpeg(buffer):
         raise SourceError(f"{name}: truncated JPEG (the file ends before the image does)")
+    _refuse_bombs(buffer, name)
     return normalise(_imdecode(buffer, cv2.IMREAD_UNCHANGED, name), name=name)
+
+
+def header_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) an image file's header claims, read without decoding it: JPEG and PNG
+    here, other formats by Pillow's header reader; None where it cannot be told."""
+    size = jpeg_size(data)
+    if size is not None:
+        return size
+    if data.size >= 24 and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and data[12:16].tobytes() == b"IHDR":
+        return int.from_bytes(data[16:20].tobytes(), "big"), int.from_bytes(data[20:24].tobytes(), "big")
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data.tobytes())) as image:  # reads the header only
+            return image.size
+    except Exception:  # not a format Pillow knows, or Pillow's own bomb guard: OpenCV decides
+        return None
+
+
+def _refuse_bombs(data: np.ndarray, name: str) -> None:
+    """A file whose header claims more pixels than an image may have is refused before it
+    is decoded (a 379 KB PNG claiming 2.4 GB of pixels took that much memory)."""
+    size = header_size(data)
+    limit = settings.max_image_pixels()
+    if size is not None and size[0] * size[1] > limit:
+        raise SourceError(
+            f"{name}: too large to decode ({size[0]}x{size[1]} pixels; at most {limit}, INSPECTOR_MAX_IMAGE_PIXELS)"
+        )
 
 
 def jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
@@ -133,6 +168,7 @@ def decode_reduced(data: bytes | np.ndarray, *, name: str = "image", min_side: i
     factor = next((k for k in _REDUCED_READS if size and max(size) / k >= min_side), 1)
     if factor == 1 or _truncated_jpeg(buffer):
         return Picture.of(decode_image(buffer, name=name))
+    _refuse_bombs(buffer, name)
     # EXIF orientation is ignored, as the full-size decode does.
     image = _imdecode(buffer, _REDUCED_READS[factor] | cv2.IMREAD_IGNORE_ORIENTATION, name)
     return Picture(normalise(image, name=name), size)
@@ -163,11 +199,29 @@ def from_reduced(factor: int) -> np.ndarray:
     return np.array([[factor, 0.0, offset], [0.0, factor, offset], [0.0, 0.0, 1.0]])
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The bytes of a file, or a SourceError that says why not."""
+# Largest image file read: a 100-megapixel 16-bit TIFF is 600 MB; a file beyond this is
+# not a photograph of a part (or /dev/zero behind a link), and is refused unread.
+MAX_FILE_BYTES = 1 << 30
+
+
+def read_bytes(path: str | os.PathLike, *, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or a SourceError that says
+    why not. A FIFO, a device or a socket (a link to /dev/zero among the images) would
+    block or never end: such a file is refused without reading it."""
     path = Path(path)
     try:
-        return path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"{path}: not a regular file (a pipe, device or socket); not read")
+        if info.st_size > limit:
+            raise SourceError(f"{path}: {info.st_size} bytes is larger than an image is read ({limit} at most)")
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:  # grew while it was read
+            raise SourceError(f"{path}: larger than an image is read ({limit} bytes at most)")
+        return data
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from collections.abc import Hashable
 from dataclasses import replace
 from pathlib import Path
@@ -253,8 +254,16 @@ def _parse(raw: Any, origin: str) -> Recipe:
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice in one mapping: PyYAML keeps the last one,
-    so a section pasted twice would silently replace the first."""
+    """Safe YAML that refuses a key given twice in one mapping (PyYAML keeps the last one,
+    so a section pasted twice would silently replace the first) and refuses aliases
+    (``*name``): a few nested aliases expand to billions of values (a "billion laughs"),
+    and a recipe written by Inspector never holds one."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a recipe", mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -281,7 +290,12 @@ def parse_recipe(text: str, *, source: Path | None = None) -> Recipe:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         raise RecipeError(f"{origin}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise RecipeError(f"{origin}: not a usable recipe: {str(exc)[:200]}") from None
     return replace(_parse(raw, origin), source=source)
+
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML; a file this large is not one
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
@@ -293,6 +307,11 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     """
     path = Path(path)
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            raise RecipeError(f"{path}: not a regular file (a pipe, device or socket); not read")
+        if info.st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(f"{path}: {info.st_size} bytes is too large for a recipe ({MAX_RECIPE_BYTES} at most)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None

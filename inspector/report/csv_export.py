@@ -50,6 +50,17 @@ DEFECT_COLUMNS = (
 _CHUNK = 2000
 
 
+def _cell(value) -> object:
+    """A value as a CSV cell: empty for None; text that a spreadsheet would run as a
+    formula (starting with = + - @, a tab or a carriage return) is quoted with a leading
+    apostrophe, as OWASP advises. Numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def defects_path(path: Path) -> Path:
     """Where the per-defect file goes beside ``report.csv``: ``report-defects.csv``."""
     return path.with_name(f"{path.stem}-defects{path.suffix or '.csv'}")
@@ -92,7 +103,7 @@ def write_csv(session: Session, flt: ReportFilter, path: Path) -> tuple[Path, Pa
             values[13] = round(values[13] or 0.0, 2)
             values[15] = values[15] or ""
             values[16] = "" if values[16] is None else round(values[16], 4)
-            writer.writerow(["" if v is None else v for v in values])
+            writer.writerow([_cell(v) for v in values])
 
     defects = flt.apply(
         select(
@@ -118,5 +129,5 @@ def write_csv(session: Session, flt: ReportFilter, path: Path) -> tuple[Path, Pa
             values = list(row)
             for k in range(3, 9):
                 values[k] = round(values[k], 2)
-            writer.writerow(["" if v is None else v for v in values])
+            writer.writerow([_cell(v) for v in values])
     return path, second

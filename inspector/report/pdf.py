@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
@@ -152,7 +153,9 @@ def _rejects_pages(pdf: PdfPages, data: ReportData) -> None:
 
 def write_pdf(data: ReportData, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with PdfPages(path) as pdf:
+    # Product and file names are text, never math: "$...$" in a name made matplotlib
+    # parse it as TeX, fail, and leave a short PDF that looked valid.
+    with matplotlib.rc_context({"text.parse_math": False}), PdfPages(path) as pdf:
         _summary_page(pdf, data)
         if not data.empty:
             _charts_page(pdf, data)

@@ -170,7 +170,7 @@ class ResultWriter:
             except Exception as exc:  # a locked database: wait and try again, then give up loudly
                 if attempt == 2:
                     raise
-                log.warning("database write failed (%s); retrying", exc)
+                log.warning("database write failed (%s); retrying", database_problem(exc))
                 time.sleep(1.0 + attempt)
 
     def _loop(self) -> None:

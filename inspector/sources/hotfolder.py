@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from inspector.engine.image import read_bytes
 from inspector.errors import SourceError
 from inspector.sources.files import IMAGE_SUFFIXES
 from inspector.sources.frame import Frame
@@ -107,9 +108,9 @@ class HotFolderSource:
             ready = self._ready()
             for path in ready:
                 try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    yield Frame(name=str(path), path=path, error=f"{path}: cannot read ({exc.strerror or exc})")
+                    data = read_bytes(path)
+                except SourceError as exc:
+                    yield Frame(name=str(path), path=path, error=str(exc))
                     continue
                 yield Frame(name=str(path), path=path, data=data, sha256=hashlib.sha256(data).hexdigest())
             if ready:

@@ -93,3 +93,37 @@ def test_pictures_that_cannot_be_written_raise_errors_naming_the_file(tmp_path):
     (tmp_path / "taken").write_text("a file, not a folder")
     with pytest.raises(SourceError, match=r"taken/o\.png: cannot write"):
         write_image(tmp_path / "taken" / "o.png", image)
+
+
+def test_a_pipe_a_device_or_an_oversized_file_is_refused_without_reading_it(tmp_path):
+    import os
+
+    from inspector.engine.image import read_bytes
+
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would wait forever for a writer
+    with pytest.raises(SourceError, match=r"pipe\.png: not a regular file"):
+        read_bytes(tmp_path / "pipe.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(SourceError, match=r"zero\.png: not a regular file"):
+        read_bytes(tmp_path / "zero.png")
+    (tmp_path / "big.png").write_bytes(b"\0" * 2048)
+    with pytest.raises(SourceError, match=r"big\.png: 2048 bytes is larger than an image is read"):
+        read_bytes(tmp_path / "big.png", limit=1024)
+
+
+def test_twelve_bit_camera_data_in_a_sixteen_bit_file_keeps_its_brightness(tmp_path):
+    twelve_bit = np.full((20, 30), 3000, np.uint16)  # a mid-grey part from a 12-bit camera
+    cv2.imwrite(str(tmp_path / "part.tif"), twelve_bit)
+    image = read_image(tmp_path / "part.tif")
+    assert image[0, 0, 0] == 3000 >> 4  # its top 8 bits of 12, not of 16 (which would be 11: black)
+
+
+def test_an_image_claiming_more_pixels_than_allowed_is_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSPECTOR_MAX_IMAGE_PIXELS", "10000")
+    for name in ("small.png", "small.jpg", "small.tif"):
+        write_image(tmp_path / name, np.full((90, 100, 3), 128, np.uint8))  # 9,000 pixels: allowed
+        assert read_image(tmp_path / name).shape == (90, 100, 3)
+    for name in ("big.png", "big.jpg", "big.tif"):
+        write_image(tmp_path / name, np.full((120, 100, 3), 128, np.uint8))  # 12,000 pixels
+        with pytest.raises(SourceError, match=rf"{name}: too large to decode \(100x120 pixels; at most 10000"):
+            read_image(tmp_path / name)

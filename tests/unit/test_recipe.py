@@ -118,6 +118,11 @@ def test_hash_changes_with_content(recipe_dir):
         (GOOD.replace("min_area: 20", "min_area: 1" + "0" * 400), ["defects.min_area", "must be a finite number"]),
         (GOOD.replace("[10, 10, 90, 70]", "[10, 10, 9" + "0" * 400 + ", 70]"), ["part.boxes[0]", "finite numbers"]),
         (GOOD.replace("  allowed: 1", "  allowed: 1\n  detect: anomaly"), ["defects.detect", "inspector teach"]),
+        (
+            "lol: &a [x, x, x, x, x, x, x, x]\nlol2: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n" + GOOD,
+            ["aliases (*name) are not allowed", "line 2"],
+        ),
+        (GOOD.replace("allowed: 1", "allowed: 1" + "0" * 5000), ["not a usable recipe", "digits"]),
         (GOOD.replace("  allowed: 1", "  allowed: 1\n  detect: magic"), ["defects.detect", "must be one of"]),
         (GOOD + "anomaly:\n  model: m.npz\n  resolution: 10\n", ["anomaly.resolution", ">= 64"]),
         (GOOD + "anomaly:\n  model: m.npz\n  false_rejects: 0.9\n", ["anomaly.false_rejects", "<= 0.5"]),
@@ -181,3 +186,14 @@ def test_a_recipe_is_not_saved_over_a_folder_and_leaves_nothing_behind(recipe_di
     with pytest.raises(RecipeError, match=r"lines: is a folder; give the recipe file's name"):
         save_recipe(recipe, recipe_dir / "lines")
     assert not list(recipe_dir.glob(".*.tmp"))
+
+
+def test_a_recipe_that_is_a_pipe_or_too_large_is_refused_unread(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    with pytest.raises(RecipeError, match=r"pipe\.yaml: not a regular file"):
+        load_recipe(tmp_path / "pipe.yaml")
+    (tmp_path / "huge.yaml").write_text("# padding\n" * 200_000)
+    with pytest.raises(RecipeError, match=r"huge\.yaml: \d+ bytes is too large for a recipe"):
+        load_recipe(tmp_path / "huge.yaml")

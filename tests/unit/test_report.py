@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pymupdf
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from inspector.cli import main
 from inspector.report import ReportFilter, export_report
@@ -240,3 +240,19 @@ def test_a_date_too_far_back_is_refused_as_a_date(capsys):
     with pytest.raises(SystemExit):
         main(["report", "--out", "r.html", "--since", "0001-01-01"])
     assert "'0001-01-01' is too far from today" in capsys.readouterr().err
+
+
+def test_names_that_look_like_formulas_or_math_are_written_as_text(filled):
+    store, tmp = filled
+    with store.session() as session, session.begin():  # names given by someone careless, or hostile
+        session.execute(
+            text("UPDATE inspections SET product = '=HYPERLINK(\"http://x\")', image_path = '$\\frac{a}{b}$.png'")
+        )
+    paths = export_report(store, ReportFilter(), "csv", tmp / "r.csv")
+    with paths[0].open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["product"].startswith("'=HYPERLINK") for r in rows)  # quoted, not run
+    (pdf,) = export_report(store, ReportFilter(), "pdf", tmp / "r.pdf")
+    with pymupdf.open(pdf) as document:
+        assert document.page_count >= 3  # the whole report, the rejects' page with the $ names included
+        assert any("$\\frac{a}{b}$.png" in page.get_text() for page in document)
