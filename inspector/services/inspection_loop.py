@@ -281,6 +281,7 @@ def run_inspection(
     def already_done(frame: Frame) -> bool:
         return frame.sha256 is not None and frame.sha256 in done
 
+    problem: BaseException | None = None
     try:
         with _decoded_frames(pipeline, source, settings, already_done) as (items, summary.workers):
             for item in items:
@@ -309,19 +310,33 @@ def run_inspection(
             else:
                 # A live source asked to stop ends its frames: that is a stop, not the end.
                 summary.status = "stopped" if cancel is not None and cancel.is_set() else "finished"
-    except KeyboardInterrupt:
-        summary.status = "stopped"
+    except KeyboardInterrupt as exc:
+        summary.status, problem = "stopped", exc
         raise
-    except BaseException:
-        summary.status = "failed"
+    except BaseException as exc:
+        summary.status, problem = "failed", exc
         raise
     finally:
         summary.elapsed_s = time.perf_counter() - started
         try:
             writer.close()
+        except BaseException as exc:  # e.g. a full disk: the results could not be written
+            summary.status, problem = "failed", problem or exc
+            raise
         finally:
             summary.store_s, summary.store_cpu_s = writer.busy_s, writer.busy_cpu_s
             summary.pictures_lost = writer.pictures_lost
-            with store.session() as session, session.begin():
-                finish_run(session, run_id, summary.status)
+            _finish(store, run_id, summary.status, problem)
     return summary
+
+
+def _finish(store: Store, run_id: int, status: str, problem: BaseException | None) -> None:
+    """Record how the run ended. Where it ended by a failure, a second failure here (the
+    disk that filled up still full) is logged, not raised: it would hide the first."""
+    try:
+        with store.session() as session, session.begin():
+            finish_run(session, run_id, status)
+    except Exception as exc:
+        if problem is None:
+            raise
+        log.warning("the run's end could not be recorded either: %s", exc)

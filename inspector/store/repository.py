@@ -79,6 +79,18 @@ def inspected_images(session: Session, *, recipe_sha256: str, model_sha256: str)
     return set(rows)
 
 
+def storable_text(text: str) -> str:
+    """Text the database can hold. A file name that is not UTF-8 (``caf\xe9.png`` copied
+    from an old Windows share) reaches Python with its stray bytes as surrogates, which
+    no database encoding takes: they are written as ``\xe9`` escapes, so the row is kept
+    and the name's bytes can be told from it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
 def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> None:
     for record in records:
         result = record.result
@@ -88,12 +100,12 @@ def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> No
             recipe_sha256=result.recipe_hash,
             model_sha256=result.model.sha256,
             product=record.product,
-            image_path=record.image_path,
+            image_path=storable_text(record.image_path),
             image_sha256=record.image_sha256,
             width=result.image_size[0] if result.image_size else None,
             height=result.image_size[1] if result.image_size else None,
             verdict=result.verdict,
-            error=result.error,
+            error=None if result.error is None else storable_text(result.error),
             defect_count=len(result.findings),
             timings={k: round(v, 3) for k, v in result.timings.items()},
             total_ms=result.total_ms,

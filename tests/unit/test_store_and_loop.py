@@ -286,3 +286,38 @@ def test_a_folder_that_disappears_mid_run_becomes_errors_and_the_run_goes_on(lin
     assert summary.counts["PASS"] + summary.counts["FAIL"] == 6
     errors = rows(tmp / "r.db", "SELECT image_path, error FROM inspections WHERE verdict = 'ERROR'")
     assert errors and all("later" in path and error for path, error in errors)
+
+
+def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_costs_no_other_row(line):
+    import os
+
+    pipeline, folder, tmp = line
+    weird = os.fsdecode(b"caf\xe9.png")  # as a name copied from an old Windows share arrives
+    (folder / "p0.png").rename(folder / weird)
+    store = open_store(str(tmp / "r.db"))
+    summary = run_inspection(pipeline, store, FileSource([folder]))
+    store.close()
+    assert summary.status == "finished" and summary.inspected == 6
+    stored = [path for (path,) in rows(tmp / "r.db", "SELECT image_path FROM inspections")]
+    assert len(stored) == 6
+    (escaped,) = [path for path in stored if "caf" in path]
+    assert escaped.endswith("caf\\xe9.png")  # its byte, recoverable from the row
+
+
+def test_a_full_disk_is_the_error_a_run_ends_with_not_the_bookkeeping_after_it(line, monkeypatch):
+    import sqlalchemy
+
+    from inspector.services import inspection_loop, writer
+
+    pipeline, folder, tmp = line
+    store = open_store(str(tmp / "r.db"))
+
+    def disk_full(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("INSERT ...", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(writer, "add_inspections", disk_full)
+    monkeypatch.setattr(writer.time, "sleep", lambda s: None)  # no waiting between the write's retries
+    monkeypatch.setattr(inspection_loop, "finish_run", disk_full)  # the disk is still full at the end
+    with pytest.raises(StoreError, match="results could not be written: database or disk is full"):
+        run_inspection(pipeline, store, FileSource([folder]), RunSettings(read_ahead=0))
+    store.close()
