@@ -11,7 +11,7 @@ Measured, each side by side in one process on the same images:
 - teaching ``--large`` good demo parts: the bank's size, its file, and the process's peak
   RSS against before teaching (the bound is MAX_CANDIDATES patches, not the image count).
 
-Targets (issue: learning normal from good parts): the stage no more than the forward
+Targets: the stage no more than the forward
 pass at 0.3-2 MP; 50 images taught in under 60 s; a bank of 500 images at most 300 MB.
 """
 
