@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         evaluation = evaluate(
             pipeline,
             args.folder,
+            images=images,
             on_image=lambda i: progress.step(f"{i.verdict:<5} {i.kind}/{i.name}  score {i.score:.3g}"),
         )
     finally:

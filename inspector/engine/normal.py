@@ -261,7 +261,10 @@ class Teacher:
         patches = np.concatenate(self._candidates)
         chosen = coreset(patches, MAX_BANK, self._rng)
         bank = patches[chosen]
-        scores = [self._held_out_score(k, bank, owners[chosen], cells[chosen]) for k in range(len(self._calibration))]
+        norms = (bank**2).sum(1)
+        scores = [
+            self._held_out_score(k, bank, norms, owners[chosen], cells[chosen]) for k in range(len(self._calibration))
+        ]
         # Distances a hundredth of a patch's own size are rounding: the images are one.
         if np.mean(scores) < 0.01 * float(np.median(np.linalg.norm(bank, axis=1))):
             raise EngineError(
@@ -269,14 +272,15 @@ class Teacher:
             )
         return NormalModel(bank, self.resolution, calibrate(scores, false_rejects), self.images)
 
-    def _held_out_score(self, k: int, bank: np.ndarray, owners: np.ndarray, cells: np.ndarray) -> float:
+    def _held_out_score(
+        self, k: int, bank: np.ndarray, norms: np.ndarray, owners: np.ndarray, cells: np.ndarray
+    ) -> float:
         """Image ``k``'s score, as inspection would score it, against the bank without its
         own patches (or, the only image taught, without those near each of its own)."""
         features, searched = self._calibration[k]
         h, w = features.shape[:2]
         looked_at = np.flatnonzero(searched_cells(searched, (h, w)).reshape(-1))
         queries = np.ascontiguousarray(features.reshape(-1, features.shape[2])[looked_at], np.float32)
-        norms = (bank**2).sum(1)
         if self.images > 1:
             others = owners != k
             distances = _nearest(queries, np.ascontiguousarray(bank[others]), norms[others])

@@ -77,7 +77,6 @@ class PreparedReference:
 
     Attributes:
         image: the reference image (BGR).
-        whole: the whole image's segments at the recipe's confidence.
         segmentation: every segment down to the matching confidence as inspection sees
             the reference (in the window with ``model.window: part``), in image pixels.
         regions: what the prompts select in it.
@@ -92,7 +91,6 @@ class PreparedReference:
     """
 
     image: np.ndarray
-    whole: Segmentation
     segmentation: Segmentation
     regions: Regions
     features: np.ndarray
@@ -170,7 +168,6 @@ def prepare_reference(
         )
     return PreparedReference(
         image=image,
-        whole=whole_confident,
         segmentation=everything,
         regions=regions,
         features=features,

@@ -234,12 +234,13 @@ def evaluate(
     pipeline: InspectionPipeline,
     folder: str | os.PathLike,
     *,
+    images: list[LabelledImage] | None = None,
     on_image: Callable[[ImageOutcome], None] | None = None,
 ) -> Evaluation:
     """Inspect every test image of a labelled folder and measure the recipe (see the
-    module's docstring). Nothing is stored."""
+    module's docstring). Nothing is stored. ``images``: the folder's, when already listed."""
     started = time.perf_counter()
-    images = labelled_images(folder)
+    images = images if images is not None else labelled_images(folder)
     evaluation = Evaluation(str(folder), pipeline.anomaly_threshold)
     pixel_scores, pixel_labels = [], []
     rng = np.random.default_rng(0)

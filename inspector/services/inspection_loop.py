@@ -28,6 +28,7 @@ from inspector.services.parallel import (
     PipelinePerThread,
     inspection_workers,
     registration_workers,
+    runtime_of,
     threads_per_worker,
 )
 from inspector.services.read_ahead import READ_AHEAD_DEPTH, Decoded, Then, decode, read_ahead
@@ -161,15 +162,6 @@ def inspect_frame(
         return pipeline.error_result(message, {"read": read_ms}), picture.pixels
 
 
-def _backend(pipeline: InspectionPipeline) -> str | None:
-    """Which engine runs the network (torch, or an ONNX export of the same weights);
-    None where it cannot be loaded."""
-    try:
-        return pipeline.segmenter.runtime().backend
-    except InspectorError:
-        return None
-
-
 def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int | None) -> tuple[Then | None, int, int]:
     """What the read-ahead threads do after decoding, how many of them do it, and how
     many images are inspected at once.
@@ -211,6 +203,7 @@ def _open_run(
 ) -> tuple[int, int, set[str]]:
     """Store the recipe and a run row; returns their ids and the images already done."""
     model = pipeline.model
+    runtime = runtime_of(pipeline)  # which engine runs the network: torch, or an ONNX export
     with store.session() as session, session.begin():
         recipe_id = recipe_snapshot(session, pipeline.recipe)
         run_id = start_run(
@@ -219,7 +212,7 @@ def _open_run(
             model=model,
             station=settings.station or socket.gethostname(),
             source=source.describe(),
-            settings=settings.describe(_backend(pipeline)),
+            settings=settings.describe(runtime.backend if runtime is not None else None),
         )
         done = (
             set()

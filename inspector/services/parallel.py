@@ -46,7 +46,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _runtime(pipeline: InspectionPipeline) -> SegmenterRuntime | None:
+def runtime_of(pipeline: InspectionPipeline) -> SegmenterRuntime | None:
     """The pipeline's network as loaded; None where it could not be loaded (each image
     then gets that ERROR, one at a time)."""
     try:
@@ -62,7 +62,7 @@ def registration_workers(pipeline: InspectionPipeline) -> int:
     ``inspection_workers``). Decides after the network is loaded (``decode_side``
     loads it).
     """
-    runtime = _runtime(pipeline)
+    runtime = runtime_of(pipeline)
     if runtime is None or runtime.device_type not in ("cuda", "mps"):
         return 0
     return max(0, min(MAX_REGISTRATION_WORKERS, _cores() // 2))
@@ -78,7 +78,7 @@ def inspection_workers(pipeline: InspectionPipeline, asked: int | None = None) -
     with a pool of OpenMP threads besides the loading thread's: more threads than cores,
     which measured slower on two cores (benchmarks/README.md) and is unmeasured on more.
     """
-    runtime = _runtime(pipeline)
+    runtime = runtime_of(pipeline)
     if runtime is None or not runtime.replicable:
         return 1
     if asked is not None:

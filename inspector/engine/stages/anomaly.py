@@ -114,9 +114,9 @@ def _confidence(peak: float, threshold: float, spread: float) -> float:
     return float(1.0 / (1.0 + math.exp(-(peak - threshold) / max(spread, 1e-6))))
 
 
-def _outlining_segment(work: ImageWork, region: np.ndarray, taken: set[int], recipe) -> int | None:
-    """The segment that best covers a region (on the segmentation's grid), if one does."""
-    segmentation = confident(work.segmentation, recipe)
+def _outlining_segment(work: ImageWork, segmentation, region: np.ndarray, taken: set[int]) -> int | None:
+    """The segment of ``segmentation`` (the image's confident segments) that best covers a
+    region (on the segmentation's grid), if one does."""
     if len(segmentation) == 0 or not region.any():
         return None
     excluded = set(work.regions.part_indices | work.regions.normal_indices) | taken
@@ -168,9 +168,10 @@ def run(work: ImageWork, context: StageContext) -> None:
     taken = {c.index for c in work.candidates if not c.missing}
     rules, spread = recipe.defects, normal.calibration.spread
     grid = work.segmentation.masks.shape[1:]
+    segments = confident(work.segmentation, recipe)
     for region in work.anomaly_map.regions(threshold, rules.min_area, rules.max_area):
         score = _confidence(region.peak, threshold, spread)
-        segment = _outlining_segment(work, _on_grid(region.cells, grid), taken, recipe)
+        segment = _outlining_segment(work, segments, _on_grid(region.cells, grid), taken)
         if segment is not None:
             taken.add(segment)
             work.candidates.append(Candidate(segment, ANOMALY_LABEL, score, region.area))
