@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from inspector.engine.checkpoint import read_checkpoint
 from inspector.engine.segmenter import pick_device
 
 
@@ -23,6 +24,7 @@ class UltralyticsBaseline:
         os.environ["YOLO_AUTOINSTALL"] = "0"
         from ultralytics import FastSAM
 
+        read_checkpoint(Path(weights))  # the same refusal of files that would run code as ours
         self.model = FastSAM(str(weights))
         self.options = dict(retina_masks=True, imgsz=imgsz, conf=conf, iou=iou, verbose=False)
         self.options["device"] = str(pick_device(device))

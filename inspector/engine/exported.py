@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from inspector import settings
+from inspector.engine.checkpoint import read_checkpoint
 from inspector.engine.weights import ResolvedWeights
 from inspector.errors import EngineError
 
@@ -51,6 +52,7 @@ def export_onnx(weights: ResolvedWeights, *, imgsz: int = 640) -> Path:
     with tempfile.TemporaryDirectory(prefix="inspector-export-") as work:
         source = Path(work) / weights.path.name
         shutil.copyfile(weights.path, source)
+        read_checkpoint(weights.path)  # refused here if it would run code (see checkpoint.py)
         try:
             exported = YOLO(str(source)).export(format="onnx", dynamic=True, simplify=False, imgsz=imgsz, device="cpu")
         except Exception as exc:  # the exporter raises many kinds

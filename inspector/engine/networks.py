@@ -12,6 +12,7 @@ import copy
 from pathlib import Path
 from typing import Protocol
 
+from inspector.engine.checkpoint import load_segmentation_module
 from inspector.errors import EngineError
 
 
@@ -43,15 +44,11 @@ class TorchNetwork:
 
     @classmethod
     def load(cls, path: Path, device) -> TorchNetwork:
-        from ultralytics import FastSAM
-
+        module = load_segmentation_module(path)  # never runs code the file brings: see checkpoint.py
         try:
-            module = FastSAM(str(path)).model
-        except Exception as exc:  # a corrupt or foreign file: say which
+            module = module.fuse(verbose=False) if hasattr(module, "fuse") else module
+        except Exception as exc:  # layers that do not fit together
             raise EngineError(f"cannot load {path} as a FastSAM model: {exc}") from exc
-        if not callable(getattr(module, "to", None)):  # ultralytics keeps a non-.pt name as a string
-            raise EngineError(f"cannot load {path} as a FastSAM model: not a .pt checkpoint")
-        module = module.fuse(verbose=False) if hasattr(module, "fuse") else module
         return cls(module.to(device).eval(), device)
 
     def __call__(self, tensor):

@@ -59,6 +59,11 @@ def builtin_manifest() -> dict[str, dict]:
     return json.loads(manifest.read_text()) if manifest.exists() else {}
 
 
+def builtin_sha256() -> str | None:
+    """The embedded model's pinned hash (what a shipped recipe pins)."""
+    return builtin_manifest().get(f"{BUILTIN_NAME}.pt", {}).get("sha256")
+
+
 def _is_builtin(spec: str) -> bool:
     return spec in (BUILTIN_NAME, f"{BUILTIN_NAME}.pt", "builtin")
 
@@ -136,7 +141,7 @@ def resolve_weights(
         path = BUILTIN_DIR / f"{BUILTIN_NAME}.pt"
         if not path.exists():
             raise EngineError(f"the embedded model is missing from the installation ({path}); reinstall Inspector")
-        pinned = pinned or builtin_manifest().get(path.name, {}).get("sha256")
+        pinned = pinned or builtin_sha256()
         name = BUILTIN_NAME
     else:
         candidate = Path(spec_str).expanduser()

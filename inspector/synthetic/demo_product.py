@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from inspector.engine.image import write_image
+from inspector.engine.weights import builtin_sha256
 from inspector.recipe.io import save_recipe
 from inspector.recipe.model import AlignmentSettings, DefectRules, ModelSettings, PartPrompts, Recipe
 from inspector.synthetic.defects import DEFECT_KINDS
@@ -83,7 +84,8 @@ def write_demo_recipe(folder: Path) -> Path:
         # Small defects score lower than whole parts; comparison with the reference keeps
         # the extra low-confidence segments of a good part from becoming defects. The
         # label fills a fifth of the frame: the network sees its window, 1.4 times larger.
-        model=ModelSettings(conf=0.1, imgsz=480, window="part"),
+        # Pinned: a recipe that travels refuses any other file under the model's name.
+        model=ModelSettings(conf=0.1, imgsz=480, window="part", sha256=builtin_sha256()),
         alignment=AlignmentSettings(method="orb"),
         part=PartPrompts(boxes=(tuple(float(v) for v in box),)),
         # A segment must look different from the golden label (the network sometimes cuts

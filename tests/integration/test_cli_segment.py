@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -144,7 +145,31 @@ def test_weights_that_are_not_a_checkpoint_are_an_error_naming_the_file(demo_par
     (tmp_path / name).write_text("not a model")
     status = main(["segment", str(path), "--weights", str(tmp_path / name), "--out", str(tmp_path / "m.png")])
     assert status == 2
-    assert f"cannot load {tmp_path / name} as a FastSAM model" in capsys.readouterr().err
+    assert f"cannot load {tmp_path / name} as segmentation weights" in capsys.readouterr().err
+
+
+class _Payload:
+    """What a crafted checkpoint carries: a call the unpickler would make."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_weights_that_would_run_code_are_refused_and_nothing_runs(demo_part, tmp_path, capsys):
+    import torch
+
+    path, _ = demo_part
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "FastSAM-s.pt"
+    torch.save({"model": _Payload(marker), "date": "2024-01-01"}, evil)
+    status = main(["segment", str(path), "--weights", str(evil), "--out", str(tmp_path / "m.png")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert not marker.exists()
+    assert f"cannot load {evil} as segmentation weights" in err and "system" in err and "run code" in err
 
 
 @pytest.mark.parametrize(("option", "value"), [("--iou", "2"), ("--conf", "nan"), ("--text-threshold", "1.5")])

@@ -70,3 +70,43 @@ def test_one_network_per_model_is_shared_and_the_least_recently_used_is_let_go(t
     assert len(segmenters._shared) == segmenters.SHARED_NETWORKS  # the first was let go
     assert segmenters.shared_segmenter(copies[0], device="cpu") is other
     assert segmenters.shared_segmenter(BUILTIN_NAME, device="cpu") is not first
+
+
+@pytest.mark.model
+def test_the_safe_loader_builds_the_network_ultralytics_builds(tmp_path):
+    """Loading with the restricted unpickler gives the same network, output for output."""
+    import torch
+    from ultralytics import FastSAM
+
+    from inspector.engine.checkpoint import load_segmentation_module
+
+    path = resolve_weights(None).path
+    ours = load_segmentation_module(path).fuse(verbose=False).eval()
+    theirs = FastSAM(str(path)).model.fuse(verbose=False).eval()
+    image = torch.rand(1, 3, 256, 320)
+    with torch.no_grad():
+        a, b = ours(image), theirs(image)
+    leaves_a, leaves_b = _tensors(a), _tensors(b)
+    assert leaves_a and len(leaves_a) == len(leaves_b)
+    assert all(torch.equal(x, y) for x, y in zip(leaves_a, leaves_b, strict=True))
+
+
+def _tensors(output) -> list:
+    """Every tensor in a network's nested (tuple, list, dict) output, in order."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return [output]
+    items = output.values() if isinstance(output, dict) else output
+    return [leaf for item in items for leaf in _tensors(item)]
+
+
+def test_a_checkpoint_in_the_old_pickle_format_is_refused_unread(tmp_path):
+    import pickle
+
+    from inspector.engine.checkpoint import read_checkpoint
+
+    path = tmp_path / "old.pt"
+    path.write_bytes(pickle.dumps({"model": None}))
+    with pytest.raises(EngineError, match="not a PyTorch checkpoint"):
+        read_checkpoint(path)
