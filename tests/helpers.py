@@ -115,8 +115,11 @@ class FramesFrom:
     def describe(self) -> str:
         return self._name
 
-    def relocate(self, frame, verdict):
+    def destination(self, frame, verdict):
         return None
+
+    def relocate(self, frame, destination):
+        pass
 
     def stop(self) -> None:
         pass

@@ -11,9 +11,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from inspector import settings
 from inspector.errors import SourceError
+
+# Pillow's own reader, taken before ultralytics is imported: ultralytics replaces
+# ``Image.open`` with one that, on a file Pillow does not know, tries to install a HEIF
+# plugin (printing a warning to stdout, where `run --json` writes its lines).
+_pil_open = Image.open
 
 
 def normalise(image: np.ndarray, *, name: str = "image") -> np.ndarray:
@@ -82,9 +88,7 @@ def header_size(data: np.ndarray) -> tuple[int, int] | None:
     if data.size >= 24 and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and data[12:16].tobytes() == b"IHDR":
         return int.from_bytes(data[16:20].tobytes(), "big"), int.from_bytes(data[20:24].tobytes(), "big")
     try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data.tobytes())) as image:  # reads the header only
+        with _pil_open(io.BytesIO(data.tobytes())) as image:  # reads the header only
             return image.size
     except Exception:  # not a format Pillow knows, or Pillow's own bomb guard: OpenCV decides
         return None

@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from sqlalchemy.exc import IntegrityError
 
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.engine.threads import inference_threads, set_inference_threads
-from inspector.engine.types import InspectionResult
+from inspector.engine.types import ERROR, InspectionResult
 from inspector.errors import InspectorError
 from inspector.services.parallel import (
     PipelinePerThread,
@@ -36,7 +37,15 @@ from inspector.services.writer import ResultWriter
 from inspector.sources.frame import Frame, FrameSource
 from inspector.store.database import Store
 from inspector.store.models import utcnow
-from inspector.store.repository import InspectionRecord, finish_run, inspected_images, recipe_snapshot, start_run
+from inspector.store.repository import (
+    InspectedBefore,
+    InspectionRecord,
+    finish_run,
+    inspected_before,
+    recipe_snapshot,
+    result_key,
+    start_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,25 +209,31 @@ def _work_ahead(pipeline: InspectionPipeline, inspectors: int, registrars: int |
 
 def _open_run(
     pipeline: InspectionPipeline, store: Store, source: FrameSource, settings: RunSettings
-) -> tuple[int, int, set[str]]:
+) -> tuple[int, int, InspectedBefore]:
     """Store the recipe and a run row; returns their ids and the images already done."""
     model = pipeline.model
     runtime = runtime_of(pipeline)  # which engine runs the network: torch, or an ONNX export
-    with store.session() as session, session.begin():
-        recipe_id = recipe_snapshot(session, pipeline.recipe)
-        run_id = start_run(
-            session,
-            recipe_id=recipe_id,
-            model=model,
-            station=settings.station or socket.gethostname(),
-            source=source.describe(),
-            settings=settings.describe(runtime.backend if runtime is not None else None),
-        )
-        done = (
-            set()
-            if settings.force
-            else inspected_images(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
-        )
+    for attempt in range(3):
+        try:
+            with store.session() as session, session.begin():
+                recipe_id = recipe_snapshot(session, pipeline.recipe)
+                run_id = start_run(
+                    session,
+                    recipe_id=recipe_id,
+                    model=model,
+                    station=settings.station or socket.gethostname(),
+                    source=source.describe(),
+                    settings=settings.describe(runtime.backend if runtime is not None else None),
+                )
+                done = (
+                    InspectedBefore()
+                    if settings.force
+                    else inspected_before(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
+                )
+            break
+        except IntegrityError:  # another station stored the same new recipe a moment before: use theirs
+            if attempt == 2:
+                raise
     return recipe_id, run_id, done
 
 
@@ -272,7 +287,9 @@ def run_inspection(
     started = time.perf_counter()
 
     def already_done(frame: Frame) -> bool:
-        return frame.sha256 is not None and frame.sha256 in done
+        return done.verdict(frame.sha256, frame.name) is not None
+
+    errored: set[str] = set()  # files of this run whose last result was an ERROR
 
     problem: BaseException | None = None
     try:
@@ -285,18 +302,16 @@ def run_inspection(
                     break
                 if already_done(frame):
                     summary.skipped += 1
+                    _sort_stored(source, frame, done.verdict(frame.sha256, frame.name))
                     if events.skipped:
                         events.skipped(frame)
                     continue
                 decoded = decoded or decode(frame, min_side=decode_side(pipeline))
                 result, image = decoded.inspected or inspect_frame(pipeline, frame, decoded)
                 summary.read_cpu_s += decoded.read_cpu_ms / 1e3
-                if frame.sha256 is not None:
-                    done.add(frame.sha256)  # the same content twice in one run is inspected once
-                moved = source.relocate(frame, result.verdict)  # e.g. a hot folder sorting into pass/ fail/ error/
-                name = str(moved) if moved is not None else frame.name
-                record = InspectionRecord(run_id, recipe_id, pipeline.recipe.name, name, frame.sha256, result, utcnow())
-                writer.submit(record, image, has_file=frame.path is not None)
+                done.add(frame.sha256, frame.name, result.verdict)  # the same content twice in one run: once
+                record, then = _record(frame, result, run_id, recipe_id, pipeline, source, settings, errored)
+                writer.submit(record, image, has_file=frame.path is not None, then=then)
                 summary.counts[result.verdict] += 1
                 if events.result:
                     events.result(frame, result, image)
@@ -319,8 +334,52 @@ def run_inspection(
         finally:
             summary.store_s, summary.store_cpu_s = writer.busy_s, writer.busy_cpu_s
             summary.pictures_lost = writer.pictures_lost
+            summary.counts.subtract(writer.stored_elsewhere)  # another run stored them first
+            summary.skipped += sum(writer.stored_elsewhere.values())
             _finish(store, run_id, summary.status, problem)
     return summary
+
+
+def _record(
+    frame: Frame,
+    result: InspectionResult,
+    run_id: int,
+    recipe_id: int,
+    pipeline: InspectionPipeline,
+    source: FrameSource,
+    settings: RunSettings,
+    errored: set[str],
+) -> tuple[InspectionRecord, Callable[[], None] | None]:
+    """What the writer is given for a result: its row, and what to do once it is stored
+    (move the file where the source sorts it: the row names where it is going)."""
+    destination = source.destination(frame, result.verdict)
+    record = InspectionRecord(
+        run_id,
+        recipe_id,
+        pipeline.recipe.name,
+        str(destination) if destination is not None else frame.name,
+        frame.sha256,
+        result,
+        utcnow(),
+        result_key=result_key(frame.sha256, frame.name, result.verdict, forced_run=run_id if settings.force else None),
+        # A file that changed after an ERROR (a writer pausing longer than the settling
+        # time): its final state is its result, not one row per partial state.
+        replaces_error=frame.name in errored,
+    )
+    (errored.add if result.verdict == ERROR else errored.discard)(frame.name)
+    then = None if destination is None else (lambda: source.relocate(frame, destination))
+    return record, then
+
+
+def _sort_stored(source: FrameSource, frame: Frame, verdict: str) -> None:
+    """A file whose result was stored but which was not moved yet (the run stopped in
+    between) goes where its stored verdict sorts it."""
+    destination = source.destination(frame, verdict)
+    if destination is not None:
+        try:
+            source.relocate(frame, destination)
+        except OSError as exc:
+            log.warning("%s: inspected before, but could not be moved: %s", frame.name, exc.strerror or exc)
 
 
 def _finish(store: Store, run_id: int, status: str, problem: BaseException | None) -> None:

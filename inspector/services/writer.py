@@ -11,17 +11,20 @@ import queue
 import re
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.exc import IntegrityError
 
 from inspector.engine.image import write_image
 from inspector.engine.overlay import draw_findings, load_label_font
 from inspector.engine.types import FAIL
 from inspector.errors import InspectorError, StoreError
 from inspector.store.database import Store, database_problem
-from inspector.store.repository import InspectionRecord, add_inspections
+from inspector.store.repository import InspectionRecord, add_inspections, already_stored
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class _Pending:
     record: InspectionRecord
     image: np.ndarray | None
     has_file: bool  # False for camera frames: the writer keeps the pixels (see save_frames)
+    then: Callable[[], None] | None  # once the row is durable: e.g. move the file into pass/ or fail/
 
 
 def _safe_stem(name: str) -> str:
@@ -69,14 +73,25 @@ class ResultWriter:
         self.busy_s = 0.0  # time spent writing pictures and rows (the store stage)
         self.busy_cpu_s = 0.0  # the writer thread's CPU time for them (busy_s also counts waiting for a core)
         self.pictures_lost = 0  # results stored without their overlay, crops or frame
+        # Results another station or run stored first (the same image, recipe and model),
+        # by verdict: not stored twice.
+        self.stored_elsewhere: Counter = Counter()
         self._thread = threading.Thread(target=self._loop, name="inspector-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, record: InspectionRecord, image: np.ndarray | None, *, has_file: bool = True) -> None:
+    def submit(
+        self,
+        record: InspectionRecord,
+        image: np.ndarray | None,
+        *,
+        has_file: bool = True,
+        then: Callable[[], None] | None = None,
+    ) -> None:
         """Queue a record; its pictures are made from ``image`` (the decoded frame, or
         None). A frame without a file of its own (``has_file`` false: a camera's) is
-        kept as a picture as ``save_frames`` says."""
-        self._put(_Pending(record, image, has_file))
+        kept as a picture as ``save_frames`` says. ``then`` runs on the writer thread once
+        the row is committed (or found stored already), never before."""
+        self._put(_Pending(record, image, has_file, then))
 
     def close(self) -> None:
         """Write everything submitted, then stop the thread; re-raises a write failure."""
@@ -158,20 +173,45 @@ class ResultWriter:
             if lost:
                 self._picture_lost(item, lost[0])
             records.append(replace(item.record, image_path=image_path, overlay_path=overlay, crop_paths=crops))
-        for attempt in range(3):
+        attempt = 0
+        while True:
             try:
+                self.store.check_unchanged()  # a database deleted or replaced under the run
                 with self.store.session() as session, session.begin():
-                    add_inspections(session, records)
-                self.written += len(records)
-                # CPU time read first: its interval inside the wall time's, never longer.
-                self.busy_cpu_s += time.thread_time() - cpu_started
-                self.busy_s += time.perf_counter() - started
-                return
+                    stored = already_stored(session, records)
+                    add_inspections(session, [r for r in records if r.identity not in stored])
+                break
+            except IntegrityError:
+                # Another writer stored one of these between our look and our insert:
+                # look again (the next look finds it).
+                attempt += 1
+                if attempt == 5:
+                    raise
+            except StoreError:
+                raise
             except Exception as exc:  # a locked database: wait and try again, then give up loudly
-                if attempt == 2:
+                attempt += 1
+                if attempt == 3:
                     raise
                 log.warning("database write failed (%s); retrying", database_problem(exc))
-                time.sleep(1.0 + attempt)
+                time.sleep(float(attempt))
+        for record in records:
+            if record.identity in stored:
+                self.stored_elsewhere[record.result.verdict] += 1
+        self.written += len(records) - sum(record.identity in stored for record in records)
+        # CPU time read first: its interval inside the wall time's, never longer.
+        self.busy_cpu_s += time.thread_time() - cpu_started
+        self.busy_s += time.perf_counter() - started
+        for item in batch:
+            if item.then is not None:
+                self._after_stored(item)
+
+    def _after_stored(self, item: _Pending) -> None:
+        """Run a record's follow-up (a file move); its failure is told, and costs no row."""
+        try:
+            item.then()
+        except OSError as exc:
+            log.warning("%s: stored, but could not be moved: %s", item.record.image_path, exc.strerror or exc)
 
     def _loop(self) -> None:
         if self.save_overlays:

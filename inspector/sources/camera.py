@@ -97,8 +97,11 @@ class CameraSource:
     def describe(self) -> str:
         return f"video:{self.target}" if self.is_file else f"camera:{self.target}"
 
-    def relocate(self, frame: Frame, verdict: str) -> Path | None:
+    def destination(self, frame: Frame, verdict: str) -> Path | None:
         return None  # frames have no file (the writer keeps the pixels it is asked to)
+
+    def relocate(self, frame: Frame, destination: Path) -> None:
+        pass
 
     # -- control -----------------------------------------------------------------------
 

@@ -56,8 +56,11 @@ class FileSource:
     def describe(self) -> str:
         return ", ".join(str(p) for p in self.paths)
 
-    def relocate(self, frame: Frame, verdict: str) -> Path | None:
+    def destination(self, frame: Frame, verdict: str) -> Path | None:
         return None  # files stay where they are
+
+    def relocate(self, frame: Frame, destination: Path) -> None:
+        pass
 
     def stop(self) -> None:
         pass  # the run stops between files

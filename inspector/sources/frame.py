@@ -72,10 +72,14 @@ class FrameSource(Protocol):
         """The source as the run row records it."""
         ...
 
-    def relocate(self, frame: Frame, verdict: str) -> Path | None:
-        """Called with each frame's verdict, before its result is stored: may move its
-        file (a hot folder sorting into pass/ fail/ error/) and return where it went,
-        which is what the database records; None: it stays."""
+    def destination(self, frame: Frame, verdict: str) -> Path | None:
+        """Where the frame's file goes once its result is stored (a hot folder sorting
+        into pass/ fail/ error/), which is what the database records; None: it stays."""
+        ...
+
+    def relocate(self, frame: Frame, destination: Path) -> None:
+        """Move the frame's file to ``destination``; called only once its result is
+        durable, so a stop at any moment loses no image."""
         ...
 
     def stop(self) -> None:

@@ -3,7 +3,9 @@
 A file counts as complete when its size and modification time have not changed for a
 settling time (a file renamed into the folder is complete at once, and passes the same
 test). Files are yielded once per watcher; a restarted watcher relies on the results
-store, which skips images it has already inspected (by content hash). A folder that is
+store, which skips images it has already inspected (by content hash). Sorted files move
+only once their result is stored; a file stored but not yet moved when the watcher
+stopped is sorted by its stored verdict when the watcher starts again. A folder that is
 emptied, removed or recreated is waited for, not an error.
 """
 
@@ -119,14 +121,19 @@ class HotFolderSource:
                 return
             self._stop.wait(self.poll)
 
-    def relocate(self, frame: Frame, verdict: str) -> Path | None:
-        """Move an inspected file into pass/, fail/ or error/ (when sorting); returns its new path."""
-        if not self.sort or frame.path is None or not frame.path.exists():
+    def destination(self, frame: Frame, verdict: str) -> Path | None:
+        """Where a sorted file goes: pass/, fail/ or error/ under its own name, or with
+        its content hash added where that name is taken."""
+        if not self.sort or frame.path is None:
             return None
-        target = self.folder / SORT_FOLDERS[verdict]
-        target.mkdir(exist_ok=True)
-        destination = target / frame.path.name
-        if destination.exists():
-            destination = target / f"{frame.path.stem}_{int(time.time() * 1000)}{frame.path.suffix}"
+        target = self.folder / SORT_FOLDERS[verdict] / frame.path.name
+        if target.exists():
+            target = target.with_name(f"{frame.path.stem}_{(frame.sha256 or 'x')[:12]}{frame.path.suffix}")
+        return target
+
+    def relocate(self, frame: Frame, destination: Path) -> None:
+        """Move a sorted file (called once its result is stored)."""
+        if frame.path is None or not frame.path.exists():
+            return  # taken away meanwhile
+        destination.parent.mkdir(exist_ok=True)
         shutil.move(str(frame.path), destination)
-        return destination

@@ -31,7 +31,7 @@ from inspector.store.models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # installed with the package
 # The Alembic revision whose schema models.py describes (the newest in migrations/versions).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
 
 
@@ -44,9 +44,28 @@ class Store:
     url: str  # as shown to people: without a password
     images_dir: Path
     sqlite_path: Path | None = None  # the file, for a SQLite database
+    file_identity: tuple[int, int] | None = None  # the SQLite file's (device, inode) when opened
 
     def session(self) -> Session:
         return self.sessions()
+
+    def check_unchanged(self) -> None:
+        """Raise StoreError when the SQLite file was deleted or replaced since it was
+        opened: SQLite would go on writing into the unlinked file, and every result
+        from then on would vanish with it."""
+        if self.sqlite_path is None or self.file_identity is None:
+            return
+        try:
+            stat = self.sqlite_path.stat()
+        except FileNotFoundError:
+            stat = None
+        if stat is None or (stat.st_dev, stat.st_ino) != self.file_identity:
+            how = "deleted" if stat is None else "replaced by another file"
+            raise StoreError(
+                f"{self.sqlite_path}: the database was {how} while results were being written to it; "
+                "the results from then on are not stored. Restore the database (or keep the new one) "
+                "and run again: images already stored are skipped"
+            )
 
     @contextmanager
     def transaction(self, doing: str) -> Iterator[Session]:
@@ -62,11 +81,47 @@ class Store:
         self.engine.dispose()
 
 
+# What SQLite says of a file that is not (or no longer) a sound database.
+_DAMAGE = re.compile(r"file is not a database|disk image is malformed|malformed database schema|database corrupt")
+_DAMAGE_ADVICE = (
+    "nothing more is written to it. Restore it from a backup (or recover what is readable with "
+    "`sqlite3 FILE .recover`), or start a new database with --db"
+)
+
+
 def database_problem(exc: BaseException) -> str:
-    """A database error in words: a lock held too long is said as such."""
+    """A database error in words: a lock held too long, or a damaged file, is said as such."""
+    if isinstance(exc, StoreError):
+        return str(exc)
     if "locked" in str(exc):  # SQLite's busy timeout ran out
         return "the database is locked by another program; try again when it is done"
-    return str(getattr(exc, "orig", None) or exc.__cause__ or exc)
+    said = str(getattr(exc, "orig", None) or exc.__cause__ or exc)
+    if _DAMAGE.search(said):
+        return f"the database file is damaged ({said}); {_DAMAGE_ADVICE}"
+    return said
+
+
+def _refuse_damage(shown: str):
+    """A ``handle_error`` listener: a damaged SQLite file, met by any query of any face
+    (a run, a report, the GUI), is a StoreError saying so, never retried or written on."""
+
+    def listener(context) -> None:
+        original = context.original_exception
+        if isinstance(original, sqlite3.DatabaseError) and _DAMAGE.search(str(original)):
+            raise StoreError(f"{shown}: the database file is damaged ({original}); {_DAMAGE_ADVICE}")
+
+    return listener
+
+
+# Query parameters that carry secrets (``?password=``): never shown.
+_SECRET_KEYS = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+def shown_url(parsed) -> str:
+    """A database URL as messages show it: no password, in the address or the query."""
+    secret = {k: "***" for k in parsed.query if _SECRET_KEYS.search(k)}
+    shown = (parsed.update_query_dict(secret) if secret else parsed).render_as_string(hide_password=True)
+    return shown.replace("%2A%2A%2A", "***")
 
 
 def default_url() -> str:
@@ -79,12 +134,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed row
+    cursor.execute("PRAGMA cell_size_check=ON")  # damage found as it is read, before it spreads
     cursor.close()
 
 
-def _read_only_pragmas(dbapi_connection, _record) -> None:
+def _reader_pragmas(dbapi_connection, _record) -> None:
+    """For reports: the database is left in the journal mode it has (no switch to WAL)."""
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cell_size_check=ON")
     cursor.close()
 
 
@@ -214,9 +273,10 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
-        unparsed = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # a password, even here
+        unparsed = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # a password, even here...
+        unparsed = re.sub(r"((?:pass|secret|token|key)[^=&]*=)[^&]*", r"\1***", unparsed, flags=re.IGNORECASE)
         raise StoreError(f"{unparsed}: not a database URL ({exc})") from None
-    shown = parsed.render_as_string(hide_password=True)  # for messages and Store.url: no password
+    shown = shown_url(parsed)  # for messages and Store.url: no password
     sqlite_path = None
     read_only = False
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -246,7 +306,8 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
     except (SQLAlchemyError, ImportError) as exc:  # unknown dialect or a driver that is not installed
         raise StoreError(f"{shown}: cannot use this database URL ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _read_only_pragmas if read_only else _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas if create else _reader_pragmas)
+        event.listen(engine, "handle_error", _refuse_damage(shown))
     try:
         _migrate(engine, shown)
     except StoreError:
@@ -257,10 +318,15 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         raise StoreError(f"{shown}: cannot open the database: {database_problem(exc)}") from None
     if images_dir is None:
         images_dir = (sqlite_path.parent if sqlite_path else settings.data_dir()) / "images"
+    identity = None
+    if sqlite_path is not None:
+        stat = sqlite_path.stat()
+        identity = (stat.st_dev, stat.st_ino)
     return Store(
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         url=shown,
         images_dir=Path(images_dir),
         sqlite_path=sqlite_path,
+        file_identity=identity,
     )

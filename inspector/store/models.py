@@ -51,10 +51,21 @@ class Run(Base):
 
 
 class Inspection(Base):
-    """One image's result: exactly one row per inspected image."""
+    """One image's result: exactly one row per inspected image.
+
+    ``result_key`` makes "one row per image, recipe and model" the database's own rule,
+    so two stations (or two runs) on one database cannot both store the same image: the
+    second writer finds the row and skips. It is the image's content hash for a judged
+    image; content and file name for an ERROR (empty or broken files share content,
+    and each file gets its own row); with the run added for a forced re-inspection. NULL
+    (no rule) for frames without a hash, and for duplicates stored before the rule.
+    """
 
     __tablename__ = "inspections"
-    __table_args__ = (Index("ix_inspections_identity", "image_sha256", "recipe_sha256", "model_sha256"),)
+    __table_args__ = (
+        Index("ix_inspections_identity", "image_sha256", "recipe_sha256", "model_sha256"),
+        Index("uq_inspections_result", "result_key", "recipe_sha256", "model_sha256", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
@@ -77,6 +88,7 @@ class Inspection(Base):
     # and sweep by; how the image was registered (see engine/stages/register.py).
     anomaly_score: Mapped[float | None] = mapped_column(Float, index=True)
     registration: Mapped[str | None] = mapped_column(String(40))
+    result_key: Mapped[str | None] = mapped_column(String(120))
 
     defects: Mapped[list[Defect]] = relationship(back_populates="inspection", cascade="all, delete-orphan")
     run: Mapped[Run] = relationship()

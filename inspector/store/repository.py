@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from inspector.engine.types import InspectionResult, ModelIdentity
+from inspector.engine.types import ERROR, InspectionResult, ModelIdentity
 from inspector.recipe.io import dump_recipe, recipe_hash
 from inspector.recipe.model import Recipe
 from inspector.store.models import Defect, Inspection, RecipeSnapshot, Review, Run, utcnow
@@ -28,6 +29,58 @@ class InspectionRecord:
     inspected_at: datetime
     overlay_path: str | None = None
     crop_paths: tuple[str | None, ...] = ()
+    result_key: str | None = None  # see ``result_key``; None: no rule (a frame without a hash)
+    # The image's file changed after this run stored an ERROR for it (a writer pausing
+    # longer than the hot folder's settling time): this row replaces that one.
+    replaces_error: bool = False
+
+    @property
+    def identity(self) -> tuple[str | None, str, str]:
+        """What the database keeps unique (with a key): one row per result key, recipe and model."""
+        return (self.result_key, self.result.recipe_hash, self.result.model.sha256)
+
+
+def _name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def result_key(image_sha256: str | None, name: str, verdict: str, *, forced_run: int | None = None) -> str | None:
+    """The key a result is stored under, unique per recipe and model (see ``Inspection``).
+
+    A judged image is its content: the same picture again is the same result. An ERROR is
+    its content and file name: empty files, or copies of one broken file, each get a
+    row. A forced re-inspection adds its run, beside the earlier result.
+    """
+    if image_sha256 is None:
+        return None
+    key = f"{image_sha256}/{_name_digest(name)}" if verdict == ERROR else image_sha256
+    return key if forced_run is None else f"{key}@{forced_run}"
+
+
+@dataclass
+class InspectedBefore:
+    """What a recipe and model have already inspected: judged images by content (with
+    their verdict, for sorting a file that was stored but not yet moved), ERRORs by
+    content and name."""
+
+    judged: dict[str, str] = field(default_factory=dict)  # content hash -> PASS or FAIL
+    errors: set[str] = field(default_factory=set)  # result keys of ERRORs
+
+    def verdict(self, image_sha256: str | None, name: str) -> str | None:
+        """The stored verdict of this content under this name, or None: not inspected yet."""
+        if image_sha256 is None:
+            return None
+        if image_sha256 in self.judged:
+            return self.judged[image_sha256]
+        return ERROR if result_key(image_sha256, name, ERROR) in self.errors else None
+
+    def add(self, image_sha256: str | None, name: str, verdict: str) -> None:
+        if image_sha256 is None:
+            return
+        if verdict == ERROR:
+            self.errors.add(result_key(image_sha256, name, ERROR))
+        else:
+            self.judged[image_sha256] = verdict
 
 
 def recipe_snapshot(session: Session, recipe: Recipe) -> int:
@@ -67,16 +120,36 @@ def finish_run(session: Session, run_id: int, status: str) -> None:
     session.execute(update(Run).where(Run.id == run_id).values(status=status, finished_at=utcnow()))
 
 
-def inspected_images(session: Session, *, recipe_sha256: str, model_sha256: str) -> set[str]:
-    """Content hashes of images already inspected with this recipe and model."""
-    rows = session.scalars(
-        select(Inspection.image_sha256).where(
+def inspected_before(session: Session, *, recipe_sha256: str, model_sha256: str) -> InspectedBefore:
+    """Images this recipe and model have already inspected (a killed run resumes after them)."""
+    found = InspectedBefore()
+    rows = session.execute(
+        select(Inspection.image_sha256, Inspection.verdict, Inspection.result_key).where(
             Inspection.recipe_sha256 == recipe_sha256,
             Inspection.model_sha256 == model_sha256,
             Inspection.image_sha256.is_not(None),
         )
     )
-    return set(rows)
+    for sha, verdict, key in rows:
+        if verdict != ERROR:
+            found.judged[sha] = verdict
+        elif key is not None:
+            found.errors.add(key.partition("@")[0])
+    return found
+
+
+def already_stored(session: Session, records: Iterable[InspectionRecord]) -> set[tuple[str | None, str, str]]:
+    """The identities among ``records`` that the database holds already (another
+    station or run stored the same image first)."""
+    keys = {record.result_key for record in records if record.result_key is not None}
+    if not keys:
+        return set()
+    rows = session.execute(
+        select(Inspection.result_key, Inspection.recipe_sha256, Inspection.model_sha256).where(
+            Inspection.result_key.in_(keys)
+        )
+    )
+    return {tuple(row) for row in rows}
 
 
 def storable_text(text: str) -> str:
@@ -94,6 +167,14 @@ def storable_text(text: str) -> str:
 def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> None:
     for record in records:
         result = record.result
+        if record.replaces_error:
+            session.execute(
+                delete(Inspection).where(
+                    Inspection.run_id == record.run_id,
+                    Inspection.image_path == storable_text(record.image_path),
+                    Inspection.verdict == ERROR,
+                )
+            )
         row = Inspection(
             run_id=record.run_id,
             recipe_id=record.recipe_id,
@@ -113,6 +194,7 @@ def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> No
             anomaly_score=result.anomaly_score,
             registration=result.registration,
             inspected_at=record.inspected_at,
+            result_key=record.result_key,
         )
         crops = record.crop_paths or (None,) * len(result.findings)
         for finding, crop in zip(result.findings, crops, strict=True):

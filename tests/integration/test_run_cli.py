@@ -127,7 +127,7 @@ def test_a_run_killed_mid_way_resumes_without_losing_or_repeating(demo_line, tmp
     recipe, images, _ = demo_line
     folder = tmp_path / "shift"
     rng = np.random.default_rng(99)
-    for k in range(12):  # distinct content: a little noise on each copy
+    for k in range(40):  # distinct content: a little noise on each copy; enough that the kill lands mid-way
         noisy = np.clip(images[k % 4].astype(int) + rng.integers(-2, 3, images[0].shape), 0, 255).astype(np.uint8)
         write_image(folder / f"p{k:02d}.png", noisy)
     db = tmp_path / "r.db"
@@ -145,10 +145,10 @@ def test_a_run_killed_mid_way_resumes_without_losing_or_repeating(demo_line, tmp
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     committed = db_rows(db, "SELECT COUNT(*) FROM inspections")[0][0]
-    assert 2 <= committed < 12
+    assert 2 <= committed < 40
     resumed = inspector("run", "--recipe", str(recipe), str(folder), "--db", str(db))
     assert resumed.returncode == 0, resumed.stderr
-    assert db_rows(db, "SELECT COUNT(*), COUNT(DISTINCT image_sha256) FROM inspections") == [(12, 12)]
+    assert db_rows(db, "SELECT COUNT(*), COUNT(DISTINCT image_sha256) FROM inspections") == [(40, 40)]
 
 
 def test_a_database_locked_for_a_few_seconds_is_waited_for(demo_line, tmp_path):

@@ -136,7 +136,7 @@ def test_hot_folder_waits_for_complete_files_and_sorts_them(tmp_path):
     for frame in source.frames():
         seen.append(frame)
         assert frame.image().shape == (50, 60, 3), "a frame must only be read once complete"
-        source.relocate(frame, "PASS")
+        source.relocate(frame, source.destination(frame, "PASS"))
     assert sorted(f.path.name for f in seen) == ["a.png", "b.png"]
     assert sorted(p.name for p in (folder / "pass").iterdir()) == ["a.png", "b.png"]
 

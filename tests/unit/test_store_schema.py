@@ -214,3 +214,41 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_results_kept(tmp_pa
         kept = conn.execute("SELECT image_path, verdict, anomaly_score, registration FROM inspections").fetchall()
         assert kept == [("a.jpg", "PASS", None, None)]
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(SCHEMA_REVISION,)]
+
+
+def test_upgrading_keys_the_first_row_of_each_image_and_keeps_older_duplicates(tmp_path):
+    """Rows stored before one row per image was the database's rule: the first judged row
+    of an image and the first ERROR of a file get their key; later duplicates stay,
+    without one."""
+    from alembic import command
+
+    db = tmp_path / "old.db"
+    open_store(str(db)).close()
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), "0002")
+    engine.dispose()
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO recipe_snapshots (id, sha256, product, content, created_at) VALUES (1,'r','p','',0)")
+        conn.execute(
+            "INSERT INTO runs (id, recipe_id, station, source, settings, model_name, model_sha256, started_at, status) "
+            "VALUES (1, 1, 's', 'x', '{}', 'm', 'm', 0, 'finished')"
+        )
+        for path, sha, verdict in [("a.png", "A", "PASS"), ("a2.png", "A", "PASS"), ("e.png", "E", "ERROR"),
+                                   ("e.png", "E", "ERROR"), ("f.png", "E", "ERROR")]:  # fmt: skip
+            conn.execute(
+                "INSERT INTO inspections (run_id, recipe_id, recipe_sha256, model_sha256, product, image_path, "
+                "image_sha256, verdict, defect_count, timings, total_ms, inspected_at) "
+                "VALUES (1, 1, 'r', 'm', 'p', ?, ?, ?, 0, '{}', 0, 0)",
+                (path, sha, verdict),
+            )
+    open_store(str(db)).close()  # upgrades
+    keys = [key for (key,) in rows_of(db, "SELECT result_key FROM inspections ORDER BY id")]
+    assert keys[0] == "A" and keys[1] is None
+    assert keys[2] and keys[2].startswith("E/") and keys[3] is None
+    assert keys[4] and keys[4].startswith("E/") and keys[4] != keys[2]
+
+
+def rows_of(db, sql):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
