@@ -64,3 +64,35 @@ def tiny_clip(tmp_path_factory):
     checkpoint = folder / "tiny-clip.pt"
     torch.save(model.state_dict(), checkpoint)
     return config, checkpoint
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on the loopback for the whole session (see tests/postgres.py).
+
+    Without the server binaries the PostgreSQL variants are skipped, saying why; under CI
+    (which installs them) that is a failure.
+    """
+    from tests.postgres import PostgresServer, server_binaries
+
+    binaries = server_binaries()
+    if binaries is None:
+        message = "PostgreSQL server binaries not found: apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(binaries).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A new, empty results database: a SQLite file, or a database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'results.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)

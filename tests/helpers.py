@@ -135,3 +135,17 @@ def shared_data(*parts: str):
         if candidate.is_dir():
             return candidate
     return None
+
+
+def rows(where, sql: str) -> list[tuple]:
+    """The rows a query returns from a results database: a SQLAlchemy URL (SQLite or
+    PostgreSQL) or a SQLite file's path."""
+    from sqlalchemy import create_engine, text
+
+    url = where if isinstance(where, str) and "://" in where else f"sqlite:///{where}"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+    finally:
+        engine.dispose()

@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 
+from inspector.cli.arguments import station_name
 from inspector.cli.progress import Progress
 from inspector.errors import InspectorError
 from inspector.recipe.io import load_recipe
@@ -51,7 +52,9 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="inspect images again even if already inspected")
     p.add_argument("--fail-on-defect", action="store_true", help="exit with status 1 if any image FAILs")
     p.add_argument("--no-overlays", action="store_true", help="do not write overlay pictures of FAIL images")
-    p.add_argument("--station", default=None, help="station name stored with the run (default: host name)")
+    p.add_argument(
+        "--station", type=station_name, default=None, help="station name stored with the run (default: host name)"
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument(
         "--backend",

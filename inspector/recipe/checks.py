@@ -6,6 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# The longest names a results database stores (its columns' lengths: store/models.py).
+PRODUCT_NAME_LENGTH = 200
+LABEL_LENGTH = 100
+
 
 def finite(value: int | float) -> bool:
     """Whether a YAML number is usable: not .nan or .inf, and an integer a float can hold."""
@@ -37,6 +41,16 @@ def as_yaml_number(value) -> str:
         exponent = exponent if exponent[:1] in "+-" else f"+{exponent}"
         text = f"{mantissa}e{exponent}"
     return f" (YAML reads it as text; write {text})"
+
+
+def text_problem(value: str, max_length: int | None) -> str | None:
+    """What makes a name unstorable in every results database (PostgreSQL refuses NUL
+    characters and text longer than its column), or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if max_length is not None and len(value) > max_length:
+        return f"at most {max_length} characters, got {len(value)}"
+    return None
 
 
 class Checker:
@@ -79,7 +93,7 @@ class Checker:
             self.fail(path, f"must be <= {high}, got {value!r}")
         return int(value) if integer else float(value)
 
-    def text(self, data: dict, key: str, where: str, default=None, *, required=False, choices=None):
+    def text(self, data: dict, key: str, where: str, default=None, *, required=False, choices=None, max_length=None):
         path = f"{where}.{key}" if where else key
         if key not in data or data[key] is None:
             if required:
@@ -91,6 +105,10 @@ class Checker:
             return default
         if choices and value not in choices:
             self.fail(path, f"must be one of {', '.join(choices)}, got {value!r}")
+            return default
+        problem = text_problem(value, max_length)
+        if problem:
+            self.fail(path, problem)
             return default
         return value
 

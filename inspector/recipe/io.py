@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from inspector.errors import RecipeError
-from inspector.recipe.checks import Checker, finite_number
+from inspector.recipe.checks import LABEL_LENGTH, PRODUCT_NAME_LENGTH, Checker, finite_number, text_problem
 from inspector.recipe.model import (
     SCHEMA_VERSION,
     AlignmentSettings,
@@ -122,6 +122,10 @@ def _names(check: Checker, d: dict, key: str) -> tuple[str, ...]:
     if not isinstance(names, list) or not all(isinstance(c, str) and c.strip() for c in names):
         check.fail(f"defects.{key}", f"must be a list of non-empty strings, got {names!r}")
         return ()
+    for k, name in enumerate(names):
+        problem = text_problem(name.strip(), LABEL_LENGTH)
+        if problem:
+            check.fail(f"defects.{key}[{k}]", problem)
     return tuple(c.strip() for c in names)
 
 
@@ -138,7 +142,7 @@ def _exemplars(check: Checker, d: dict) -> tuple[Exemplar, ...]:
         if isinstance(item, dict):
             check.section(item, where, {"point", "label", "image"})
             point = item.get("point")
-            fields["name"] = check.text(item, "label", where, None)
+            fields["name"] = check.text(item, "label", where, None, max_length=LABEL_LENGTH)
             fields["image"] = check.text(item, "image", where, None)
             where = f"{where}.point"
         else:
@@ -219,7 +223,7 @@ def _parse(raw: Any, origin: str) -> Recipe:
     if "product" not in top:
         check.fail("product", "missing (required)")
     product = check.section(top.get("product"), "product", {"name", "description", "reference_image"})
-    name = check.text(product, "name", "product", required=True)
+    name = check.text(product, "name", "product", required=True, max_length=PRODUCT_NAME_LENGTH)
     reference = check.text(product, "reference_image", "product", required=True)
     description = check.text(product, "description", "product", "")
     model, alignment = _model(check, top.get("model")), _alignment(check, top.get("alignment"))

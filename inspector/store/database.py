@@ -33,6 +33,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # installed with th
 # The Alembic revision whose schema models.py describes (the newest in migrations/versions).
 SCHEMA_REVISION = "0003"
 BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
+CONNECT_TIMEOUT_S = 10  # a database server that does not answer
 
 
 @dataclass
@@ -301,8 +302,16 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
             raise StoreError(f"{sqlite_path}: the database file is read-only")
         if not os.access(sqlite_path.parent, os.W_OK):
             raise StoreError(f"{sqlite_path.parent}: the database folder is read-only")
+    if parsed.get_backend_name() == "sqlite":
+        options = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}} if sqlite_path else {}
+    else:
+        # A server: a connection the server dropped (a restart) is noticed before use, and
+        # a server that does not answer is said within seconds, not at the OS's timeout.
+        options = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "postgresql":
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if sqlite_path else {})
+        engine = create_engine(url, **options)
     except (SQLAlchemyError, ImportError) as exc:  # unknown dialect or a driver that is not installed
         raise StoreError(f"{shown}: cannot use this database URL ({exc})") from None
     if parsed.get_backend_name() == "sqlite":

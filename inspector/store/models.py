@@ -9,6 +9,11 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from inspector.recipe.checks import LABEL_LENGTH, PRODUCT_NAME_LENGTH
+
+STATION_NAME_LENGTH = 200
+OPERATOR_NAME_LENGTH = 100
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -25,7 +30,7 @@ class RecipeSnapshot(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    product: Mapped[str] = mapped_column(String(200), index=True)
+    product: Mapped[str] = mapped_column(String(PRODUCT_NAME_LENGTH), index=True)
     source_path: Mapped[str | None] = mapped_column(Text)
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -38,7 +43,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipe_id: Mapped[int] = mapped_column(ForeignKey("recipe_snapshots.id"))
-    station: Mapped[str] = mapped_column(String(200))
+    station: Mapped[str] = mapped_column(String(STATION_NAME_LENGTH))
     source: Mapped[str] = mapped_column(Text)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     model_name: Mapped[str] = mapped_column(String(200))
@@ -72,7 +77,7 @@ class Inspection(Base):
     recipe_id: Mapped[int] = mapped_column(ForeignKey("recipe_snapshots.id"))
     recipe_sha256: Mapped[str] = mapped_column(String(64))
     model_sha256: Mapped[str] = mapped_column(String(64))
-    product: Mapped[str] = mapped_column(String(200), index=True)
+    product: Mapped[str] = mapped_column(String(PRODUCT_NAME_LENGTH), index=True)
     image_path: Mapped[str] = mapped_column(Text)
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     width: Mapped[int | None] = mapped_column(Integer)
@@ -99,7 +104,7 @@ class Defect(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str] = mapped_column(String(100), index=True)
+    label: Mapped[str] = mapped_column(String(LABEL_LENGTH), index=True)
     score: Mapped[float] = mapped_column(Float)
     area: Mapped[float] = mapped_column(Float)
     x1: Mapped[float] = mapped_column(Float)
@@ -121,6 +126,6 @@ class Review(Base):
     inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
     defect_id: Mapped[int | None] = mapped_column(ForeignKey("defects.id", ondelete="CASCADE"))
     decision: Mapped[str] = mapped_column(String(20))  # confirmed, false_alarm
-    operator: Mapped[str] = mapped_column(String(100), default="")
+    operator: Mapped[str] = mapped_column(String(OPERATOR_NAME_LENGTH), default="")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from inspector.engine.types import ERROR, InspectionResult, ModelIdentity
 from inspector.recipe.io import dump_recipe, recipe_hash
 from inspector.recipe.model import Recipe
-from inspector.store.models import Defect, Inspection, RecipeSnapshot, Review, Run, utcnow
+from inspector.store.models import OPERATOR_NAME_LENGTH, Defect, Inspection, RecipeSnapshot, Review, Run, utcnow
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,9 @@ def start_run(
     run = Run(
         recipe_id=recipe_id,
         station=station,
-        source=source,
+        source=storable_text(source),
         settings=settings,
-        model_name=model.name,
+        model_name=model.name[:200],  # a file name; the model is identified by its hash
         model_sha256=model.sha256,
     )
     session.add(run)
@@ -157,6 +157,7 @@ def storable_text(text: str) -> str:
     from an old Windows share) reaches Python with its stray bytes as surrogates, which
     no database encoding takes: they are written as ``\xe9`` escapes, so the row is kept
     and the name's bytes can be told from it."""
+    text = text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -226,6 +227,8 @@ def add_review(
 ) -> int:
     if decision not in ("confirmed", "false_alarm"):
         raise ValueError(f"review decision must be 'confirmed' or 'false_alarm', got {decision!r}")
+    if len(operator) > OPERATOR_NAME_LENGTH or "\x00" in operator + note:
+        raise ValueError(f"operator name: at most {OPERATOR_NAME_LENGTH} characters, without NUL")
     review = Review(inspection_id=inspection_id, defect_id=defect_id, decision=decision, operator=operator, note=note)
     session.add(review)
     session.flush()

@@ -19,25 +19,38 @@ from inspector.sources.files import FileSource
 from inspector.store.database import open_store
 from inspector.store.models import Run
 from inspector.store.repository import add_review
+from tests.helpers import rows
 from tests.unit.test_store_and_loop import line  # noqa: F401  (fixture)
 
 
-@pytest.fixture
-def filled(line):  # noqa: F811
+def _fill(line, url):  # noqa: F811
     pipeline, folder, tmp = line
     (folder / "broken.png").write_text("not an image")
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(url, images_dir=tmp / "images")
     run_inspection(pipeline, store, FileSource([folder]))
     with store.session() as session, session.begin():
         add_review(session, inspection_id=2, decision="confirmed")
         add_review(session, inspection_id=4, decision="false_alarm")
-    yield store, tmp
+    return store
+
+
+@pytest.fixture
+def filled(line, db_url):  # noqa: F811
+    """A database (SQLite, or PostgreSQL) filled by a real run, with two reviews."""
+    store = _fill(line, db_url)
+    yield store, line[2], db_url
     store.close()
 
 
-def sql(db, query):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(query).fetchall()
+@pytest.fixture
+def filled_file(line):  # noqa: F811
+    """The same in a SQLite file, for what only a file has (permissions, its -wal)."""
+    store = _fill(line, f"sqlite:///{line[2] / 'r.db'}")
+    yield store, line[2]
+    store.close()
+
+
+sql = rows
 
 
 class _Collect(HTMLParser):
@@ -54,30 +67,29 @@ class _Collect(HTMLParser):
 
 
 def test_csv_rows_match_the_database(filled):
-    store, tmp = filled
+    store, tmp, db = filled
     written = export_report(store, ReportFilter(), "csv", tmp / "out" / "report.csv")
     with written[0].open() as f:
         rows = list(csv.DictReader(f))
     with written[1].open() as f:
         defects = list(csv.DictReader(f))
-    assert [int(r["inspection_id"]) for r in rows] == [i for (i,) in sql(tmp / "r.db", "SELECT id FROM inspections")]
-    db_verdicts = dict(sql(tmp / "r.db", "SELECT id, verdict FROM inspections"))
+    assert [int(r["inspection_id"]) for r in rows] == [i for (i,) in sql(db, "SELECT id FROM inspections")]
+    db_verdicts = dict(sql(db, "SELECT id, verdict FROM inspections"))
     assert {int(r["inspection_id"]): r["verdict"] for r in rows} == db_verdicts
-    assert len(defects) == sql(tmp / "r.db", "SELECT COUNT(*) FROM defects")[0][0]
+    assert len(defects) == sql(db, "SELECT COUNT(*) FROM defects")[0][0]
     reviewed = {int(r["inspection_id"]): r["review"] for r in rows if r["review"]}
     assert reviewed == {2: "confirmed", 4: "false_alarm"}
 
 
 def test_html_is_self_contained_with_kpis_charts_and_reject_thumbnails(filled):
-    store, tmp = filled
+    store, tmp, db = filled
     (path,) = export_report(store, ReportFilter(), "html", tmp / "report.html")
     html = path.read_text()
     parsed = _Collect()
     parsed.feed(html)
     text = " ".join(t for t in parsed.text if t)
     passed, failed, errors = (
-        sql(tmp / "r.db", f"SELECT COUNT(*) FROM inspections WHERE verdict = '{v}'")[0][0]
-        for v in ("PASS", "FAIL", "ERROR")
+        sql(db, f"SELECT COUNT(*) FROM inspections WHERE verdict = '{v}'")[0][0] for v in ("PASS", "FAIL", "ERROR")
     )
     assert f"{passed} Pass" in text and f"{failed} Fail" in text and f"{errors} Error" in text
     assert f"{100 * passed / (passed + failed):.1f} % Yield" in text
@@ -87,7 +99,7 @@ def test_html_is_self_contained_with_kpis_charts_and_reject_thumbnails(filled):
 
 
 def test_pdf_renders_with_every_section(filled):
-    store, tmp = filled
+    store, tmp, _db = filled
     (path,) = export_report(store, ReportFilter(), "pdf", tmp / "report.pdf")
     doc = pymupdf.open(path)
     assert doc.page_count >= 3
@@ -99,7 +111,7 @@ def test_pdf_renders_with_every_section(filled):
 
 
 def test_filters_and_an_empty_period(filled):
-    store, tmp = filled
+    store, tmp, _db = filled
     future = datetime.now() + timedelta(days=365)
     (path,) = export_report(store, ReportFilter(since=future), "html", tmp / "empty.html")
     assert "No inspections" in path.read_text()
@@ -111,12 +123,12 @@ def test_filters_and_an_empty_period(filled):
 
 
 def test_report_command(filled, capsys):
-    _, tmp = filled
+    _, tmp, db = filled
     status = main(
         [
             "report",
             "--db",
-            str(tmp / "r.db"),
+            db,
             "--format",
             "html",
             "--out",
@@ -133,7 +145,7 @@ def test_report_command(filled, capsys):
             [
                 "report",
                 "--db",
-                str(tmp / "r.db"),
+                db,
                 "--out",
                 str(tmp / "x.html"),
                 "--since",
@@ -148,7 +160,7 @@ def test_report_command(filled, capsys):
 
 
 def test_the_newest_review_is_the_one_reports_count(filled):
-    store, tmp = filled
+    store, tmp, _db = filled
     with store.session() as session, session.begin():
         add_review(session, inspection_id=2, decision="false_alarm")  # the operator changed their mind
     written = export_report(store, ReportFilter(), "csv", tmp / "again.csv")
@@ -161,9 +173,9 @@ def test_the_newest_review_is_the_one_reports_count(filled):
 
 
 def test_a_report_that_cannot_be_written_is_an_error_naming_the_path(filled, capsys):
-    _, tmp = filled
+    _, tmp, db = filled
     (tmp / "a folder").mkdir()
-    assert main(["report", "--db", str(tmp / "r.db"), "--format", "csv", "--out", str(tmp / "a folder")]) == 2
+    assert main(["report", "--db", db, "--format", "csv", "--out", str(tmp / "a folder")]) == 2
     assert f"inspector report: error: {tmp / 'a folder'}: Is a directory" in capsys.readouterr().err
 
 
@@ -175,7 +187,6 @@ def test_a_report_on_a_database_that_does_not_exist_is_an_error_not_an_empty_rep
 
 
 def test_a_report_on_a_file_that_is_not_an_inspector_database_leaves_it_as_it_was(tmp_path, capsys):
-    import sqlite3
 
     empty, other = tmp_path / "empty.db", tmp_path / "other.db"
     empty.touch()
@@ -190,21 +201,21 @@ def test_a_report_on_a_file_that_is_not_an_inspector_database_leaves_it_as_it_wa
 
 
 def test_a_report_on_a_run_that_is_not_in_the_database_names_the_runs_it_holds(filled, capsys):
-    store, tmp = filled
+    store, tmp, db = filled
     with store.session() as session:
         runs = sorted(session.scalars(select(Run.id)))
     out = tmp / "run.html"
-    assert main(["report", "--db", str(tmp / "r.db"), "--out", str(out), "--run", str(runs[-1] + 998)]) == 2
+    assert main(["report", "--db", db, "--out", str(out), "--run", str(runs[-1] + 998)]) == 2
     error = capsys.readouterr().err
     assert f"--run {runs[-1] + 998}: no such run in" in error and f"numbered {runs[0]} to {runs[-1]}" in error
     assert not out.exists()
-    assert main(["report", "--db", str(tmp / "r.db"), "--out", str(out), "--run", str(runs[0])]) == 0
+    assert main(["report", "--db", db, "--out", str(out), "--run", str(runs[0])]) == 0
 
 
-def test_a_database_that_may_not_be_written_is_reported_from_without_changing_it(filled, monkeypatch):
+def test_a_database_that_may_not_be_written_is_reported_from_without_changing_it(filled_file, monkeypatch):
     from inspector.store import database
 
-    store, tmp = filled
+    store, tmp = filled_file
     store.close()
     db = tmp / "r.db"
     before = db.read_bytes()
@@ -215,8 +226,8 @@ def test_a_database_that_may_not_be_written_is_reported_from_without_changing_it
     assert db.read_bytes() == before
 
 
-def test_a_report_never_writes_over_its_database_and_takes_its_format_from_the_name(filled, capsys):
-    _, tmp = filled
+def test_a_report_never_writes_over_its_database_and_takes_its_format_from_the_name(filled_file, capsys):
+    _, tmp = filled_file
     db = tmp / "r.db"
     before = db.read_bytes()
     for out in (db, tmp / "r.db-wal", tmp / "r.db-shm"):
@@ -243,7 +254,7 @@ def test_a_date_too_far_back_is_refused_as_a_date(capsys):
 
 
 def test_names_that_look_like_formulas_or_math_are_written_as_text(filled):
-    store, tmp = filled
+    store, tmp, _db = filled
     with store.session() as session, session.begin():  # names given by someone careless, or hostile
         session.execute(
             text("UPDATE inspections SET product = '=HYPERLINK(\"http://x\")', image_path = '$\\frac{a}{b}$.png'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -17,7 +18,7 @@ from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame
 from inspector.store.database import SCHEMA_REVISION, open_store
 from inspector.store.repository import add_review
-from tests.helpers import FramesFrom, TruthSegmenter, fixtured, fixtured_recipe
+from tests.helpers import FramesFrom, TruthSegmenter, fixtured, fixtured_recipe, rows
 from tests.unit.test_image_io import png_claiming
 
 
@@ -33,51 +34,46 @@ def line(tmp_path):
     return pipeline, folder, tmp_path
 
 
-def rows(db, sql):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
-
-
 @pytest.mark.parametrize(
     ("ahead", "register_ahead"), [(0, None), (2, None), (2, 3)], ids=["in-line", "read-ahead", "registered-ahead"]
 )
-def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, register_ahead):
-    pipeline, folder, tmp = line
+def test_every_image_gets_one_row_and_fail_images_get_pictures(line, ahead, register_ahead, db_url):
+    pipeline, folder, _tmp = line
     (folder / "zero.png").write_bytes(b"")
     (folder / "text.png").write_text("hello")
     (folder / "huge.png").write_bytes(png_claiming(100_000, 100_000))  # OpenCV refuses it by raising
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url)
     settings = RunSettings(read_ahead=ahead, register_ahead=register_ahead)
     summary = run_inspection(pipeline, store, FileSource([folder]), settings)
     store.close()
     assert summary.status == "finished"
     assert (summary.counts["PASS"], summary.counts["FAIL"], summary.counts["ERROR"]) == (3, 3, 3)
-    found = rows(tmp / "r.db", "SELECT image_path, verdict, error, overlay_path, defect_count FROM inspections")
+    found = rows(db_url, "SELECT image_path, verdict, error, overlay_path, defect_count FROM inspections")
     assert len(found) == 9
     by_name = {path.rsplit("/", 1)[-1]: rest for path, *rest in found}
     assert by_name["zero.png"][0] == "ERROR" and "empty file" in by_name["zero.png"][1]
     assert by_name["huge.png"][0] == "ERROR" and "too large to decode" in by_name["huge.png"][1]
     for name in ("p1.png", "p3.png", "p5.png"):
         verdict, _, overlay, count = by_name[name]
-        assert verdict == "FAIL" and count >= 1 and overlay and (tmp / "images").exists()
-    crops = rows(tmp / "r.db", "SELECT crop_path FROM defects")
+        assert verdict == "FAIL" and count >= 1 and overlay and Path(overlay).exists()
+    crops = rows(db_url, "SELECT crop_path FROM defects")
     assert crops and all(c and c.endswith(".png") for (c,) in crops)
-    (status,) = rows(tmp / "r.db", "SELECT status FROM runs")
+    (status,) = rows(db_url, "SELECT status FROM runs")
     assert status == ("finished",)
 
 
-def test_results_whose_pictures_cannot_be_written_are_stored_without_them(line, caplog):
+def test_results_whose_pictures_cannot_be_written_are_stored_without_them(line, caplog, db_url):
     pipeline, folder, tmp = line
     (tmp / "images").write_text("a file where the pictures' folder would go")
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url, images_dir=tmp / "images")
     summary = run_inspection(pipeline, store, FileSource([folder]))
     store.close()
     assert (summary.status, summary.counts["PASS"], summary.counts["FAIL"]) == ("finished", 3, 3)
     assert summary.pictures_lost == 3 and summary.to_dict()["pictures_lost"] == 3
-    found = rows(tmp / "r.db", "SELECT verdict, overlay_path FROM inspections")
+    found = rows(db_url, "SELECT verdict, overlay_path FROM inspections")
     assert sorted(v for v, _ in found) == ["FAIL"] * 3 + ["PASS"] * 3
     assert all(overlay is None for _, overlay in found)
-    assert rows(tmp / "r.db", "SELECT count(*), count(crop_path) FROM defects")[0][1] == 0
+    assert rows(db_url, "SELECT count(*), count(crop_path) FROM defects")[0][1] == 0
     assert "stored without (some of) its pictures" in caplog.text and "3 results were stored without" in caplog.text
 
 
@@ -157,9 +153,9 @@ def test_a_reference_that_cannot_be_prepared_makes_each_image_an_error_when_two_
 
 
 @pytest.mark.parametrize("ahead", [0, 2], ids=["in-line", "read-ahead"])
-def test_rerun_skips_what_is_done_and_force_redoes_it(line, ahead):
-    pipeline, folder, tmp = line
-    store = open_store(str(tmp / "r.db"))
+def test_rerun_skips_what_is_done_and_force_redoes_it(line, ahead, db_url):
+    pipeline, folder, _tmp = line
+    store = open_store(db_url)
 
     def run(force=False):
         return run_inspection(pipeline, store, FileSource([folder]), RunSettings(force=force, read_ahead=ahead))
@@ -167,14 +163,14 @@ def test_rerun_skips_what_is_done_and_force_redoes_it(line, ahead):
     first, second, third = run(), run(), run(force=True)
     store.close()
     assert first.inspected == 6 and second.inspected == 0 and second.skipped == 6 and third.inspected == 6
-    assert rows(tmp / "r.db", "SELECT COUNT(*) FROM inspections") == [(12,)]
+    assert rows(db_url, "SELECT COUNT(*) FROM inspections") == [(12,)]
 
 
 @pytest.mark.parametrize("ahead", [0, 2], ids=["in-line", "read-ahead"])
-def test_cancel_stops_within_one_image_and_keeps_what_was_done(line, ahead):
-    pipeline, folder, tmp = line
+def test_cancel_stops_within_one_image_and_keeps_what_was_done(line, ahead, db_url):
+    pipeline, folder, _tmp = line
     cancel = threading.Event()
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url)
     summary = run_inspection(
         pipeline,
         store,
@@ -185,12 +181,12 @@ def test_cancel_stops_within_one_image_and_keeps_what_was_done(line, ahead):
     )
     store.close()
     assert summary.status == "stopped" and summary.inspected == 1
-    assert rows(tmp / "r.db", "SELECT COUNT(*) FROM inspections") == [(1,)]
+    assert rows(db_url, "SELECT COUNT(*) FROM inspections") == [(1,)]
     assert not any(t.name == "inspector-read-ahead" for t in threading.enumerate())
 
 
-def test_a_live_source_that_ends_because_it_was_stopped_is_a_stopped_run(line):
-    pipeline, folder, tmp = line
+def test_a_live_source_that_ends_because_it_was_stopped_is_a_stopped_run(line, db_url):
+    pipeline, folder, _tmp = line
     cancel = threading.Event()
 
     def live_frames():  # as a camera's frames end once Stop stops the camera
@@ -198,11 +194,11 @@ def test_a_live_source_that_ends_because_it_was_stopped_is_a_stopped_run(line):
         yield next(frames)
         cancel.set()
 
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url)
     summary = run_inspection(pipeline, store, FramesFrom(live_frames(), finite=False), cancel=cancel)
     store.close()
     assert summary.status == "stopped" and summary.inspected == 1
-    assert rows(tmp / "r.db", "SELECT status FROM runs") == [("stopped",)]
+    assert rows(db_url, "SELECT status FROM runs") == [("stopped",)]
 
 
 class CountingFrame(Frame):
@@ -213,9 +209,9 @@ class CountingFrame(Frame):
         return super().image()
 
 
-def test_reading_ahead_skips_done_images_without_decoding_them_and_reports_a_failing_source(line):
-    pipeline, folder, tmp = line
-    store = open_store(str(tmp / "r.db"))
+def test_reading_ahead_skips_done_images_without_decoding_them_and_reports_a_failing_source(line, db_url):
+    pipeline, folder, _tmp = line
+    store = open_store(db_url)
     run_inspection(pipeline, store, FileSource([folder]))
     CountingFrame.decoded.clear()
     again = [CountingFrame(f.name, f.sha256, f.path, f.data) for f in FileSource([folder]).frames()]
@@ -231,16 +227,16 @@ def test_reading_ahead_skips_done_images_without_decoding_them_and_reports_a_fai
     store.close()
 
 
-def test_reviews_are_stored_against_inspections(line):
-    pipeline, folder, tmp = line
-    store = open_store(str(tmp / "r.db"))
+def test_reviews_are_stored_against_inspections(line, db_url):
+    pipeline, folder, _tmp = line
+    store = open_store(db_url)
     run_inspection(pipeline, store, FileSource([folder / "p1.png"]))
     with store.session() as session, session.begin():
         add_review(session, inspection_id=1, decision="false_alarm", operator="ana")
         with pytest.raises(ValueError, match="maybe"):
             add_review(session, inspection_id=1, decision="maybe")
     store.close()
-    assert rows(tmp / "r.db", "SELECT decision, operator FROM reviews") == [("false_alarm", "ana")]
+    assert rows(db_url, "SELECT decision, operator FROM reviews") == [("false_alarm", "ana")]
 
 
 def test_new_database_is_migrated_and_reopened_without_change(tmp_path):
@@ -266,13 +262,13 @@ def test_unwritable_database_locations_are_clear_errors(tmp_path):
         open_store("nosuchdriver+://x")
 
 
-def test_a_folder_that_disappears_mid_run_becomes_errors_and_the_run_goes_on(line):
+def test_a_folder_that_disappears_mid_run_becomes_errors_and_the_run_goes_on(line, db_url):
     import shutil
 
     pipeline, folder, tmp = line
     later = tmp / "later"
     shutil.copytree(folder, later)
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url)
     seen = []
 
     def vanish(frame, result, image):
@@ -284,33 +280,33 @@ def test_a_folder_that_disappears_mid_run_becomes_errors_and_the_run_goes_on(lin
     store.close()
     assert summary.status == "finished"
     assert summary.counts["PASS"] + summary.counts["FAIL"] == 6
-    errors = rows(tmp / "r.db", "SELECT image_path, error FROM inspections WHERE verdict = 'ERROR'")
+    errors = rows(db_url, "SELECT image_path, error FROM inspections WHERE verdict = 'ERROR'")
     assert errors and all("later" in path and error for path, error in errors)
 
 
-def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_costs_no_other_row(line):
+def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_costs_no_other_row(line, db_url):
     import os
 
-    pipeline, folder, tmp = line
+    pipeline, folder, _tmp = line
     weird = os.fsdecode(b"caf\xe9.png")  # as a name copied from an old Windows share arrives
     (folder / "p0.png").rename(folder / weird)
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url)
     summary = run_inspection(pipeline, store, FileSource([folder]))
     store.close()
     assert summary.status == "finished" and summary.inspected == 6
-    stored = [path for (path,) in rows(tmp / "r.db", "SELECT image_path FROM inspections")]
+    stored = [path for (path,) in rows(db_url, "SELECT image_path FROM inspections")]
     assert len(stored) == 6
     (escaped,) = [path for path in stored if "caf" in path]
     assert escaped.endswith("caf\\xe9.png")  # its byte, recoverable from the row
 
 
-def test_a_full_disk_is_the_error_a_run_ends_with_not_the_bookkeeping_after_it(line, monkeypatch):
+def test_a_full_disk_is_the_error_a_run_ends_with_not_the_bookkeeping_after_it(line, monkeypatch, db_url):
     import sqlalchemy
 
     from inspector.services import inspection_loop, writer
 
-    pipeline, folder, tmp = line
-    store = open_store(str(tmp / "r.db"))
+    pipeline, folder, _tmp = line
+    store = open_store(db_url)
 
     def disk_full(*args, **kwargs):
         raise sqlalchemy.exc.OperationalError("INSERT ...", {}, sqlite3.OperationalError("database or disk is full"))

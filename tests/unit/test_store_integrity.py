@@ -11,6 +11,8 @@ import sys
 import threading
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import IntegrityError
 
 from inspector.engine.image import write_image
 from inspector.engine.pipeline import InspectionPipeline
@@ -20,7 +22,7 @@ from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame
 from inspector.sources.hotfolder import HotFolderSource
 from inspector.store.database import open_store
-from tests.helpers import FramesFrom, TruthSegmenter, fixtured, fixtured_recipe
+from tests.helpers import FramesFrom, TruthSegmenter, fixtured, fixtured_recipe, rows
 
 
 @pytest.fixture
@@ -39,20 +41,15 @@ def pipeline_for(line) -> InspectionPipeline:
     return InspectionPipeline(recipe, segmenter=TruthSegmenter(scenes))
 
 
-def rows(db, sql):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def test_two_runs_on_one_database_at_once_store_each_image_once(line):
-    _, _, folder, tmp = line
-    db = tmp / "r.db"
-    open_store(str(db)).close()
+def test_two_runs_on_one_database_at_once_store_each_image_once(line, db_url):
+    _, _, folder, _tmp = line
+    db = db_url
+    open_store(db).close()
     start = threading.Barrier(2)
     summaries = []
 
     def station():
-        store = open_store(str(db))
+        store = open_store(db)
         pipeline = pipeline_for(line)
         pipeline.decode_side()  # the reference prepared before the race starts
         start.wait()
@@ -69,7 +66,7 @@ def test_two_runs_on_one_database_at_once_store_each_image_once(line):
     assert sum(s.skipped for s in summaries) == 6
 
 
-def test_a_second_writer_skips_a_row_stored_between_its_look_and_its_insert(line, monkeypatch):
+def test_a_second_writer_skips_a_row_stored_between_its_look_and_its_insert(line, monkeypatch, db_url):
     """The race two stations run: both see an image as new at the start, and the second
     writer's look comes before the first one's commit. The database refuses the second
     row; the writer looks again and skips it, without failing the run."""
@@ -77,8 +74,8 @@ def test_a_second_writer_skips_a_row_stored_between_its_look_and_its_insert(line
     from inspector.store.repository import InspectedBefore
 
     pipeline = pipeline_for(line)
-    _, _, folder, tmp = line
-    store = open_store(str(tmp / "r.db"))
+    _, _, folder, _tmp = line
+    store = open_store(db_url)
     run_inspection(pipeline, store, FileSource([folder]), RunSettings(read_ahead=0))
     looks = []
     real = writer.already_stored
@@ -93,44 +90,46 @@ def test_a_second_writer_skips_a_row_stored_between_its_look_and_its_insert(line
     store.close()
     assert len(looks) >= 2  # refused by the database, then looked again
     assert summary.status == "finished" and summary.inspected == 0 and summary.skipped == 6
-    assert rows(tmp / "r.db", "SELECT COUNT(*) FROM inspections") == [(6,)]
+    assert rows(db_url, "SELECT COUNT(*) FROM inspections") == [(6,)]
 
 
-def test_the_database_refuses_a_second_row_for_one_image_recipe_and_model(line):
+def test_the_database_refuses_a_second_row_for_one_image_recipe_and_model(line, db_url):
     pipeline = pipeline_for(line)
-    _, _, folder, tmp = line
-    store = open_store(str(tmp / "r.db"))
+    _, _, folder, _ = line
+    store = open_store(db_url)
     run_inspection(pipeline, store, FileSource([folder]), RunSettings(read_ahead=0))
     store.close()
-    with sqlite3.connect(tmp / "r.db") as conn, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        conn.execute(
+    engine = create_engine(db_url)
+    with engine.begin() as conn, pytest.raises(IntegrityError, match=r"uq_inspections_result|UNIQUE"):
+        conn.exec_driver_sql(
             "INSERT INTO inspections (run_id, recipe_id, recipe_sha256, model_sha256, product, image_path, "
             "image_sha256, verdict, defect_count, timings, total_ms, inspected_at, result_key) "
             "SELECT run_id, recipe_id, recipe_sha256, model_sha256, product, 'copy.png', image_sha256, verdict, "
             "defect_count, timings, total_ms, inspected_at, result_key FROM inspections LIMIT 1"
         )
+    engine.dispose()
 
 
-def test_empty_and_identical_broken_files_each_get_their_row_once(line):
+def test_empty_and_identical_broken_files_each_get_their_row_once(line, db_url):
     pipeline = pipeline_for(line)
-    _, _, folder, tmp = line
+    _, _, folder, _tmp = line
     for k in range(5):
         (folder / f"empty{k}.png").write_bytes(b"")
     for k in range(3):
         (folder / f"broken{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n broken the same way")
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url)
     first = run_inspection(pipeline, store, FileSource([folder]), RunSettings(read_ahead=0))
     again = run_inspection(pipeline, store, FileSource([folder]), RunSettings(read_ahead=0))
     store.close()
     assert first.counts["ERROR"] == 8 and first.inspected == 14 and first.skipped == 0
     assert again.inspected == 0 and again.skipped == 14
-    errors = rows(tmp / "r.db", "SELECT image_path FROM inspections WHERE verdict = 'ERROR'")
+    errors = rows(db_url, "SELECT image_path FROM inspections WHERE verdict = 'ERROR'")
     assert sorted(p.rsplit("/", 1)[-1] for (p,) in errors) == sorted(
         [f"empty{k}.png" for k in range(5)] + [f"broken{k}.png" for k in range(3)]
     )
 
 
-def test_a_file_that_changes_after_an_error_counts_only_in_its_final_state(line):
+def test_a_file_that_changes_after_an_error_counts_only_in_its_final_state(line, db_url):
     """A writer pausing longer than the hot folder's settling time: the partial file is
     an ERROR, the complete one PASS, and only the PASS stays."""
     pipeline = pipeline_for(line)
@@ -142,11 +141,11 @@ def test_a_file_that_changes_after_an_error_counts_only_in_its_final_state(line)
         return Frame(name=str(path), path=path, data=data, sha256=hashlib.sha256(data).hexdigest())
 
     states = [frame(whole[: len(whole) // 3]), frame(whole[: 2 * len(whole) // 3]), frame(whole)]
-    store = open_store(str(tmp / "r.db"))
+    store = open_store(db_url)
     summary = run_inspection(pipeline, store, FramesFrom(states, finite=False))
     store.close()
     assert summary.counts["ERROR"] == 2 and summary.counts["PASS"] == 1  # what it saw, as it saw it
-    assert rows(tmp / "r.db", "SELECT image_path, verdict FROM inspections") == [(str(path), "PASS")]
+    assert rows(db_url, "SELECT image_path, verdict FROM inspections") == [(str(path), "PASS")]
 
 
 def test_a_database_deleted_during_a_run_stops_it_with_a_clear_error(line):
@@ -285,3 +284,27 @@ def test_a_password_in_the_query_of_a_url_is_never_printed(url, capsys):
     main(["report", "--db", url, "--out", "r.html"])
     err = capsys.readouterr().err
     assert err and "s3cret" not in err
+
+
+def test_text_postgresql_would_refuse_is_stored_escaped_or_refused_up_front(line, db_url, tmp_path):
+    from inspector.cli import main
+    from inspector.errors import RecipeError
+    from inspector.recipe.io import load_recipe
+
+    pipeline = pipeline_for(line)
+    recipe_path = line[0].source
+    store = open_store(db_url)
+    frames = [Frame(name="odd.png", error="odd.png: the camera sent \x00\x00 where the header goes")]
+    summary = run_inspection(pipeline, store, FramesFrom(frames, finite=False))
+    store.close()
+    assert summary.counts["ERROR"] == 1
+    assert rows(db_url, "SELECT error FROM inspections") == [
+        ("odd.png: the camera sent \\x00\\x00 where the header goes",)
+    ]
+    long_name = recipe_path.read_text().replace("name: Label", "name: " + "L" * 201)
+    (tmp_path / "long.yaml").write_text(long_name)
+    with pytest.raises(RecipeError, match=r"product.name: at most 200 characters, got 201"):
+        load_recipe(tmp_path / "long.yaml")
+    with pytest.raises(SystemExit) as refused:  # argparse's usage error
+        main(["run", "--recipe", str(recipe_path), "--station", "S" * 201, str(line[2])])
+    assert refused.value.code == 2

@@ -252,3 +252,27 @@ def test_upgrading_keys_the_first_row_of_each_image_and_keeps_older_duplicates(t
 def rows_of(db, sql):
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
+
+
+def test_on_postgresql_a_new_database_has_the_schema_the_migrations_build(postgres_server):
+    """The same promise on a PostgreSQL server: models.py and the migrations agree, and a
+    database created by an older Inspector is brought up to date on open."""
+    from alembic import command
+
+    made, migrated = postgres_server.create_database(), postgres_server.create_database()
+    try:
+        open_store(made).close()
+        engine = create_engine(migrated)
+        with engine.begin() as connection:
+            _upgrade(connection, None, migrated)
+            command.downgrade(_alembic_config(connection), "0001")  # as an older Inspector left it
+        engine.dispose()
+        open_store(migrated).close()  # upgraded on open
+        assert schema(made) == schema(migrated)
+        engine = create_engine(migrated)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [(SCHEMA_REVISION,)]
+        engine.dispose()
+    finally:
+        postgres_server.drop_database(made)
+        postgres_server.drop_database(migrated)
