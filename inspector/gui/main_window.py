@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         if tab is not None:
             self.tabs.setCurrentIndex(int(tab))
         self.operate.source_edit.setText(self.settings.value("source") or "")
+        self.history.review_panel.operator.setText(self.settings.value("reviewer") or "")
         recent = self._recent()
         if recent:
             self.operate.recipe_edit.setText(recent[0])
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("tab", self.tabs.currentIndex())
         self.settings.setValue("source", self.operate.source_edit.text())
+        self.settings.setValue("reviewer", self.history.review_panel.reviewer())
         self.operate.shutdown()
         self.recipes.shutdown()
         self.history.shutdown()

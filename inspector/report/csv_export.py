@@ -11,9 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from inspector.report.query import ReportFilter
+from inspector.report.query import ReportFilter, part_reviews
 from inspector.store.models import Defect, Inspection
-from inspector.store.repository import latest_reviews
 
 INSPECTION_COLUMNS = (
     "inspection_id",
@@ -68,7 +67,7 @@ def defects_path(path: Path) -> Path:
 
 def write_csv(session: Session, flt: ReportFilter, path: Path) -> tuple[Path, Path]:
     """Write both CSV files; returns their paths."""
-    decision = latest_reviews()
+    decision = part_reviews()
     inspections = flt.apply(
         select(
             Inspection.id,

@@ -10,16 +10,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from inspector.errors import StoreError
-from inspector.store.models import Defect, Inspection, RecipeSnapshot, Run
-from inspector.store.repository import add_review, latest_reviews
+from inspector.store.models import Defect, Inspection, RecipeSnapshot, Review, Run
+from inspector.store.repository import add_review
 
 REJECTS_CAP = 200
+Decision = Literal["confirmed", "false_alarm"]
+
+
+def part_reviews():
+    """Subquery (inspection_id, decision) of each reviewed part's newest review of the
+    whole part.
+
+    An operator may change their mind; the last word is the one reports and lists show.
+    A review of one of its defects says nothing of the part as a whole, and is left out.
+    """
+    whole = Review.defect_id.is_(None)
+    newest = (
+        select(Review.inspection_id, func.max(Review.id).label("review_id"))
+        .where(whole)
+        .group_by(Review.inspection_id)
+        .subquery()
+    )
+    return select(Review.inspection_id, Review.decision).join(newest, Review.id == newest.c.review_id).subquery()
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,7 @@ def _kpis(session: Session, flt: ReportFilter) -> Kpis:
             )
         )
     ).one()
-    reviewed = latest_reviews()
+    reviewed = part_reviews()
     reviews = dict(
         session.execute(
             flt.apply(
@@ -226,7 +245,7 @@ def _rate_over_time(session: Session, flt: ReportFilter, bucket: str) -> list[tu
 def _rejects(session: Session, flt: ReportFilter, cap: int) -> tuple[list[Reject], int]:
     base = flt.apply(select(Inspection.id).where(Inspection.verdict == "FAIL"))
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    decided = latest_reviews()
+    decided = part_reviews()
     rows = session.execute(
         flt.apply(
             select(
@@ -306,7 +325,8 @@ class HistoryRow:
 
 @dataclass(frozen=True)
 class InspectionDetail:
-    """One stored inspection as History shows it: where its pictures are, and its defects."""
+    """One stored inspection as History shows it: where its pictures are, its defects,
+    and the newest review of the part and of each defect."""
 
     inspection_id: int
     image_path: str
@@ -315,6 +335,9 @@ class InspectionDetail:
     error: str | None
     outlines: tuple  # (K, 2) float32 polygons, one per defect
     labels: tuple[str, ...]  # "label score", one per defect
+    defect_ids: tuple[int, ...] = ()  # one per defect, in the order of ``outlines``
+    defect_reviews: tuple[str | None, ...] = ()  # the newest decision on each defect, or None
+    review: str | None = None  # the newest decision on the part as a whole, or None
 
 
 def history(store, flt: ReportFilter, *, limit: int = HISTORY_LIMIT) -> tuple[list[str], list[HistoryRow]]:
@@ -325,7 +348,7 @@ def history(store, flt: ReportFilter, *, limit: int = HISTORY_LIMIT) -> tuple[li
     """
     with store.transaction("History cannot be read") as session:
         products = sorted(session.scalars(select(Inspection.product).distinct()))
-        decided = latest_reviews()
+        decided = part_reviews()
         rows = session.execute(
             flt.apply(
                 select(
@@ -347,7 +370,7 @@ def history(store, flt: ReportFilter, *, limit: int = HISTORY_LIMIT) -> tuple[li
 
 
 def inspection_detail(store, inspection_id: int) -> InspectionDetail:
-    """One inspection with its defects' outlines.
+    """One inspection with its defects' outlines and reviews.
 
     Raises:
         StoreError: it cannot be read, or there is no such inspection.
@@ -356,7 +379,12 @@ def inspection_detail(store, inspection_id: int) -> InspectionDetail:
         inspection = session.get(Inspection, inspection_id)
         if inspection is None:
             raise StoreError(f"{store.url}: there is no inspection #{inspection_id}")
-        defects = session.scalars(select(Defect).where(Defect.inspection_id == inspection_id)).all()
+        defects = session.scalars(select(Defect).where(Defect.inspection_id == inspection_id).order_by(Defect.id)).all()
+        decided: dict[int | None, str] = {}  # defect id (None: the whole part) -> newest decision
+        for defect_id, decision in session.execute(
+            select(Review.defect_id, Review.decision).where(Review.inspection_id == inspection_id).order_by(Review.id)
+        ):
+            decided[defect_id] = decision
         return InspectionDetail(
             inspection_id,
             inspection.image_path,
@@ -365,17 +393,50 @@ def inspection_detail(store, inspection_id: int) -> InspectionDetail:
             inspection.error,
             tuple(np.array(d.outline, np.float32).reshape(-1, 2) for d in defects),
             tuple(f"{d.label} {d.score:.2f}" for d in defects),
+            tuple(d.id for d in defects),
+            tuple(decided.get(d.id) for d in defects),
+            decided.get(None),
         )
 
 
-def record_review(store, inspection_id: int, decision: str, *, operator: str = "", note: str = "") -> None:
-    """Store an operator's review of an inspection ("confirmed" or "false_alarm").
+def record_review(
+    store,
+    inspection_id: int,
+    decision: Decision,
+    *,
+    defect_id: int | None = None,
+    operator: str = "",
+    note: str = "",
+) -> None:
+    """Store an operator's review of an inspection, or of one of its defects.
+
+    Args:
+        decision: "confirmed" or "false_alarm".
+        defect_id: the defect reviewed; None reviews the part as a whole.
+        operator: who reviewed it.
+        note: what they had to say, if anything.
 
     Raises:
-        StoreError: it cannot be written (a locked database), naming the database.
+        StoreError: there is no such inspection, or no such defect of it, or it cannot
+            be written (a locked database), naming the database.
     """
     with store.transaction(f"inspection #{inspection_id} was not reviewed") as session:
-        add_review(session, inspection_id=inspection_id, decision=decision, operator=operator, note=note)
+        if session.get(Inspection, inspection_id) is None:
+            raise StoreError(f"{store.url}: there is no inspection #{inspection_id}; it was not reviewed")
+        if defect_id is not None:
+            defect = session.get(Defect, defect_id)
+            if defect is None or defect.inspection_id != inspection_id:
+                raise StoreError(
+                    f"{store.url}: inspection #{inspection_id} has no defect #{defect_id}; it was not reviewed"
+                )
+        add_review(
+            session,
+            inspection_id=inspection_id,
+            decision=decision,
+            defect_id=defect_id,
+            operator=operator.strip(),
+            note=note.strip(),
+        )
 
 
 def run_numbers(store, run_id: int) -> tuple[bool, int | None, int | None]:

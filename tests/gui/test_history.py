@@ -1,8 +1,12 @@
-"""The History tab's detail pane: pictures are read off the GUI thread."""
+"""The History tab: pictures read off the GUI thread, and reviews stored on the inspection
+on show, under the reviewer's name, from the mouse or the keyboard."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
+from PySide6.QtCore import Qt
 
 from inspector.gui.widgets.history import HistoryWorkspace
 from inspector.services.inspection_loop import run_inspection
@@ -18,6 +22,10 @@ def history(qtbot, line):  # noqa: F811
     run_inspection(pipeline, store, FileSource([folder]))
     workspace = HistoryWorkspace(lambda: store)
     qtbot.addWidget(workspace)
+    workspace.resize(1200, 800)
+    workspace.show()
+    qtbot.waitExposed(workspace)
+    qtbot.keyClicks(workspace.review_panel.operator, "Ana")
     workspace.refresh()
     yield workspace
     workspace.shutdown()
@@ -25,6 +33,29 @@ def history(qtbot, line):  # noqa: F811
 
 def _rows(history, verdict: str) -> list[int]:
     return [r for r in range(history.table.rowCount()) if history.table.item(r, 3).text() == verdict]
+
+
+def _ident(history, row: int) -> int:
+    return int(history.table.item(row, 0).text())
+
+
+def _click_row(qtbot, history, row: int) -> None:
+    table = history.table
+    table.scrollToItem(table.item(row, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(table.item(row, 1)).center())
+
+
+def _on_show(history) -> int | None:
+    """The inspection whose picture and caption are up, once they are."""
+    return None if history._on_show is None else history._on_show.inspection_id
+
+
+def _reviews(made) -> list[tuple]:
+    """The stored reviews, oldest first, of the ``line`` fixture's database."""
+    _, _, tmp = made
+    sql = "SELECT inspection_id, defect_id, decision, operator, note FROM reviews ORDER BY id"
+    with sqlite3.connect(tmp / "r.db") as conn:
+        return conn.execute(sql).fetchall()
 
 
 def test_a_selected_inspection_shows_its_image_and_defects(history, qtbot):
@@ -68,7 +99,7 @@ def test_a_review_is_stored_off_the_gui_thread(history, qtbot):
     assert not history.confirm.isEnabled()  # one review at a time
     qtbot.waitUntil(lambda: history.table.item(fail, 5).text() == "confirmed", timeout=10_000)
     qtbot.waitUntil(lambda: not history._reviewing, timeout=10_000)  # its worker waited for and deleted
-    assert history.confirm.isEnabled()
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)  # the next reject, once its picture is up
 
 
 def test_worker_failures_name_the_file_or_the_locked_database():
@@ -100,3 +131,99 @@ def test_the_review_buttons_follow_the_reject_on_show_while_a_review_is_stored(h
     qtbot.waitUntil(lambda: not history._reviewing, timeout=10_000)
     qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)  # the second reject's, once its picture is up
     assert history._on_show.inspection_id == int(history.table.item(second, 0).text())
+
+
+def test_after_a_refresh_under_another_filter_the_review_goes_to_the_inspection_on_show(history, qtbot, line):  # noqa: F811
+    everything = [_ident(history, r) for r in range(history.table.rowCount())]
+    fails = [_ident(history, r) for r in _rows(history, "FAIL")]
+    oldest_fail = fails[-1]
+    _click_row(qtbot, history, everything.index(oldest_fail))
+    qtbot.waitUntil(lambda: _on_show(history) == oldest_fail and history.confirm.isEnabled(), timeout=10_000)
+    assert history.detail.text().startswith(f"#{oldest_fail} FAIL")
+
+    # Only the rejects: the row the selection had is another inspection's now.
+    qtbot.keyClick(history.verdict, Qt.Key.Key_Down)  # (all), FAIL, PASS, ERROR
+    assert history.verdict.currentText() == "FAIL"
+    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    assert history.table.rowCount() == len(fails)
+    qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=10_000)
+    selected = history._selected_id()
+    assert selected == oldest_fail == _on_show(history)  # the same inspection, on its new row
+    assert history.detail.text().startswith(f"#{oldest_fail} FAIL")
+
+    qtbot.keyClicks(history.review_panel.note, "burr on the rim")
+    qtbot.mouseClick(history.confirm, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _reviews(line) != [], timeout=10_000)
+    assert _reviews(line) == [(oldest_fail, None, "confirmed", "Ana", "burr on the rim")]
+
+    # A passed part selected, then only the rejects: the pane follows the selection there too.
+    qtbot.keyClick(history.verdict, Qt.Key.Key_Down)
+    assert history.verdict.currentText() == "PASS"
+    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _on_show(history) == history._selected_id() is not None, timeout=10_000)
+    assert not history.confirm.isEnabled()  # a passed part is not reviewed
+    qtbot.keyClick(history.verdict, Qt.Key.Key_Up)
+    assert history.verdict.currentText() == "FAIL"
+    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    assert history.view.image_size is None or _on_show(history) == history._selected_id()
+    qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=10_000)
+    assert _on_show(history) == history._selected_id() == fails[0]
+    assert history.detail.text().startswith(f"#{fails[0]} FAIL")
+
+
+def test_without_a_reviewer_name_nothing_is_stored(history, qtbot, line):  # noqa: F811
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)
+    history.review_panel.operator.selectAll()
+    qtbot.keyClick(history.review_panel.operator, Qt.Key.Key_Backspace)
+    assert not history.confirm.isEnabled() and "name" in history.confirm.toolTip()
+    history.table.setFocus()
+    qtbot.keyClick(history.table, Qt.Key.Key_C)
+    assert history.review("confirmed") is None and not history._reviewing
+    assert _reviews(line) == []
+    qtbot.keyClicks(history.review_panel.operator, "Ben")
+    assert history.confirm.isEnabled()
+
+
+def test_rejects_are_reviewed_from_the_keyboard_one_after_the_other(history, qtbot, line):  # noqa: F811
+    fails = [_ident(history, r) for r in _rows(history, "FAIL")]
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=10_000)
+    history.table.setFocus()
+    qtbot.keyClick(history.table, Qt.Key.Key_N)  # the next reject
+    qtbot.waitUntil(lambda: _on_show(history) == fails[1], timeout=10_000)
+    qtbot.keyClick(history.table, Qt.Key.Key_P)  # back to the first
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.keyClick(history.table, Qt.Key.Key_C)  # confirmed; the next reject comes up
+    qtbot.waitUntil(lambda: _on_show(history) == fails[1] and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.keyClick(history.table, Qt.Key.Key_F)  # a false alarm; the next one
+    qtbot.waitUntil(lambda: _on_show(history) == fails[2] and history.confirm.isEnabled(), timeout=10_000)
+    assert [r[:4] for r in _reviews(line)] == [
+        (fails[0], None, "confirmed", "Ana"),
+        (fails[1], None, "false_alarm", "Ana"),
+    ]
+    reviewed = {_ident(history, r): history.table.item(r, 5).text() for r in _rows(history, "FAIL")}
+    assert reviewed == {fails[0]: "confirmed", fails[1]: "false alarm", fails[2]: ""}
+    # Letters typed in the note are the note's, not decisions.
+    history.review_panel.note.setFocus()
+    qtbot.keyClicks(history.review_panel.note, "cf")
+    assert history.review_panel.note.text() == "cf" and len(_reviews(line)) == 2
+
+
+def test_one_defect_of_a_reject_is_reviewed_on_its_own(history, qtbot, line):  # noqa: F811
+    fails = [_ident(history, r) for r in _rows(history, "FAIL")]
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=10_000)
+    targets = history.review_panel.targets
+    assert targets.count() == 1 + len(history._on_show.defect_ids) >= 2
+    assert targets.item(0).text() == "Whole part" and targets.item(1).text().startswith("1: ")
+    last = targets.count() - 1
+    at = targets.visualItemRect(targets.item(last)).center()
+    qtbot.mouseClick(targets.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    defect_id = history._on_show.defect_ids[-1]
+    qtbot.keyClick(targets, Qt.Key.Key_F)
+    qtbot.waitUntil(lambda: _reviews(line) != [], timeout=10_000)
+    assert _reviews(line) == [(fails[0], defect_id, "false_alarm", "Ana", "")]
+    qtbot.waitUntil(lambda: _on_show(history) == fails[1], timeout=10_000)  # its last defect: the next reject
+    row = _rows(history, "FAIL")[0]
+    assert history.table.item(row, 5).text() == ""  # the part as a whole is not reviewed
+    _click_row(qtbot, history, row)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0], timeout=10_000)
+    assert targets.item(last).text().endswith(" - false alarm") and targets.item(0).text() == "Whole part"

@@ -25,6 +25,7 @@ from inspector.engine.image import read_image
 from inspector.errors import InspectorError
 from inspector.gui import render
 from inspector.gui.widgets.image_view import ImageView, qimage_from_bgr
+from inspector.gui.widgets.review_panel import REVIEW_NAMES, ReviewPanel
 from inspector.report.query import (
     HISTORY_LIMIT,
     InspectionDetail,
@@ -34,17 +35,18 @@ from inspector.report.query import (
     record_review,
 )
 
-REVIEW_NAMES = {"confirmed": "confirmed", "false_alarm": "false alarm"}
 _ALL = "(all)"
+_REVIEW_COLUMN = 5
 
 
-def _picture(shown: InspectionDetail) -> tuple[InspectionDetail, QImage | None, QImage | None, InspectorError | None]:
-    """(shown, image, overlay to draw on it, why the image could not be read), as
-    QImages made here, on the worker thread.
+def _picture(store, ident: int) -> tuple[InspectionDetail, QImage | None, QImage | None, InspectorError | None]:
+    """(the inspection, its image, the overlay to draw on it, why the image could not be
+    read), read from the store and made into QImages here, on the worker thread.
 
     A file that is gone, or a camera frame that was never saved (by default only FAIL
     frames are), falls back to the overlay picture saved with the result, if any.
     """
+    shown = inspection_detail(store, ident)
     try:
         image = read_image(shown.image_path)
     except InspectorError as exc:
@@ -55,7 +57,8 @@ def _picture(shown: InspectionDetail) -> tuple[InspectionDetail, QImage | None, 
                 pass
         return shown, None, None, exc
     canvas = render.blank((image.shape[1], image.shape[0]))
-    render.outlines(canvas, list(shown.outlines), render.DEFECT, labels=list(shown.labels))
+    labels = [f"{k}: {label}" for k, label in enumerate(shown.labels, start=1)]  # as the review list names them
+    render.outlines(canvas, list(shown.outlines), render.DEFECT, labels=labels)
     return shown, qimage_from_bgr(image), qimage_from_bgr(canvas), None
 
 
@@ -69,7 +72,7 @@ class HistoryWorkspace(QWidget):
         self._export = None  # the worker writing a report
         self._reviewing: list = []  # workers storing reviews
         self._on_show: InspectionDetail | None = None  # the inspection whose picture the pane shows
-        self._wanted: InspectionDetail | None = None  # the selected inspection, until its picture is being read
+        self._wanted: int | None = None  # the selected inspection, until its picture is being read
         self._loader = None  # the worker reading a picture
         self.product = QComboBox()
         self.verdict = QComboBox()
@@ -77,8 +80,8 @@ class HistoryWorkspace(QWidget):
         today = QDate.currentDate()
         self.since = QDateEdit(today.addDays(-30), calendarPopup=True)
         self.until = QDateEdit(today, calendarPopup=True)
-        refresh = QPushButton("Refresh")
-        refresh.clicked.connect(self.refresh)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
         self.export_format = QComboBox()
         self.export_format.addItems(["html", "pdf", "csv"])
         export = QPushButton("Export…")
@@ -92,7 +95,7 @@ class HistoryWorkspace(QWidget):
         ):
             filters.addWidget(QLabel(label))
             filters.addWidget(widget)
-        filters.addWidget(refresh)
+        filters.addWidget(self.refresh_button)
         filters.addStretch(1)
         filters.addWidget(self.export_format)
         filters.addWidget(export)
@@ -107,17 +110,15 @@ class HistoryWorkspace(QWidget):
         self.view = ImageView()
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
-        self.confirm = QPushButton("Defect confirmed")
-        self.false_alarm = QPushButton("False alarm")
-        self.confirm.clicked.connect(lambda: self.review("confirmed"))
-        self.false_alarm.clicked.connect(lambda: self.review("false_alarm"))
-        review_row = QHBoxLayout()
-        review_row.addWidget(self.confirm)
-        review_row.addWidget(self.false_alarm)
+        self.review_panel = ReviewPanel(self)
+        self.review_panel.review.connect(self.review)
+        self.review_panel.step.connect(self.step)
+        self.review_panel.operator_changed.connect(lambda _: self._update_review_buttons())
+        self.confirm, self.false_alarm = self.review_panel.confirm, self.review_panel.false_alarm
         right = QVBoxLayout()
         right.addWidget(self.view, 1)
         right.addWidget(self.detail)
-        right.addLayout(review_row)
+        right.addWidget(self.review_panel)
         right_widget = QWidget()
         right_widget.setLayout(right)
         split = QSplitter()
@@ -169,25 +170,37 @@ class HistoryWorkspace(QWidget):
         self.product.addItems([_ALL, *products])
         self.product.setCurrentText(current if current in products else _ALL)
         self.product.blockSignals(False)
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            values = (
-                str(row.inspection_id),
-                f"{row.inspected_at:%Y-%m-%d %H:%M:%S}",
-                row.product,
-                row.verdict,
-                row.error or str(row.defect_count),
-                REVIEW_NAMES.get(row.review, ""),
-                "" if row.anomaly_score is None else f"{row.anomaly_score:.3g}",
-            )
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                item.setData(Qt.ItemDataRole.UserRole, row.inspection_id)
-                self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
-        if rows and not self.table.selectionModel().selectedRows():
+        kept = self._selected_id()
+        # The rows are replaced under a selection kept by row number: without care the
+        # pane would go on showing (and reviewing) the inspection that was on that row.
+        self.table.blockSignals(True)
+        try:
+            self.table.clearSelection()
+            self.table.setRowCount(len(rows))
+            for r, row in enumerate(rows):
+                values = (
+                    str(row.inspection_id),
+                    f"{row.inspected_at:%Y-%m-%d %H:%M:%S}",
+                    row.product,
+                    row.verdict,
+                    row.error or str(row.defect_count),
+                    REVIEW_NAMES.get(row.review, ""),
+                    "" if row.anomaly_score is None else f"{row.anomaly_score:.3g}",
+                )
+                for c, value in enumerate(values):
+                    item = QTableWidgetItem(value)
+                    item.setData(Qt.ItemDataRole.UserRole, row.inspection_id)
+                    self.table.setItem(r, c, item)
+            self.table.resizeColumnsToContents()
+            ids = [row.inspection_id for row in rows]
             fails = [r for r, row in enumerate(rows) if row.verdict == "FAIL"]
-            self.table.selectRow(fails[0] if fails else 0)  # show something: the newest reject
+            if kept in ids:
+                self.table.selectRow(ids.index(kept))
+            elif rows:
+                self.table.selectRow(fails[0] if fails else 0)  # show something: the newest reject
+        finally:
+            self.table.blockSignals(False)
+        self._selected()  # the pane follows the selection, whichever inspection is on its row
         shown = f"{len(rows)} inspections" + (
             f" (newest {HISTORY_LIMIT}; export for all)" if len(rows) == HISTORY_LIMIT else ""
         )
@@ -198,36 +211,39 @@ class HistoryWorkspace(QWidget):
         return self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole) if rows else None
 
     def _selected(self) -> None:
-        ident = self._selected_id()
-        if ident is None:
-            self._set_review_enabled(False)
-            return
-        try:
-            shown = inspection_detail(self.store(), ident)
-        except InspectorError as exc:
-            self.message.emit(str(exc), True)
-            return
         # Until its picture is shown, the pane holds no other inspection's picture to be
         # reviewed by mistake.
+        ident = self._selected_id()
         self._on_show = None
         self._set_review_enabled(False)
         self.view.set_image(None)
-        self.detail.setText(f"#{ident} {shown.verdict} - loading {Path(shown.image_path).name}…")
-        self._wanted = shown
+        self.review_panel.show_detail(None)
+        if ident is None:
+            self._wanted = None
+            self.detail.setText("")
+            return
+        self.detail.setText(f"#{ident} - loading…")
+        self._wanted = ident
         self._load_picture()
 
     def _load_picture(self) -> None:
-        """Read the wanted inspection's picture on a worker thread: a 12-megapixel image
-        takes about 80 ms to decode, longer than the GUI thread may block. One read at a
-        time; rows selected meanwhile are skipped over to the last one."""
+        """Read the wanted inspection and its picture on a worker thread: a 12-megapixel
+        image takes about 80 ms to decode, longer than the GUI thread may block, and the
+        database may be busy with a station's run. One read at a time; rows selected
+        meanwhile are skipped over to the last one."""
         from inspector.gui.workers import TaskWorker
 
         if self._wanted is None or self._loader is not None:
             return
-        shown, self._wanted = self._wanted, None
-        self._loader = TaskWorker(lambda: _picture(shown), self)
+        try:
+            store = self.store()
+        except InspectorError as exc:
+            self.message.emit(str(exc), True)
+            return
+        ident, self._wanted = self._wanted, None
+        self._loader = TaskWorker(lambda: _picture(store, ident), self)
         self._loader.done.connect(self._show_picture)
-        self._loader.failed.connect(lambda text: self._picture_failed(shown, text))
+        self._loader.failed.connect(lambda text: self._picture_failed(ident, text))
         self._loader.finished.connect(self._loader_finished)
         self._loader.start()
 
@@ -238,12 +254,10 @@ class HistoryWorkspace(QWidget):
             loader.deleteLater()
         self._load_picture()
 
-    def _picture_failed(self, shown: InspectionDetail, text: str) -> None:
+    def _picture_failed(self, ident: int, text: str) -> None:
         self.message.emit(text, True)
-        if shown.inspection_id == self._selected_id():
-            self.detail.setText(f"#{shown.inspection_id} {shown.verdict} - {Path(shown.image_path).name}: {text}")
-            self._on_show = shown
-            self._update_review_buttons()
+        if ident == self._selected_id():
+            self.detail.setText(f"#{ident}: {text}")
 
     def _show_picture(self, loaded) -> None:
         shown, image, overlay, problem = loaded
@@ -251,6 +265,7 @@ class HistoryWorkspace(QWidget):
         if ident != self._selected_id():  # another row was selected meanwhile
             return
         self._on_show = shown
+        self.review_panel.show_detail(shown)
         self._update_review_buttons()
         name = Path(shown.image_path).name
         self.view.set_image(image)
@@ -277,20 +292,28 @@ class HistoryWorkspace(QWidget):
         )
 
     def _set_review_enabled(self, enabled: bool) -> None:
-        self.confirm.setEnabled(enabled)
-        self.false_alarm.setEnabled(enabled)
+        self.review_panel.set_enabled(enabled)
 
     def review(self, decision: str):
-        """Store a review of the selected reject on a worker thread (the database may be
-        busy with a station's run); returns the worker, or None when nothing is selected."""
+        """Store a review of the reject on show (or of the defect chosen in it) under the
+        reviewer's name, on a worker thread (the database may be busy with a station's
+        run); once stored, the next defect or reject comes up. Returns the worker, or
+        None when nothing may be reviewed now."""
         from inspector.gui.workers import TaskWorker
 
-        ident = self._selected_id()
-        if ident is None:
+        shown = self._on_show
+        operator = self.review_panel.reviewer()
+        if shown is None or shown.verdict != "FAIL" or shown.inspection_id != self._selected_id() or self._reviewing:
             return None
+        if not operator:
+            self.message.emit("Enter your name as reviewer first: each review is stored under it.", True)
+            return None
+        ident, defect_id, note = shown.inspection_id, self.review_panel.target(), self.review_panel.note.text()
         store = self.store()
-        worker = TaskWorker(lambda: record_review(store, ident, decision), self)
-        worker.done.connect(lambda _: self._reviewed(ident, decision))
+        worker = TaskWorker(
+            lambda: record_review(store, ident, decision, defect_id=defect_id, operator=operator, note=note), self
+        )
+        worker.done.connect(lambda _: self._reviewed(ident, defect_id, decision))
         worker.failed.connect(lambda text: self.message.emit(text, True))
         worker.finished.connect(lambda: self._worker_done(worker))
         self._reviewing.append(worker)
@@ -298,11 +321,31 @@ class HistoryWorkspace(QWidget):
         worker.start()
         return worker
 
-    def _reviewed(self, ident: int, decision: str) -> None:
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == ident:
-                self.table.item(row, 5).setText(REVIEW_NAMES[decision])
-        self.message.emit(f"Inspection #{ident} reviewed: {decision.replace('_', ' ')}", False)
+    def _reviewed(self, ident: int, defect_id: int | None, decision: str) -> None:
+        what = f"inspection #{ident}" if defect_id is None else f"defect #{defect_id} of inspection #{ident}"
+        self.message.emit(f"Reviewed {what}: {REVIEW_NAMES[decision]}", False)
+        if defect_id is None:
+            for row in range(self.table.rowCount()):
+                if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == ident:
+                    self.table.item(row, _REVIEW_COLUMN).setText(REVIEW_NAMES[decision])
+        if self._on_show is None or self._on_show.inspection_id != ident:
+            return  # the reviewer has moved on already
+        self.review_panel.mark(defect_id, decision)
+        self.review_panel.note.clear()
+        if not self.review_panel.next_target(defect_id):
+            self.step(1)
+
+    def step(self, direction: int) -> None:
+        """Select the next (+1, further down the list: older) or previous (-1) reject."""
+        rows = self.table.selectionModel().selectedRows()
+        here = rows[0].row() if rows else -1
+        fails = [r for r in range(self.table.rowCount()) if self.table.item(r, 3).text() == "FAIL"]
+        ahead = [r for r in fails if r > here] if direction > 0 else [r for r in reversed(fails) if r < here]
+        if not ahead:
+            self.message.emit(f"No {'older' if direction > 0 else 'newer'} reject in this list.", False)
+            return
+        self.table.selectRow(ahead[0])
+        self.table.scrollToItem(self.table.item(ahead[0], 0))
 
     def _worker_done(self, worker) -> None:
         worker.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts
