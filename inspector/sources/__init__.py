@@ -83,12 +83,14 @@ def open_source(spec: str | Sequence[str], options: SourceOptions | None = None)
     separated by ``;``.
 
     Raises:
-        SourceError: a video file that does not exist (it would be waited for as a
-            stream), a file given as the folder to watch, a bad option.
+        SourceError: a file or folder that does not exist (a mistyped source is said
+            before a run starts, not stored as an ERROR inspection), a video file that
+            does not exist (it would be waited for as a stream), a file given as the
+            folder to watch, a bad option.
     """
     options = options or SourceOptions()
     if not isinstance(spec, str):
-        return FileSource(list(spec), recursive=options.recursive)
+        return _files(list(spec), options)
     text = spec.strip()
     if text.startswith("camera:"):
         return _camera(parse_camera(text.removeprefix("camera:")), options)
@@ -102,4 +104,15 @@ def open_source(spec: str | Sequence[str], options: SourceOptions | None = None)
         if not Path(video).is_file():  # else it would be taken for a stream and waited for forever
             raise SourceError(f"{video}: no such video file")
         return _camera(video, options)
-    return FileSource([p for p in (part.strip() for part in text.split(";")) if p], recursive=options.recursive)
+    return _files([p for p in (part.strip() for part in text.split(";")) if p], options)
+
+
+def _files(paths: list[str], options: SourceOptions) -> FileSource:
+    """Files and folders, each of which must exist. A file that goes missing once the run
+    has started is an ERROR row naming it; one that was never there is a typing mistake."""
+    if not paths:
+        raise SourceError("no image file or folder given")
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise SourceError(f"{', '.join(missing)}: no such file or folder")
+    return FileSource(paths, recursive=options.recursive)

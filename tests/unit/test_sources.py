@@ -203,10 +203,17 @@ def test_one_dispatch_turns_what_a_user_typed_into_a_source(tmp_path):
     assert open_source("rtsp://cam1/stream").target == "rtsp://cam1/stream"
     watched = open_source(f"watch:{tmp_path / 'in'}", SourceOptions(sort=True, settle=0.2))
     assert isinstance(watched, HotFolderSource) and watched.sort and watched.settle == 0.2 and not watched.finite
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "b").mkdir()
     files = open_source(f"{tmp_path / 'a.png'}; {tmp_path / 'b'}", SourceOptions(recursive=True))
     assert isinstance(files, FileSource) and files.finite and files.recursive
     assert files.paths == [tmp_path / "a.png", tmp_path / "b"]
+    (tmp_path / "x y;z.png").write_bytes(b"x")
     assert open_source([str(tmp_path / "x y;z.png")]).paths == [tmp_path / "x y;z.png"]  # a list is taken as it is
+    with pytest.raises(SourceError, match=r"^\S*parst: no such file or folder$"):  # mistyped: refused, not a run
+        open_source(str(tmp_path / "parst"))
+    with pytest.raises(SourceError, match=r"gone\.png: no such file or folder"):
+        open_source([str(tmp_path / "a.png"), str(tmp_path / "gone.png")])
     with pytest.raises(SourceError, match=r"line\.mkv: no such video file"):
         open_source(str(tmp_path / "line.mkv"))
     with pytest.raises(SourceError, match=r"clip: no such video file"):

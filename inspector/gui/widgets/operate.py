@@ -213,6 +213,9 @@ class OperateWorkspace(QWidget):
             return
         triggered = isinstance(self._source, CameraSource) and self._source.trigger_mode == "software"
         self.trigger_button.setEnabled(triggered)
+        self._show_verdict("")  # nothing of the last run stays up as if it were this one's
+        self.view.set_image(None)
+        self.current.setText("")
         self._counts.clear()
         self._latencies.clear()
         self._started = time.monotonic()
@@ -272,7 +275,9 @@ class OperateWorkspace(QWidget):
         self.current.setText(
             f"{Path(name).name}" + (f"\n{result.error}" if result.error else f"\n{len(result.findings)} defect(s)")
         )
-        if image is not None:
+        if image is None:  # not decoded (an ERROR): the last part's picture is not this verdict's
+            self.view.set_image(None)
+        else:
             picture, overlay = pictures  # from result_pictures(), on the inspection thread
             self.view.set_image(picture)
             self.view.set_overlay(overlay)
