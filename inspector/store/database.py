@@ -46,6 +46,7 @@ class Store:
     images_dir: Path
     sqlite_path: Path | None = None  # the file, for a SQLite database
     file_identity: tuple[int, int] | None = None  # the SQLite file's (device, inode) when opened
+    schema_was: str | None = None  # the schema revision it had before opening (None: new)
 
     def session(self) -> Session:
         return self.sessions()
@@ -97,6 +98,8 @@ def database_problem(exc: BaseException) -> str:
     if "locked" in str(exc):  # SQLite's busy timeout ran out
         return "the database is locked by another program; try again when it is done"
     said = str(getattr(exc, "orig", None) or exc.__cause__ or exc)
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501":  # a server's "insufficient privilege"
+        return f"{said}: this login may not do that (a schema upgrade is the owner's: `inspector db upgrade`)"
     if _DAMAGE.search(said):
         return f"the database file is damaged ({said}); {_DAMAGE_ADVICE}"
     return said
@@ -169,12 +172,12 @@ def _alembic_version_table() -> Table:
     )
 
 
-def _migrate(engine: Engine, url: str) -> None:
+def _migrate(engine: Engine, url: str) -> str | None:
+    """Bring the schema up to date; returns the revision it had (None: it was new)."""
     for attempt in range(2):
         try:
             with engine.begin() as connection:
-                _bring_up_to_date(connection, url)
-            return
+                return _bring_up_to_date(connection, url)
         except SQLAlchemyError:
             # Two stations creating the same new database at once: one finds a table
             # the other has just made. A second look finds the database complete.
@@ -183,7 +186,7 @@ def _migrate(engine: Engine, url: str) -> None:
             time.sleep(0.2)
 
 
-def _bring_up_to_date(connection, url: str) -> None:
+def _bring_up_to_date(connection, url: str) -> str | None:
     tables = set(inspect(connection).get_table_names())
     current = None
     if "alembic_version" in tables:
@@ -200,6 +203,7 @@ def _bring_up_to_date(connection, url: str) -> None:
         raise StoreError(f"{url}: already has a table {clash!r} that is not Inspector's; use another database")
     elif current != SCHEMA_REVISION:
         _upgrade(connection, current, url)
+    return current
 
 
 def _create_schema(connection) -> None:
@@ -318,7 +322,7 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         event.listen(engine, "connect", _sqlite_pragmas if create else _reader_pragmas)
         event.listen(engine, "handle_error", _refuse_damage(shown))
     try:
-        _migrate(engine, shown)
+        schema_was = _migrate(engine, shown)
     except StoreError:
         engine.dispose()
         raise
@@ -338,4 +342,17 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         images_dir=Path(images_dir),
         sqlite_path=sqlite_path,
         file_identity=identity,
+        schema_was=schema_was,
     )
+
+
+def check_sqlite_file(path: Path) -> list[str]:
+    """SQLite's full integrity check of a results file, read-only: the problems it finds
+    (none: sound). Slow on large files (about a second per 100 MB), so not done on every
+    open: damage a run or report meets is said as it is met (see ``_refuse_damage``)."""
+    try:
+        with closing(sqlite3.connect(_read_only_uri(path), uri=True)) as conn:
+            found = [line for (line,) in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    return [] if found == ["ok"] else found

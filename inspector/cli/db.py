@@ -1,0 +1,60 @@
+"""``inspector db``: the results database itself, for the person who looks after it."""
+
+from __future__ import annotations
+
+import argparse
+
+from inspector.errors import InspectorError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "db",
+        help="create, upgrade or check a results database",
+        description=(
+            "Look after a results database: bring its schema to this version's (a new database gets "
+            "it whole), or check a SQLite file for damage. See db/README.md for a central PostgreSQL."
+        ),
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, helped in (
+        ("upgrade", "create the schema, or upgrade it to this version's (run as the database's owner)"),
+        ("check", "check a database: a SQLite file's pages, a server's schema revision"),
+    ):
+        action = actions.add_parser(name, help=helped, description=helped)
+        action.add_argument("--db", required=True, help="SQLAlchemy URL or SQLite file")
+        action.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inspector.store.database import SCHEMA_REVISION, check_sqlite_file, open_store
+
+    sqlite_file = None
+    if "://" not in args.db or args.db.startswith("sqlite:///"):
+        sqlite_file = Path(args.db.removeprefix("sqlite:///")).expanduser()
+    if args.action == "check" and sqlite_file is not None:
+        if not sqlite_file.is_file():
+            raise InspectorError(f"{sqlite_file}: no such database")
+        problems = check_sqlite_file(sqlite_file)  # before opening: a damaged file is not opened
+        for problem in problems[:20]:
+            print(f"{sqlite_file}: {problem}")
+        if problems:
+            print(
+                f"{sqlite_file}: damaged; restore it from a backup, or recover what is readable with sqlite3 .recover"
+            )
+            return 1
+    store = open_store(args.db, create=args.action == "upgrade")
+    try:
+        was = store.schema_was
+        if args.action == "upgrade":
+            done = (
+                "created" if was is None else ("already current" if was == SCHEMA_REVISION else f"upgraded from {was}")
+            )
+            print(f"{store.url}: schema {SCHEMA_REVISION}, {done}")
+        else:
+            print(f"{store.url}: sound, schema {SCHEMA_REVISION}")
+    finally:
+        store.close()
+    return 0
