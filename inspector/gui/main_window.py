@@ -37,6 +37,7 @@ class MainWindow(QMainWindow):
         self.status = QLabel("Ready")
         self.statusBar().addWidget(self.status, 1)
         self.recipes.recipe_saved.connect(self.remember_recipe)
+        self.recipes.document_changed.connect(self._update_title)
         self.operate.running_changed.connect(lambda running: self.tabs.setTabEnabled(1, not running))
         self._build_menu()
         self._restore()
@@ -84,6 +85,16 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         for path in self._recent():
             self.recent_menu.addAction(QAction(path, self, triggered=lambda _=False, p=path: self.open_recipe(p)))
+
+    def _update_title(self) -> None:
+        """The recipe being edited and its file; a '*' while it has unsaved edits."""
+        recipes = self.recipes
+        if recipes.recipe is None:
+            self.setWindowTitle(f"Inspector {__version__}")
+            return
+        where = recipes.file.name if recipes.file is not None else "not saved yet"
+        self.setWindowTitle(f"{recipes.recipe.name} ({where})[*] - Inspector {__version__}")
+        self.setWindowModified(recipes.unsaved())
 
     def show_message(self, text: str, is_error: bool) -> None:
         first_line = text.splitlines()[0] if text else ""

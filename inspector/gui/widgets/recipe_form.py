@@ -110,6 +110,7 @@ class RecipeForm(QWidget):
             "Not defects",
             "Class threshold",
         ]
+        self._labels = dict(zip(self.fields, labels, strict=True))
         for label, widget in zip(labels, self.fields.values(), strict=True):
             form.addRow(label, widget)
         for line in (self.name, self.weights, self.classes, self.negative_classes):
@@ -125,6 +126,10 @@ class RecipeForm(QWidget):
             self.class_threshold,
         )
         for spin in spins:
+            # A number is committed on Enter, on leaving the field or by a step of its
+            # arrows, not per keystroke: "0.15" typed would otherwise be taken as 0,
+            # shown back as "0.00" under the cursor, and segment the reference each time.
+            spin.setKeyboardTracking(False)
             spin.valueChanged.connect(self._emit)
         for combo in (self.point_mode, self.window, self.alignment, self.detect):
             combo.currentTextChanged.connect(self._emit)
@@ -195,7 +200,27 @@ class RecipeForm(QWidget):
             ),
         )
         if new != r:
-            self.edited.emit(new, "edit settings")
+            self.edited.emit(new, self._describe(r, new))
+
+    def _describe(self, old: Recipe, new: Recipe) -> str:
+        """The edit's name in the undo list: the field and its new value when one changed."""
+
+        def value(recipe: Recipe, name: str):
+            section, _, attribute = name.partition(".")
+            return recipe.name if name == "product.name" else getattr(getattr(recipe, section), attribute)
+
+        changed = [name for name in self.fields if value(old, name) != value(new, name)]
+        if len(changed) != 1:
+            return "edit settings"
+        (name,) = changed
+        shown = value(new, name)
+        if isinstance(shown, tuple):
+            shown = ", ".join(shown) or "none"
+        elif isinstance(shown, bool):
+            shown = "on" if shown else "off"
+        elif isinstance(shown, float):
+            shown = f"{shown:g}"
+        return f"set {self._labels[name]} to {shown}"
 
     def show_errors(self, problems: list[str]) -> None:
         """Mark the fields named in validation messages ("field: message") and explain on hover."""

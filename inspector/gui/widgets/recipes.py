@@ -11,6 +11,7 @@ kept).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,13 +61,27 @@ def _problems(error: RecipeError) -> list[str]:
     return [line.split(": ", 1)[1] if ": " in line else line for line in str(error).splitlines()]
 
 
+def _file_name(product: str) -> str:
+    """``<product>.yaml``, without what a file name may not hold."""
+    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", product).strip(" .") or "recipe"
+    return f"{stem}.yaml"
+
+
 class RecipesWorkspace(QWidget):
+    """Signals:
+    message(text, is_error): for the status bar.
+    recipe_saved(path): a recipe file was opened or written.
+    document_changed(): the recipe, its file or whether it has unsaved edits changed.
+    """
+
     message = Signal(str, bool)
     recipe_saved = Signal(str)
+    document_changed = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.recipe: Recipe | None = None
+        self.file: Path | None = None  # where Save writes: the file opened or last saved
         self.reference: np.ndarray | None = None
         self._reference_path: Path | None = None
         self.segmentation = None
@@ -75,6 +90,8 @@ class RecipesWorkspace(QWidget):
         self._worker = None
         self._closing = False
         self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self.document_changed)
+        self.undo_stack.indexChanged.connect(self.document_changed)  # a new product name, for one
 
         self.view = ImageView()
         self.view.clicked.connect(self._clicked)
@@ -167,10 +184,24 @@ class RecipesWorkspace(QWidget):
         if path:
             self.new_from_image(path)
 
-    def choose_save_as(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save recipe as", "recipes", "Recipes (*.yaml)")
-        if path:
-            self.save_as(path)
+    def choose_save_as(self) -> bool:
+        """Ask where to save, offering the recipe's file or ``<product>.yaml``; True once saved."""
+        if self.recipe is None:
+            return False
+        dialog = QFileDialog(self, "Save recipe as", str(self._suggested_file()))
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilter("Recipes (*.yaml *.yml)")
+        dialog.setDefaultSuffix("yaml")
+        dialog.selectFile(str(self._suggested_file()))
+        if not dialog.exec() or not dialog.selectedFiles():
+            return False
+        return self.save_as(dialog.selectedFiles()[0])
+
+    def _suggested_file(self) -> Path:
+        if self.file is not None:
+            return self.file
+        folder = Path("recipes").resolve() if Path("recipes").is_dir() else self.recipe.reference_path.parent
+        return folder / _file_name(self.recipe.name)
 
     def unsaved(self) -> bool:
         """Whether the recipe has edits that are not in its file."""
@@ -178,7 +209,7 @@ class RecipesWorkspace(QWidget):
 
     def ask_unsaved(self) -> str:
         """ "save", "discard" or "cancel": what to do with unsaved edits, asked of the user."""
-        name = self.recipe.source.name if self.recipe.source else self.recipe.name
+        name = self.file.name if self.file is not None else self.recipe.name
         buttons = QMessageBox.StandardButton
         answer = QMessageBox.question(
             self,
@@ -219,19 +250,21 @@ class RecipesWorkspace(QWidget):
         return True
 
     def _start(self, recipe: Recipe) -> None:
+        self.file = recipe.source
         self.undo_stack.clear()
         self.reference = None
         self.segmentation = None
         self._segment_key = None
         self.show_recipe(recipe)
+        self.document_changed.emit()
 
     def save(self) -> bool:
+        """Write the recipe to its file, asking for one the first time; True once saved."""
         if self.recipe is None:
             return False
-        if self.recipe.source is None:
-            self.choose_save_as()
-            return self.recipe.source is not None
-        return self.save_as(self.recipe.source)
+        if self.file is None:
+            return self.choose_save_as()
+        return self.save_as(self.file)
 
     def save_as(self, path: str | os.PathLike) -> bool:
         from inspector.engine.preflight import validate_recipe
@@ -239,6 +272,8 @@ class RecipesWorkspace(QWidget):
         if self.recipe is None:
             return False
         path = Path(path)
+        if path.suffix.lower() not in (".yaml", ".yml"):  # Open lists only recipes with the suffix
+            path = path.with_name(f"{path.name}.yaml")
         reference = self.recipe.reference_path.resolve()
         relative = os.path.relpath(reference, path.resolve().parent)
         try:
@@ -247,8 +282,10 @@ class RecipesWorkspace(QWidget):
             self.form.show_errors(_problems(exc))
             self.message.emit(f"Not saved: {exc}", True)
             return False
-        self.recipe = saved
+        self.recipe, self.file = saved, saved.source
+        self.form.show_recipe(saved)  # later edits are made to the saved recipe
         self.undo_stack.setClean()
+        self.document_changed.emit()
         self.recipe_saved.emit(str(saved.source))
         try:
             validate_recipe(saved)
@@ -271,13 +308,16 @@ class RecipesWorkspace(QWidget):
         self.recipe = recipe
         self.form.show_recipe(recipe)
         self.normal.show_recipe(recipe)
-        if self.reference is None or self._reference_path != recipe.reference_path:
+        # The same image however the recipe names it (absolute, or relative to its file
+        # once saved) is not read and segmented again.
+        reference_path = Path(os.path.normpath(recipe.reference_path))
+        if self.reference is None or self._reference_path != reference_path:
             try:
-                self.reference = read_image(recipe.reference_path)
+                self.reference = read_image(reference_path)
             except InspectorError as exc:
                 self.reference = None
                 self.message.emit(f"product.reference_image: {exc}", True)
-            self._reference_path = recipe.reference_path
+            self._reference_path = reference_path
             self.segmentation = None
             self._segment_key = None
         self.show_reference()
@@ -324,7 +364,7 @@ class RecipesWorkspace(QWidget):
         if self.recipe is None or self.reference is None or self._closing:
             return
         recipe, image, m = self.recipe, self.reference, self.recipe.model
-        model_key = (str(recipe.reference_path), str(recipe.weights_spec), m.imgsz, m.conf, m.iou)
+        model_key = (str(self._reference_path), str(recipe.weights_spec), m.imgsz, m.conf, m.iou)
         key = (*model_key, m.window)
         if m.window == "part":  # the part prompts place the window
             key += (recipe.part.boxes, recipe.part.points, m.point_mode)
@@ -458,9 +498,9 @@ class RecipesWorkspace(QWidget):
         """The recipe's file, saved (asking where when it has none); None if not saved."""
         if self.recipe is None:
             return None
-        if (self.recipe.source is None or self.unsaved()) and not self.save():
+        if (self.file is None or self.unsaved()) and not self.save():
             return None
-        return self.recipe.source
+        return self.file
 
     def _taught(self, recipe_file: str) -> None:
         try:
