@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from inspector import __version__
@@ -48,6 +48,13 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Recent recipes")
         file_menu.addSeparator()
         file_menu.addAction(QAction("Quit", self, shortcut="Ctrl+Q", triggered=self.close))
+        run_menu = self.menuBar().addMenu("&Run")
+        # Whatever has the focus (a text field, a table, another tab), F5 starts or stops.
+        self.start_stop = QAction(
+            "Start / Stop", self, shortcut=QKeySequence(Qt.Key.Key_F5), triggered=self.start_stop_run
+        )
+        self.start_stop.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        run_menu.addAction(self.start_stop)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(
             QAction(
@@ -59,6 +66,12 @@ class MainWindow(QMainWindow):
             )
         )
         self._fill_recent()
+
+    def start_stop_run(self) -> None:
+        """Stop the run, or start one and show it in Operate."""
+        if not self.operate.running:
+            self.tabs.setCurrentWidget(self.operate)
+        self.operate.toggle()
 
     def _open_recipe_dialog(self) -> None:
         self.tabs.setCurrentWidget(self.recipes)

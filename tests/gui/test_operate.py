@@ -63,3 +63,22 @@ def test_an_error_never_shows_the_last_part_under_its_verdict(operate, qtbot, li
     qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton)
     assert operate.verdict.text() == "READY" and operate.view.image_size is None
     qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
+
+
+def test_f5_starts_and_stops_a_run_from_anywhere_in_the_window(window, qtbot, line, monkeypatch):  # noqa: F811
+    pipeline, folder, tmp = line
+    monkeypatch.setattr("inspector.engine.pipeline.open_pipeline", lambda recipe, **_: pipeline)
+    operate, history = window.operate, window.history
+    qtbot.keyClicks(operate.recipe_edit, str(pipeline.recipe.source))
+    incoming = tmp / "incoming"
+    incoming.mkdir()
+    qtbot.keyClicks(operate.source_edit, f"watch:{incoming}")  # a hot folder: runs until stopped
+    window.tabs.setCurrentWidget(history)
+    history.table.setFocus()
+    qtbot.keyClick(history.table, Qt.Key.Key_F5)  # from the History tab, the focus on its table
+    assert operate.running and window.tabs.currentWidget() is operate
+    (incoming / "p1.png").write_bytes((folder / "p1.png").read_bytes())
+    qtbot.waitUntil(lambda: operate.counters["Inspected"].text() == "1", timeout=60_000)
+    qtbot.keyClick(operate.source_edit, Qt.Key.Key_F5)  # from a text field: F5 is not typed into it
+    qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
+    assert operate.source_edit.text() == f"watch:{incoming}" and "stopped" in window.status.text()

@@ -141,12 +141,13 @@ def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_
     fail_rows = [r for r in range(4) if history.table.item(r, 3).text() == "FAIL"]
     if not fail_rows:
         pytest.skip("the model passed every part of this set; nothing to review")
+    qtbot.keyClicks(history.review_panel.operator, "Ana")  # reviews are stored under a name
     history.table.selectRow(fail_rows[0])
     qtbot.waitUntil(history.false_alarm.isEnabled, timeout=10_000)  # once its picture is up
     qtbot.mouseClick(history.false_alarm, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: history.table.item(fail_rows[0], 5).text() == "false alarm", timeout=10_000)
     with sqlite3.connect(tmp_path / "results.db") as conn:
-        assert conn.execute("SELECT decision FROM reviews").fetchall() == [("false_alarm",)]
+        assert conn.execute("SELECT decision, operator FROM reviews").fetchall() == [("false_alarm", "Ana")]
     worker = history.export(tmp_path / "report.html", "html")
     qtbot.waitUntil(lambda: worker.isFinished(), timeout=60_000)
     assert "Inspection report" in (tmp_path / "report.html").read_text()
@@ -159,7 +160,7 @@ def test_stop_takes_effect_within_one_image(window, qtbot, parts, tmp_path):
     operate.source_edit.setText(str(parts))
     operate.start()
     qtbot.waitUntil(lambda: operate.counters["Inspected"].text() == "1", timeout=120_000)
-    qtbot.keyClick(operate, Qt.Key.Key_Space)  # Space toggles Start / Stop
+    qtbot.keyClick(operate.source_edit, Qt.Key.Key_F5)  # F5 starts and stops, even from a text field
     qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
     assert int(operate.counters["Inspected"].text()) <= 2
     assert "stopped" in window.status.text()

@@ -88,7 +88,7 @@ class OperateWorkspace(QWidget):
         self.start_button = QPushButton("Start")
         self.start_button.setMinimumWidth(110)
         self.start_button.clicked.connect(self.toggle)
-        QShortcut(QKeySequence(Qt.Key.Key_Space), self, activated=self.toggle)
+        self.start_button.setToolTip("Start or stop the run: F5, from anywhere in the window")
         # Cameras only: inspect one part per trigger (button or T) instead of every frame.
         self.trigger_mode = QCheckBox("Trigger")
         self.trigger_mode.setToolTip("Camera sources: inspect one frame per trigger (T) instead of continuously")
