@@ -67,9 +67,15 @@ def run_gui(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from inspector.engine.segmenter import import_runtime
+    from inspector.gui.desktop import check_desktop, keep_opencv_qt_settings_out
     from inspector.gui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance()
+    if app is None:
+        # Said in words here, before Qt would abort on them.
+        keep_opencv_qt_settings_out()
+        check_desktop()
+        app = QApplication(sys.argv[:1])
     app.setApplicationName("Inspector")
     # torch and ultralytics load before the window shows: importing them later, on the
     # first run's worker thread, would hold the interpreter lock and freeze the window.
@@ -98,8 +104,14 @@ def run_gui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``inspector-gui`` program."""
+    from inspector.errors import InspectorError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_gui(build_parser().parse_args(argv))
+    try:
+        return run_gui(build_parser().parse_args(argv))
+    except InspectorError as exc:  # as the inspector command says its errors
+        print(f"inspector-gui: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
