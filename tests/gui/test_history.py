@@ -202,10 +202,24 @@ def test_rejects_are_reviewed_from_the_keyboard_one_after_the_other(history, qtb
     ]
     reviewed = {_ident(history, r): history.table.item(r, 5).text() for r in _rows(history, "FAIL")}
     assert reviewed == {fails[0]: "confirmed", fails[1]: "false alarm", fails[2]: ""}
-    # Letters typed in the note are the note's, not decisions.
-    history.review_panel.note.setFocus()
+    # Letters typed in the note are the note's, and in the filters the filters': not decisions.
     qtbot.keyClicks(history.review_panel.note, "cf")
     assert history.review_panel.note.text() == "cf" and len(_reviews(line)) == 2
+    for combo, letter in ((history.verdict, Qt.Key.Key_F), (history.product, Qt.Key.Key_C)):
+        combo.setFocus()  # as a click or Tab into the filter gives it
+        qtbot.waitUntil(combo.hasFocus, timeout=10_000)
+        qtbot.keyClick(combo, letter)
+    assert history.verdict.currentText() == "FAIL"  # the filter took the letter
+    assert len(_reviews(line)) == 2 and not history._reviewing
+    # The last reject reviewed: said, and the pane stays on it.
+    said = []
+    history.message.connect(lambda text, _: said.append(text))
+    qtbot.mouseClick(history.view.viewport(), Qt.MouseButton.LeftButton)  # the keys work over the picture too
+    qtbot.waitUntil(history.view.hasFocus, timeout=10_000)
+    qtbot.keyClick(history.view, Qt.Key.Key_C)
+    qtbot.waitUntil(lambda: len(_reviews(line)) == 3 and not history._reviewing, timeout=10_000)
+    assert _reviews(line)[-1] == (fails[2], None, "confirmed", "Ana", "cf")  # the note typed above
+    assert said[-1].endswith("it was the last reject in this list") and _on_show(history) == fails[2]
 
 
 def test_one_defect_of_a_reject_is_reviewed_on_its_own(history, qtbot, line):  # noqa: F811

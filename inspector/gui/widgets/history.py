@@ -110,7 +110,7 @@ class HistoryWorkspace(QWidget):
         self.view = ImageView()
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
-        self.review_panel = ReviewPanel(self)
+        self.review_panel = ReviewPanel()
         self.review_panel.review.connect(self.review)
         self.review_panel.step.connect(self.step)
         self.review_panel.operator_changed.connect(lambda _: self._update_review_buttons())
@@ -121,6 +121,8 @@ class HistoryWorkspace(QWidget):
         right.addWidget(self.review_panel)
         right_widget = QWidget()
         right_widget.setLayout(right)
+        self.review_panel.add_keys(self.table)  # and the picture: the keys work where rejects are looked at
+        self.review_panel.add_keys(self.view)
         split = QSplitter()
         split.addWidget(self.table)
         split.addWidget(right_widget)
@@ -332,20 +334,23 @@ class HistoryWorkspace(QWidget):
             return  # the reviewer has moved on already
         self.review_panel.mark(defect_id, decision)
         self.review_panel.note.clear()
-        if not self.review_panel.next_target(defect_id):
-            self.step(1)
+        if not self.review_panel.next_target(defect_id) and not self.step(1, quiet=True):
+            self.message.emit(f"Reviewed {what}: {REVIEW_NAMES[decision]}; it was the last reject in this list", False)
 
-    def step(self, direction: int) -> None:
-        """Select the next (+1, further down the list: older) or previous (-1) reject."""
+    def step(self, direction: int, *, quiet: bool = False) -> bool:
+        """Select the next (+1, further down the list: older) or previous (-1) reject;
+        False where there is none (said, unless ``quiet``)."""
         rows = self.table.selectionModel().selectedRows()
         here = rows[0].row() if rows else -1
         fails = [r for r in range(self.table.rowCount()) if self.table.item(r, 3).text() == "FAIL"]
         ahead = [r for r in fails if r > here] if direction > 0 else [r for r in reversed(fails) if r < here]
         if not ahead:
-            self.message.emit(f"No {'older' if direction > 0 else 'newer'} reject in this list.", False)
-            return
+            if not quiet:
+                self.message.emit(f"No {'older' if direction > 0 else 'newer'} reject in this list.", False)
+            return False
         self.table.selectRow(ahead[0])
         self.table.scrollToItem(self.table.item(ahead[0], 0))
+        return True
 
     def _worker_done(self, worker) -> None:
         worker.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts

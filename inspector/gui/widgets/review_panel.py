@@ -30,14 +30,14 @@ def _entry(text: str, decision: str | None) -> str:
 
 class ReviewPanel(QWidget):
     """Emits ``review(decision)`` and ``step(+1 / -1)``; the workspace decides whether a
-    review may be stored. Its keys work wherever the focus is in ``scope`` except in a
-    text field, where letters are typed."""
+    review may be stored. Its keys work where ``add_keys`` is given them (except in a
+    text field, where letters are typed)."""
 
     review = Signal(str)  # "confirmed" or "false_alarm"
     step = Signal(int)  # +1: the next reject, -1: the previous one
     operator_changed = Signal(str)
 
-    def __init__(self, scope: QWidget, parent=None) -> None:
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.operator = QLineEdit(placeholderText="your name: reviews are stored under it")
         self.operator.setToolTip("Who reviews; stored with each review")
@@ -54,14 +54,7 @@ class ReviewPanel(QWidget):
         self.false_alarm.clicked.connect(lambda: self.review.emit("false_alarm"))
         self.previous.clicked.connect(lambda: self.step.emit(-1))
         self.next.clicked.connect(lambda: self.step.emit(1))
-        for name, slot in (
-            ("confirmed", self.confirm.click),
-            ("false_alarm", self.false_alarm.click),
-            ("previous", self.previous.click),
-            ("next", self.next.click),
-        ):
-            key = QShortcut(QKeySequence(KEYS[name]), scope, activated=slot)
-            key.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.add_keys(self)
 
         form = QFormLayout()
         form.addRow("Reviewer", self.operator)
@@ -79,6 +72,18 @@ class ReviewPanel(QWidget):
         layout.addLayout(decisions)
         layout.addLayout(steps)
         self.set_enabled(False)
+
+    def add_keys(self, scope: QWidget) -> None:
+        """C, F, P and N while the focus is in ``scope``: not everywhere in the tab, where
+        a letter typed in a filter (F for FAIL) would store a decision."""
+        for name, button in (
+            ("confirmed", self.confirm),
+            ("false_alarm", self.false_alarm),
+            ("previous", self.previous),
+            ("next", self.next),
+        ):
+            key = QShortcut(QKeySequence(KEYS[name]), scope, activated=button.click)
+            key.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
     def show_detail(self, shown: InspectionDetail | None) -> None:
         """List what of ``shown`` can be reviewed, with its newest decision; the whole
