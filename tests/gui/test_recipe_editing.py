@@ -119,3 +119,13 @@ def test_a_new_recipe_is_saved_as_its_product_and_keeps_its_file(editing, window
     qtbot.keyClick(recipes.view, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert load_recipe(saved).name == "ref" and len(seen) == 1
     guard.stop()
+
+
+@pytest.mark.parametrize(
+    ("product", "offered"),
+    [("Washer M8", "Washer M8.yaml"), ("Lid 3/4: blue", "Lid 3_4_ blue.yaml"), ("..", "recipe.yaml")],
+)
+def test_the_file_offered_is_the_product_without_what_a_file_name_cannot_hold(product, offered):
+    from inspector.gui.widgets.recipes import _file_name
+
+    assert _file_name(product) == offered
