@@ -89,7 +89,7 @@ def qt_platform(environ: MutableMapping[str, str] | None = None, *, system: str 
 
 def _loads(soname: str) -> bool:
     try:
-        ctypes.CDLL(soname, mode=os.RTLD_LAZY)
+        ctypes.CDLL(soname, mode=getattr(os, "RTLD_LAZY", ctypes.DEFAULT_MODE))  # resolved when used
     except OSError:
         return False
     return True
