@@ -65,13 +65,7 @@ class PostgresServer:
             "-D", str(data), "-U", USER, "--auth=scram-sha-256", f"--pwfile={password_file}",
             "-E", "UTF8", "--no-locale",
         )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
-        )
-        self._run(
-            str(self.binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "log"), "-w", "start"
-        )
+        self.resume()
         return self
 
     def stop(self) -> None:
@@ -80,14 +74,18 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def restart(self, *, down: float = 0.0) -> None:
-        """Stop the server, wait ``down`` seconds, start it again (same data, same port)."""
-        import time
+    def halt(self) -> None:
+        """Stop the server as a crash or a maintenance would (same data and port kept)."""
+        self._run(str(self.binaries / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
 
-        data = str(self.root / "data")
-        self._run(str(self.binaries / "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop")
-        time.sleep(down)
-        self._run(str(self.binaries / "pg_ctl"), "-D", data, "-l", str(self.root / "log"), "-w", "start")
+    def resume(self) -> None:
+        """Start the (halted) server: on the loopback only, at its port."""
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+        )
+        log = str(self.root / "log")
+        self._run(str(self.binaries / "pg_ctl"), "-D", str(self.root / "data"), "-o", options, "-l", log, "-w", "start")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"

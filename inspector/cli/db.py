@@ -24,6 +24,29 @@ def add_parser(sub) -> None:
         action = actions.add_parser(name, help=helped, description=helped)
         action.add_argument("--db", required=True, help="SQLAlchemy URL or SQLite file")
         action.set_defaults(run=run)
+    forward = actions.add_parser(
+        "forward",
+        help="send a station's stored results to the central database (what `run --central` left waiting)",
+        description="Send every result of the station's own database not yet in the central one, in order, once.",
+    )
+    forward.add_argument("--db", required=True, help="the station's own SQLite file")
+    forward.add_argument("--central", required=True, metavar="URL", help="the central database")
+    forward.set_defaults(run=run_forward)
+
+
+def run_forward(args: argparse.Namespace) -> int:
+    from inspector.services.forwarding import Forwarder
+    from inspector.store.database import open_store
+
+    store = open_store(args.db, create=False)
+    try:
+        forwarder = Forwarder(store, args.central)
+        state = forwarder.forward_all()
+        forwarder.close()
+    finally:
+        store.close()
+    print(state.describe())
+    return 0 if state.reachable and not state.waiting else 1
 
 
 def run(args: argparse.Namespace) -> int:

@@ -71,6 +71,13 @@ def add_parser(sub) -> None:
         "(default: 2 where the network runs on a CPU with two cores, half the CPU cores up to 8 on a "
         "CUDA GPU, otherwise 1)",
     )
+    p.add_argument(
+        "--central",
+        metavar="URL",
+        default=None,
+        help="also send every result to this central database (e.g. postgresql+psycopg://station@host/inspector); "
+        "while it cannot be reached, results are kept in --db and sent when it is back",
+    )
     p.add_argument("--json", action="store_true", help="one JSON line per image, then a summary line")
     p.set_defaults(run=run)
 
@@ -114,6 +121,21 @@ def _listen_for_enter(source: CameraSource) -> None:
     threading.Thread(target=listen, name="inspector-trigger", daemon=True).start()
 
 
+def _forward(store, central: str):
+    """Start sending results to the central database; returns what stops it (see
+    services/forwarding.py). The station's own database must not be a server: it is where
+    results wait while the central one cannot be reached."""
+    from inspector.services.forwarding import Forwarder
+
+    if store.sqlite_path is None:
+        raise InspectorError("--central: --db must be this station's own SQLite file (where results wait)")
+
+    def tell(state) -> None:
+        print(f"inspector run: {state.describe()}", file=sys.stderr)
+
+    return Forwarder(store, central, on_state=tell).start()
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.engine.pipeline import open_pipeline
     from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspection
@@ -128,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     # the run here instead of turning every image into an ERROR row.
     pipeline = open_pipeline(recipe, device=args.device, backend=args.backend)
     store = open_store(args.db)
+    finish_forwarding = _forward(store, args.central) if args.central else None
     if isinstance(source, CameraSource) and args.trigger == "software":
         _listen_for_enter(source)
     progress = Progress(enabled=not args.json)
@@ -149,14 +172,18 @@ def run(args: argparse.Namespace) -> int:
         save_frames=args.save_frames,
         workers=args.workers,
     )
+    forwarded = None
     try:
         summary = run_inspection(pipeline, store, source, settings, RunEvents(result=on_result, skipped=on_skip))
     finally:
         progress.done()
+        if finish_forwarding is not None:
+            forwarded = finish_forwarding()  # a last attempt: what waits is sent on the next run
         store.close()
     report = {
         **summary.to_dict(),
         "database": store.url,
+        **({"central": forwarded.describe(), "waiting": forwarded.waiting} if forwarded else {}),
         "recipe": str(recipe.source),
         "recipe_sha256": pipeline.recipe_hash,
         "model": pipeline.model.to_dict(),
@@ -174,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
             + f"; {summary.elapsed_s:.1f} s"
         )
         print(f"results in {store.url}")
+        if forwarded is not None:
+            print(forwarded.describe())
         if summary.status == "finished" and not summary.inspected and not summary.skipped:
             print("inspector run: the source held no image files", file=sys.stderr)
     return 1 if args.fail_on_defect and summary.counts["FAIL"] else 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from sqlalchemy.exc import IntegrityError
 
+from inspector import __version__
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.engine.threads import inference_threads, set_inference_threads
 from inspector.engine.types import ERROR, InspectionResult
@@ -43,6 +44,7 @@ from inspector.store.repository import (
     finish_run,
     inspected_before,
     recipe_snapshot,
+    register_station,
     result_key,
     start_run,
 )
@@ -213,15 +215,17 @@ def _open_run(
     """Store the recipe and a run row; returns their ids and the images already done."""
     model = pipeline.model
     runtime = runtime_of(pipeline)  # which engine runs the network: torch, or an ONNX export
+    station = settings.station or socket.gethostname()
     for attempt in range(3):
         try:
             with store.session() as session, session.begin():
+                register_station(session, name=station, host=socket.gethostname(), version=__version__)
                 recipe_id = recipe_snapshot(session, pipeline.recipe)
                 run_id = start_run(
                     session,
                     recipe_id=recipe_id,
                     model=model,
-                    station=settings.station or socket.gethostname(),
+                    station=station,
                     source=source.describe(),
                     settings=settings.describe(runtime.backend if runtime is not None else None),
                 )
@@ -231,7 +235,7 @@ def _open_run(
                     else inspected_before(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
                 )
             break
-        except IntegrityError:  # another station stored the same new recipe a moment before: use theirs
+        except IntegrityError:  # another station stored the same new recipe (or name) a moment before
             if attempt == 2:
                 raise
     return recipe_id, run_id, done

@@ -31,7 +31,7 @@ from inspector.store.models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # installed with the package
 # The Alembic revision whose schema models.py describes (the newest in migrations/versions).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
 CONNECT_TIMEOUT_S = 10  # a database server that does not answer
 
@@ -313,7 +313,8 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         # a server that does not answer is said within seconds, not at the OS's timeout.
         options = {"pool_pre_ping": True}
         if parsed.get_backend_name() == "postgresql":
-            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+            # Times come back in UTC whatever the server's zone, as SQLite's are stored.
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, "options": "-c timezone=UTC"}
     try:
         engine = create_engine(url, **options)
     except (SQLAlchemyError, ImportError) as exc:  # unknown dialect or a driver that is not installed

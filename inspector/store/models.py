@@ -129,3 +129,39 @@ class Review(Base):
     operator: Mapped[str] = mapped_column(String(OPERATOR_NAME_LENGTH), default="")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Station(Base):
+    """A station that has written to this database: registered by its first run, seen
+    again by each later one."""
+
+    __tablename__ = "stations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(STATION_NAME_LENGTH), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    inspector_version: Mapped[str] = mapped_column(String(40))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ForwardMark(Base):
+    """How far a station's results have been forwarded to a central database: every
+    inspection up to ``last_inspection_id`` of this (local) database is there."""
+
+    __tablename__ = "forward_marks"
+
+    central: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the URL, no password
+    last_inspection_id: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ForwardedRun(Base):
+    """A local run's row in a central database, and the status forwarded with it."""
+
+    __tablename__ = "forwarded_runs"
+
+    central: Mapped[str] = mapped_column(String(64), primary_key=True)
+    local_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    central_run_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 from inspector.engine.types import ERROR, InspectionResult, ModelIdentity
 from inspector.recipe.io import dump_recipe, recipe_hash
 from inspector.recipe.model import Recipe
-from inspector.store.models import OPERATOR_NAME_LENGTH, Defect, Inspection, RecipeSnapshot, Review, Run, utcnow
+from inspector.store.models import (
+    OPERATOR_NAME_LENGTH,
+    Defect,
+    Inspection,
+    RecipeSnapshot,
+    Review,
+    Run,
+    Station,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,16 @@ def recipe_snapshot(session: Session, recipe: Recipe) -> int:
     session.add(snapshot)
     session.flush()
     return snapshot.id
+
+
+def register_station(session: Session, *, name: str, host: str, version: str) -> None:
+    """Record that station ``name`` (on ``host``, running Inspector ``version``) writes here."""
+    station = session.scalar(select(Station).where(Station.name == name))
+    if station is None:
+        session.add(Station(name=name, host=host[:255], inspector_version=version[:40]))
+        session.flush()  # a second station registering the same name at once: IntegrityError here
+    else:
+        station.host, station.inspector_version, station.last_seen = host[:255], version[:40], utcnow()
 
 
 def start_run(

@@ -150,3 +150,21 @@ def test_an_older_central_database_is_upgraded_by_its_owner_only(central, capsys
     assert main(["db", "upgrade", "--db", owner]) == 0
     assert f"schema {SCHEMA_REVISION}, upgraded from 0002" in capsys.readouterr().out
     assert main(["db", "check", "--db", login(server, "quality", name)]) == 0
+
+
+def test_a_station_login_may_forward_what_it_stored_while_the_server_was_away(central, line, tmp_path):  # noqa: F811
+    from inspector.services.forwarding import Forwarder
+
+    server, name, _ = central
+    _, _, folder, _ = line
+    local = open_store(str(tmp_path / "station.db"))
+    run_inspection(pipeline_for(line), local, FileSource([folder]), RunSettings(station="line 3", read_ahead=0))
+    run_inspection(pipeline_for(line), local, FileSource([folder]), RunSettings(station="line 3", force=True))
+    forwarder = Forwarder(local, login(server, "station_line3", name))
+    state = forwarder.forward_all()
+    forwarder.close()
+    local.close()
+    assert state.reachable and state.waiting == 0, state.problem
+    out = tmp_path / "central.csv"
+    assert main(["report", "--db", login(server, "quality", name), "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 12
