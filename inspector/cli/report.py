@@ -52,6 +52,7 @@ def add_parser(sub) -> None:
     p.add_argument("--until", type=_when, help="until this date/time (exclusive)")
     p.add_argument("--verdict", choices=("PASS", "FAIL", "ERROR"))
     p.add_argument("--run", type=_run_number, dest="run_id", help="only this run")
+    p.add_argument("--station", help="only this station's results")
     p.set_defaults(run=run)
 
 
@@ -67,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
         if args.run_id is not None:
             _check_run(store, args.run_id)
         flt = ReportFilter(
-            product=args.product, since=args.since, until=args.until, verdict=args.verdict, run_id=args.run_id
+            product=args.product,
+            since=args.since,
+            until=args.until,
+            verdict=args.verdict,
+            run_id=args.run_id,
+            station=args.station,
         )
         if _same_file(args.out, store.sqlite_path):
             raise InspectorError(f"--out {args.out} is the database the report is read from, or one of its files")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inspector.report.query import ReportFilter, part_reviews
-from inspector.store.models import Defect, Inspection
+from inspector.store.models import Defect, Inspection, Run
 
 INSPECTION_COLUMNS = (
     "inspection_id",
@@ -33,6 +33,7 @@ INSPECTION_COLUMNS = (
     "review",
     "anomaly_score",
     "registration",
+    "station",
 )
 DEFECT_COLUMNS = (
     "defect_id",
@@ -88,7 +89,9 @@ def write_csv(session: Session, flt: ReportFilter, path: Path) -> tuple[Path, Pa
             decision.c.decision,
             Inspection.anomaly_score,
             Inspection.registration,
+            Run.station,
         )
+        .join(Run, Run.id == Inspection.run_id)
         .outerjoin(decision, decision.c.inspection_id == Inspection.id)
         .order_by(Inspection.id)
     ).execution_options(yield_per=_CHUNK)

@@ -49,6 +49,7 @@ class ReportFilter:
     verdict: str | None = None
     run_id: int | None = None
     recipe_sha256: str | None = None
+    station: str | None = None
 
     def apply(self, query: Select) -> Select:
         if self.product:
@@ -63,6 +64,8 @@ class ReportFilter:
             query = query.where(Inspection.run_id == self.run_id)
         if self.recipe_sha256:
             query = query.where(Inspection.recipe_sha256 == self.recipe_sha256)
+        if self.station:
+            query = query.where(Inspection.run_id.in_(select(Run.id).where(Run.station == self.station)))
         return query
 
     def describe(self) -> str:
@@ -77,6 +80,8 @@ class ReportFilter:
             parts.append(f"verdict {self.verdict}")
         if self.run_id is not None:
             parts.append(f"run {self.run_id}")
+        if self.station:
+            parts.append(f"station {self.station}")
         return ", ".join(parts) or "all inspections"
 
 
@@ -446,3 +451,8 @@ def run_numbers(store, run_id: int) -> tuple[bool, int | None, int | None]:
             return True, None, None
         first, last = session.execute(select(func.min(Run.id), func.max(Run.id))).one()
     return False, first, last
+
+
+def station_names(session: Session) -> list[str]:
+    """The stations that have stored results here, by name (for filters)."""
+    return sorted(set(session.scalars(select(Run.station).distinct())))

@@ -267,3 +267,18 @@ def test_names_that_look_like_formulas_or_math_are_written_as_text(filled):
     with pymupdf.open(pdf) as document:
         assert document.page_count >= 3  # the whole report, the rejects' page with the $ names included
         assert any("$\\frac{a}{b}$.png" in page.get_text() for page in document)
+
+
+def test_a_report_of_one_station_holds_only_its_results(filled, line, capsys):  # noqa: F811
+    from inspector.services.inspection_loop import RunSettings
+
+    store, tmp, db = filled
+    pipeline, folder, _ = line
+    run_inspection(pipeline, store, FileSource([folder / "p1.png"]), RunSettings(station="line 4", force=True))
+    for station, expected in (("line 4", 1), (None, 8)):
+        out = tmp / f"{station}.csv"
+        assert main(["report", "--db", db, "--out", str(out), *(["--station", station] if station else [])]) == 0
+        with out.open() as f:
+            found = list(csv.DictReader(f))
+        assert len(found) == expected
+    assert {r["station"] for r in found} >= {"line 4"} and len({r["station"] for r in found}) == 2
