@@ -67,6 +67,7 @@ def test_a_typed_number_is_one_edit_and_segments_only_when_the_model_needs_it(ed
     assert recipes.recipe.model.conf == 0.15 and form.conf.text() == "0.15"
     assert recipes.undo_stack.count() == steps + 1  # one step for the number, not one per key
     assert recipes.undo_stack.undoText() == "set Confidence to 0.15"
+    assert (recipes.undo_action.text(), recipes.undo_action.toolTip()) == ("Undo", "Undo set Confidence to 0.15")
     qtbot.waitUntil(lambda: _segmented(recipes) and segmenter.calls > runs, timeout=30_000)
     assert segmenter.calls == runs + 1
 

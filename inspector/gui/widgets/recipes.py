@@ -132,10 +132,16 @@ class RecipesWorkspace(QWidget):
             bar.addAction(action)
         self.tools.actions()[0].setChecked(True)
         bar.addSeparator()
-        undo = self.undo_stack.createUndoAction(self, "Undo")
-        undo.setShortcut(QKeySequence("Ctrl+Z"))
-        redo = self.undo_stack.createRedoAction(self, "Redo")
-        redo.setShortcut(QKeySequence("Ctrl+Shift+Z"))
+        # Fixed texts, the step in the tooltip: a toolbar whose buttons grow with the
+        # step's name ("Undo set Confidence to 0.15") moves under the pointer.
+        undo = self.undo_action = QAction("Undo", self, shortcut=QKeySequence("Ctrl+Z"), enabled=False)
+        redo = QAction("Redo", self, shortcut=QKeySequence("Ctrl+Shift+Z"), enabled=False)
+        undo.triggered.connect(self.undo_stack.undo)
+        redo.triggered.connect(self.undo_stack.redo)
+        self.undo_stack.canUndoChanged.connect(undo.setEnabled)
+        self.undo_stack.canRedoChanged.connect(redo.setEnabled)
+        self.undo_stack.undoTextChanged.connect(lambda text: undo.setToolTip(f"Undo {text}".strip()))
+        self.undo_stack.redoTextChanged.connect(lambda text: redo.setToolTip(f"Redo {text}".strip()))
         for action in (undo, redo):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             bar.addAction(action)
