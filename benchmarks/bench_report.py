@@ -1,9 +1,10 @@
 """Reports over a large history: 100,000 inspections, aggregate queries, bounded memory.
 
-Fills a fresh SQLite database with synthetic rows (bulk inserts, not the pipeline),
-then times each report format and records the peak RSS of the process.
+Fills a fresh SQLite database (or, with --postgresql, a database on a throwaway
+PostgreSQL server) with synthetic rows (bulk inserts, not the pipeline), then times each
+report format and records the peak RSS of the process.
 
-    .venv/bin/python benchmarks/bench_report.py [--rows 100000]
+    .venv/bin/python benchmarks/bench_report.py [--rows 100000] [--postgresql]
 """
 
 from __future__ import annotations
@@ -92,9 +93,25 @@ def fill(store, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--postgresql", action="store_true", help="on a throwaway PostgreSQL server (tests/postgres.py), fsync on"
+    )
     args = parser.parse_args()
+    server = None
+    if args.postgresql:
+        from tests.postgres import PostgresServer, server_binaries
+
+        server = PostgresServer(server_binaries(), durable=True).start()
+    try:
+        _measure(args, server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _measure(args, server) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(str(Path(tmp) / "big.db"))
+        store = open_store(server.create_database() if server else str(Path(tmp) / "big.db"))
         t0 = time.perf_counter()
         fill(store, args.rows)
         print(f"filled {args.rows} inspections in {time.perf_counter() - t0:.1f} s (RSS peak {peak_rss_mb():.0f} MB)")

@@ -4,7 +4,7 @@ The server binaries are the system's (Debian's ``postgresql`` package: ``pg_ctl`
 ``initdb`` on the PATH or under ``/usr/lib/postgresql/<version>/bin``). PostgreSQL will not
 run as root, so where the tests do (a CI container) the server runs as the ``postgres``
 system user the package creates. Password authentication, as a plant's server has it;
-fsync off, since the data dies with the test session.
+fsync off for the tests, since the data dies with the session (on for benchmarks).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def _free_port() -> int:
 class PostgresServer:
     """One server in a temporary folder; ``url(name)`` for a database on it."""
 
-    def __init__(self, binaries: Path) -> None:
+    def __init__(self, binaries: Path, *, durable: bool = False) -> None:
         self.binaries = binaries
+        self.durable = durable  # fsync as a plant's server has it (benchmarks); off for tests
         self.root = Path(tempfile.mkdtemp(prefix="inspector-pg-"))
         self.password = secrets.token_hex(12)
         self.port = _free_port()
@@ -82,8 +83,10 @@ class PostgresServer:
         """Start the (halted) server: on the loopback only, at its port."""
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+            "-c max_connections=60"
         )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = str(self.root / "log")
         self._run(str(self.binaries / "pg_ctl"), "-D", str(self.root / "data"), "-o", options, "-l", log, "-w", "start")
 
