@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from inspector.engine.types import ERROR, InspectionResult, ModelIdentity
@@ -252,14 +252,3 @@ def add_review(
     session.add(review)
     session.flush()
     return review.id
-
-
-def latest_reviews():
-    """Subquery (inspection_id, decision) of each reviewed inspection's newest review.
-
-    An operator may change their mind; the last word is the one reports and lists show.
-    """
-    newest = (
-        select(Review.inspection_id, func.max(Review.id).label("review_id")).group_by(Review.inspection_id).subquery()
-    )
-    return select(Review.inspection_id, Review.decision).join(newest, Review.id == newest.c.review_id).subquery()
