@@ -103,10 +103,13 @@ class RunEvents:
             frame: see ``InspectionPipeline.decode_side``; ``InspectionResult.findings_at``
             puts the findings on it).
         skipped: each frame skipped as already inspected.
+        started: the run's id, once its row is stored and before the first frame (an
+            output names each result by run and sequence, which a consumer can dedupe on).
     """
 
     result: ResultCallback | None = None
     skipped: Callable[[Frame], None] | None = None
+    started: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -285,6 +288,8 @@ def run_inspection(
     events = events or RunEvents()
     recipe_id, run_id, done = _open_run(pipeline, store, source, settings)
     summary = RunSummary(run_id=run_id)
+    if events.started:
+        events.started(run_id)
     writer = ResultWriter(
         store, store.images_dir, save_overlays=settings.save_overlays, save_frames=settings.save_frames
     )
