@@ -21,16 +21,19 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'inspector_report') THEN
         CREATE ROLE inspector_report NOLOGIN;   -- quality: read everything, change nothing
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'inspector_publisher') THEN
+        CREATE ROLE inspector_publisher NOLOGIN;  -- process engineers: publish recipe versions
+    END IF;
 END
 $$;
 
 -- Nobody but the owner creates tables here.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO inspector_station, inspector_report;
+GRANT USAGE ON SCHEMA public TO inspector_station, inspector_report, inspector_publisher;
 
--- Reading: everything, for both (a station reads what it already inspected, the schema
--- revision, the recipes stored before).
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO inspector_station, inspector_report;
+-- Reading: everything, for all three (a station reads what it already inspected, the schema
+-- revision, the recipes stored and published before).
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO inspector_station, inspector_report, inspector_publisher;
 
 -- Writing, stations only, and only what a run does:
 --   recipe_snapshots, runs, inspections, defects: a run's rows;
@@ -44,3 +47,9 @@ GRANT UPDATE (status, finished_at) ON runs TO inspector_station;
 GRANT UPDATE (host, inspector_version, last_seen) ON stations TO inspector_station;
 GRANT DELETE ON inspections TO inspector_station;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO inspector_station;
+
+-- Publishing, process engineers only: a new version of a product's recipe and its files
+-- (`inspector recipe publish`). Published versions are never changed or deleted here:
+-- stations' results point to them.
+GRANT INSERT ON published_recipes, published_files TO inspector_publisher;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO inspector_publisher;

@@ -1,4 +1,4 @@
-"""``inspector recipe new`` and ``inspector recipe validate``."""
+"""``inspector recipe``: new, validate, and publish / list / pull to and from a database."""
 
 from __future__ import annotations
 
@@ -38,6 +38,80 @@ def add_parser(sub) -> None:
     )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
     validate.set_defaults(run=run_validate)
+
+    publish = actions.add_parser(
+        "publish",
+        help="publish a recipe to a database for stations to pull",
+        description="Publish a recipe (its YAML, reference image, taught normal model and exemplar images) as "
+        "the next version of its product in a database, usually the central one. The same recipe and files "
+        "as the newest version are that version again.",
+    )
+    publish.add_argument("file", type=Path, metavar="FILE")
+    publish.add_argument("--db", required=True, help="database URL (the central database) or SQLite file")
+    publish.add_argument("--by", default="", help="who publishes it (stored with the version)")
+    publish.add_argument("--note", default="", help="what changed (stored with the version)")
+    publish.set_defaults(run=run_publish)
+
+    listing = actions.add_parser("list", help="list published recipes", description="List published recipes.")
+    listing.add_argument("--db", required=True, help="database URL or SQLite file")
+    listing.add_argument("--product", default=None, help="only this product's versions")
+    listing.set_defaults(run=run_list)
+
+    pulling = actions.add_parser(
+        "pull",
+        help="write a published recipe into a folder",
+        description="Write a published recipe version and its files into FOLDER/<product>-v<N>/, checked "
+        "against their hashes.",
+    )
+    pulling.add_argument("product")
+    pulling.add_argument("--db", required=True, help="database URL or SQLite file")
+    pulling.add_argument("--version", type=int, default=None, help="default: the newest")
+    pulling.add_argument("--to", type=Path, default=Path("recipes"), help="folder (default: recipes/)")
+    pulling.set_defaults(run=run_pull)
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from inspector.services.publishing import publish
+    from inspector.store.database import open_store
+
+    store = open_store(args.db)
+    try:
+        version, new = publish(store, args.file, by=args.by, note=args.note)
+    finally:
+        store.close()
+    print(f"{args.file}: {'published as' if new else 'already published as'} version {version} in {store.url}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from inspector.services.publishing import published
+    from inspector.store.database import open_store
+
+    store = open_store(args.db, create=False)
+    try:
+        versions = published(store, args.product)
+    finally:
+        store.close()
+    if not versions:
+        print(f"no published recipes in {store.url}")
+    for p in versions:
+        when = p.published_at.strftime("%Y-%m-%d %H:%M") if p.published_at else ""
+        by = f" by {p.published_by}" if p.published_by else ""
+        print(f"{p.product}  v{p.version}  {when}{by}  {p.recipe_sha256[:12]}  {p.note}".rstrip())
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from inspector.services.publishing import pull
+    from inspector.store.database import open_store
+
+    store = open_store(args.db, create=False)
+    try:
+        recipe, version = pull(store, args.product, args.to, version=args.version)
+    finally:
+        store.close()
+    print(f"{args.product} version {version}: {recipe.source}")
+    return 0
 
 
 def _slug(name: str) -> str:

@@ -46,7 +46,13 @@ def add_parser(sub) -> None:
     live.add_argument(
         "--idle-timeout", type=float, default=None, help="hot folder: stop after this many seconds without a new file"
     )
-    p.add_argument("--recipe", required=True, help="recipe YAML file")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--recipe", help="recipe YAML file")
+    which.add_argument(
+        "--product",
+        help="the product's published recipe (`inspector recipe publish`), pulled from --central, else --db",
+    )
+    p.add_argument("--version", type=int, default=None, help="with --product: this published version (default: newest)")
     p.add_argument("--db", default=None, help="database URL or SQLite file (default: the data directory's)")
     p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
     p.add_argument("--force", action="store_true", help="inspect images again even if already inspected")
@@ -136,6 +142,25 @@ def _forward(store, central: str):
     return Forwarder(store, central, on_state=tell).start()
 
 
+def _recipe(args: argparse.Namespace):
+    """The recipe to run and its published version (None for a recipe file)."""
+    if args.recipe:
+        if args.version is not None:
+            raise InspectorError("--version goes with --product (a published recipe)")
+        return load_recipe(args.recipe), None
+    from inspector import settings
+    from inspector.services.publishing import pull
+    from inspector.store.database import open_store
+
+    source = open_store(args.central or args.db, create=False)
+    try:
+        recipe, version = pull(source, args.product, settings.data_dir() / "published", version=args.version)
+    finally:
+        source.close()
+    print(f"{args.product}: published version {version} ({recipe.source.parent})", file=sys.stderr)
+    return recipe, version
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.engine.pipeline import open_pipeline
     from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspection
@@ -145,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     source = _source(args)
     if args.workers is not None and args.workers < 1:
         raise InspectorError(f"--workers: at least 1, got {args.workers}")
-    recipe = load_recipe(args.recipe)
+    recipe, version = _recipe(args)
     # The model, the reference and any CLIP classes load now: a problem with them stops
     # the run here instead of turning every image into an ERROR row.
     pipeline = open_pipeline(recipe, device=args.device, backend=args.backend)
@@ -171,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         save_overlays=not args.no_overlays,
         save_frames=args.save_frames,
         workers=args.workers,
+        recipe_version=version,
     )
     forwarded = None
     try:

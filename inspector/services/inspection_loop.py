@@ -70,6 +70,8 @@ class RunSettings:
             reference on this many threads (0: on the inspecting thread); None decides
             by where the network runs.
         read_ahead: finite sources: images read and decoded ahead of the network.
+        recipe_version: the published version of the recipe (``inspector recipe pull``),
+            recorded with the run.
     """
 
     station: str | None = None
@@ -79,6 +81,7 @@ class RunSettings:
     workers: int | None = None
     register_ahead: int | None = None
     read_ahead: int = READ_AHEAD_DEPTH
+    recipe_version: int | None = None  # the published version the recipe was pulled as
 
     def describe(self, backend: str | None) -> dict:
         """What the run row records of them."""
@@ -231,6 +234,7 @@ def _open_run(
                     station=station,
                     source=source.describe(),
                     settings=settings.describe(runtime.backend if runtime is not None else None),
+                    recipe_version=settings.recipe_version,
                 )
                 done = (
                     InspectedBefore()

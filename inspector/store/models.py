@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from inspector.recipe.checks import LABEL_LENGTH, PRODUCT_NAME_LENGTH
@@ -51,6 +51,8 @@ class Run(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(20), default="running")  # running, finished, stopped, failed
+    # The published version the recipe was pulled as (with the snapshot's product), if it was.
+    recipe_version: Mapped[int | None] = mapped_column(Integer)
 
     recipe: Mapped[RecipeSnapshot] = relationship()
 
@@ -165,3 +167,34 @@ class ForwardedRun(Base):
     local_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     central_run_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
+
+
+class PublishedRecipe(Base):
+    """A recipe published for stations to pull: a numbered version per product, its YAML
+    as published (file references by plain name), its files in ``published_files``."""
+
+    __tablename__ = "published_recipes"
+    __table_args__ = (UniqueConstraint("product", "version", name="uq_published_recipes_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product: Mapped[str] = mapped_column(String(PRODUCT_NAME_LENGTH), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    recipe_sha256: Mapped[str] = mapped_column(String(64), index=True)  # the recipe hash results record
+    content: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(OPERATOR_NAME_LENGTH), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    files: Mapped[list[PublishedFile]] = relationship(cascade="all, delete-orphan", order_by="PublishedFile.name")
+
+
+class PublishedFile(Base):
+    """A file a published recipe names: its reference image, its taught normal model, an
+    exemplar image."""
+
+    __tablename__ = "published_files"
+
+    published_id: Mapped[int] = mapped_column(ForeignKey("published_recipes.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -120,9 +120,17 @@ def register_station(session: Session, *, name: str, host: str, version: str) ->
 
 
 def start_run(
-    session: Session, *, recipe_id: int, model: ModelIdentity, station: str, source: str, settings: dict
+    session: Session,
+    *,
+    recipe_id: int,
+    model: ModelIdentity,
+    station: str,
+    source: str,
+    settings: dict,
+    recipe_version: int | None = None,
 ) -> int:
     run = Run(
+        recipe_version=recipe_version,
         recipe_id=recipe_id,
         station=station,
         source=storable_text(source),

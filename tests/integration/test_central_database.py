@@ -5,12 +5,15 @@ restored, an upgrade."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import subprocess
 
 import psycopg
 import pytest
 
 from inspector.cli import main
+from inspector.errors import StoreError
+from inspector.recipe.io import save_recipe
 from inspector.services.inspection_loop import RunSettings, run_inspection
 from inspector.sources.files import FileSource
 from inspector.store.database import SCHEMA_REVISION, open_store
@@ -70,7 +73,11 @@ def central(postgres_server):
     done = psql(server, name, "-f", str(ROLES_SQL))
     assert done.returncode == 0, done.stderr
     assert psql(server, name, "-f", str(ROLES_SQL)).returncode == 0  # again, after an upgrade: no harm
-    for user, group in (("station_line3", "inspector_station"), ("quality", "inspector_report")):
+    for user, group in (
+        ("station_line3", "inspector_station"),
+        ("quality", "inspector_report"),
+        ("engineer", "inspector_publisher"),
+    ):
         superuser(server, f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN "
                           f"CREATE ROLE {user} LOGIN PASSWORD 'pw-{user}' IN ROLE {group}; END IF; END $$")  # fmt: skip
     yield server, name, owner
@@ -168,3 +175,20 @@ def test_a_station_login_may_forward_what_it_stored_while_the_server_was_away(ce
     out = tmp_path / "central.csv"
     assert main(["report", "--db", login(server, "quality", name), "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 1 + 12
+
+
+def test_an_engineer_publishes_and_a_station_pulls_but_may_not_publish(central, line, tmp_path):  # noqa: F811
+    from inspector.services.publishing import publish, pull
+
+    server, name, _ = central
+    recipe = line[0]
+    engineer = open_store(login(server, "engineer", name))
+    assert publish(engineer, recipe.source, by="engineer") == (1, True)
+    engineer.close()
+    station = open_store(login(server, "station_line3", name))
+    pulled, version = pull(station, recipe.name, tmp_path / "station")
+    assert version == 1 and pulled.reference_path.is_file()
+    save_recipe(dataclasses.replace(recipe, description="changed at the station"), recipe.source)
+    with pytest.raises(StoreError, match="permission denied"):
+        publish(station, recipe.source, by="station")
+    station.close()
