@@ -21,6 +21,7 @@ h1{margin-bottom:4px} h2{margin-top:28px;border-bottom:1px solid #ccc;padding-bo
 .pass{color:#1b7f3b} .fail{color:#c0392b} .error{color:#b9770e}
 table{border-collapse:collapse;width:100%;font-size:13px} th,td{border-bottom:1px solid #e3e3e3;padding:6px;
 text-align:left;vertical-align:top} th{background:#f5f5f5} img.thumb{width:200px;border:1px solid #ccc}
+img.crop{max-width:96px;max-height:96px;border:1px solid #ccc;margin:0 4px 4px 0}
 code{font-size:12px}
 """
 
@@ -74,10 +75,19 @@ def _rejects_table(data: ReportData) -> str:
     rows = []
     for r in data.rejects:
         uri = thumbnail_data_uri(r.overlay_path, r.image_path)
+        crops = "".join(
+            f'<img class="crop" src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}" '
+            f'alt="defect {k + 1} of inspection {r.inspection_id}">'
+            for k, jpeg in enumerate(r.crops)
+            if jpeg
+        )
+        frame = f'<img class="thumb" src="{uri}" alt="overlay of inspection {r.inspection_id}">' if uri else ""
+        # The defects' own pictures travel with the row: a report made from a central
+        # database shows them where the station's image files are out of reach.
         picture = (
-            f'<img class="thumb" src="{uri}" alt="overlay of inspection {r.inspection_id}">'
-            if uri
-            else ('<span class="muted">image not available</span>')
+            (frame + (f"<br>{crops}" if crops else ""))
+            if frame or crops
+            else '<span class="muted">image not available</span>'
         )
         defects = "<br>".join(f"{escape(lb)} ({a:.0f} px)" for lb, a in zip(r.labels, r.areas, strict=True))
         rows.append(

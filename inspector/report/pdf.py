@@ -116,6 +116,13 @@ def _charts_page(pdf: PdfPages, data: ReportData) -> None:
     pdf.savefig(fig)
 
 
+def _decoded(jpeg: bytes | None) -> np.ndarray | None:
+    """A defect's stored picture, or None (none kept, or not a picture)."""
+    if not jpeg:
+        return None
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+
 def _rejects_pages(pdf: PdfPages, data: ReportData) -> None:
     for start in range(0, max(len(data.rejects), 1), _REJECTS_PER_PAGE):
         fig = _page()
@@ -129,6 +136,12 @@ def _rejects_pages(pdf: PdfPages, data: ReportData) -> None:
             ax.axis("off")
             if picture is not None:
                 ax.imshow(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
+            for k, crop in enumerate(c for c in map(_decoded, reject.crops) if c is not None):
+                if k == 3:  # the first three defects' pictures beside the text
+                    break
+                crop_ax = fig.add_axes([0.64 + 0.1 * k, top - 0.13, 0.09, 0.09])
+                crop_ax.axis("off")
+                crop_ax.imshow(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
             defects = "; ".join(f"{lb} ({a:.0f} px)" for lb, a in zip(reject.labels, reject.areas, strict=True))
             fig.text(
                 0.4,

@@ -17,7 +17,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from inspector.errors import StoreError
-from inspector.store.models import Defect, Inspection, RecipeSnapshot, Review, Run
+from inspector.store.models import Defect, DefectPicture, Inspection, RecipeSnapshot, Review, Run
 from inspector.store.repository import add_review
 
 REJECTS_CAP = 200
@@ -123,6 +123,9 @@ class Reject:
     labels: tuple[str, ...]
     areas: tuple[float, ...]
     review: str  # "confirmed", "false alarm" or "not reviewed"
+    # Small JPEGs of its defects kept in the database (None where none was kept): shown
+    # beside the frame, and instead of it where the station's files are out of reach.
+    crops: tuple[bytes | None, ...] = ()
 
 
 @dataclass
@@ -268,12 +271,15 @@ def _rejects(session: Session, flt: ReportFilter, cap: int) -> tuple[list[Reject
         )
     ).all()
     ids = [r[0] for r in rows]
-    labels: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}
+    labels: dict[int, list[tuple[str, float, bytes | None]]] = {i: [] for i in ids}
     if ids:
-        for inspection_id, label, area in session.execute(
-            select(Defect.inspection_id, Defect.label, Defect.area).where(Defect.inspection_id.in_(ids))
+        for inspection_id, label, area, jpeg in session.execute(
+            select(Defect.inspection_id, Defect.label, Defect.area, DefectPicture.jpeg)
+            .outerjoin(DefectPicture, DefectPicture.defect_id == Defect.id)
+            .where(Defect.inspection_id.in_(ids))
+            .order_by(Defect.id)
         ):
-            labels[inspection_id].append((label, area))
+            labels[inspection_id].append((label, area, jpeg))
     names = {"confirmed": "confirmed", "false_alarm": "false alarm", None: "not reviewed"}
     rejects = [
         Reject(
@@ -282,9 +288,10 @@ def _rejects(session: Session, flt: ReportFilter, cap: int) -> tuple[list[Reject
             product,
             path,
             overlay,
-            tuple(lb for lb, _ in labels[i]),
-            tuple(a for _, a in labels[i]),
+            tuple(lb for lb, _, _ in labels[i]),
+            tuple(a for _, a, _ in labels[i]),
             names.get(decision, decision),
+            tuple(jpeg for _, _, jpeg in labels[i]),
         )
         for i, at, product, path, overlay, decision in rows
     ]

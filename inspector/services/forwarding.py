@@ -29,6 +29,7 @@ from inspector.errors import StoreError
 from inspector.store.database import Store, database_problem, open_store
 from inspector.store.models import (
     Defect,
+    DefectPicture,
     ForwardedRun,
     ForwardMark,
     Inspection,
@@ -130,7 +131,10 @@ class Forwarder:
                 .where(Inspection.id > last)
                 .order_by(Inspection.id)
                 .limit(limit)
-                .options(selectinload(Inspection.defects), selectinload(Inspection.run).selectinload(Run.recipe))
+                .options(
+                    selectinload(Inspection.defects).selectinload(Defect.picture),
+                    selectinload(Inspection.run).selectinload(Run.recipe),
+                )
             ).all()
             known = {
                 f.local_run_id: f for f in session.scalars(select(ForwardedRun).where(ForwardedRun.central == key))
@@ -281,7 +285,13 @@ def _copy(remote: Session, rows: list[Inspection], run_ids: dict[int, int]) -> N
             recipe_id=recipe_of_run[central_run],
             result_key=keyed[row.id],
         )
-        copy.defects = [Defect(**_columns(d, {"id", "inspection_id"})) for d in row.defects]
+        copy.defects = [
+            Defect(
+                **_columns(d, {"id", "inspection_id"}),
+                picture=DefectPicture(jpeg=d.picture.jpeg) if d.picture is not None else None,
+            )
+            for d in row.defects
+        ]
         remote.add(copy)
         remote.flush()  # in the station's order
 

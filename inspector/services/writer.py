@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +42,21 @@ class _Pending:
     image: np.ndarray | None
     has_file: bool  # False for camera frames: the writer keeps the pixels (see save_frames)
     then: Callable[[], None] | None  # once the row is durable: e.g. move the file into pass/ or fail/
+
+
+CROP_SIDE = 160  # the longest side of a defect's picture in the database, in pixels
+CROP_QUALITY = 80
+
+
+def small_jpeg(crop: np.ndarray) -> bytes | None:
+    """A defect's picture as the row keeps it: at most CROP_SIDE pixels a side, JPEG (a
+    few kilobytes: see benchmarks/README.md)."""
+    h, w = crop.shape[:2]
+    scale = min(1.0, CROP_SIDE / max(h, w))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])
+    return data.tobytes() if ok else None
 
 
 def _safe_stem(name: str) -> str:
@@ -127,16 +143,18 @@ class ResultWriter:
             lost.append(exc)
             return None
 
-    def _pictures(self, item: _Pending, lost: list[BaseException]) -> tuple[str | None, tuple[str | None, ...]]:
+    def _pictures(self, item: _Pending, lost: list[BaseException]) -> tuple[str | None, tuple, tuple]:
+        """A FAIL's overlay file, its defects' crop files, and their small JPEGs for the row."""
         record, result = item.record, item.record.result
         if not (self.save_overlays and result.verdict == FAIL and item.image is not None):
-            return None, ()
+            return None, (), ()
         folder = self.images_dir / f"run_{record.run_id:05d}"
         stem = f"{_safe_stem(record.image_path)}_{(record.image_sha256 or 'x')[:10]}"
         h, w = item.image.shape[:2]
         findings = result.findings_at((w, h))  # the image may have been decoded smaller
-        overlay = self._write(folder / f"{stem}_overlay.jpg", draw_findings(item.image, findings), lost)
-        crops = []
+        drawn = draw_findings(item.image, findings)
+        overlay = self._write(folder / f"{stem}_overlay.jpg", drawn, lost)
+        crops, jpegs = [], []
         for k, finding in enumerate(findings):
             x1, y1, x2, y2 = finding.box
             pad = max(8.0, 0.25 * max(x2 - x1, y2 - y1))
@@ -144,9 +162,11 @@ class ResultWriter:
             x3, y3 = int(min(w, x2 + pad + 1)), int(min(h, y2 + pad + 1))
             if x3 <= x0 or y3 <= y0:
                 crops.append(None)
+                jpegs.append(None)
                 continue
             crops.append(self._write(folder / f"{stem}_defect{k}.png", item.image[y0:y3, x0:x3], lost))
-        return overlay, tuple(crops)
+            jpegs.append(small_jpeg(drawn[y0:y3, x0:x3]))
+        return overlay, tuple(crops), tuple(jpegs)
 
     def _frame_file(self, item: _Pending, lost: list[BaseException]) -> str:
         """Where the row's image lives: its file, or a saved copy of a camera frame (the
@@ -168,11 +188,13 @@ class ResultWriter:
         records = []
         for item in batch:
             lost: list[BaseException] = []
-            overlay, crops = self._pictures(item, lost)
+            overlay, crops, jpegs = self._pictures(item, lost)
             image_path = self._frame_file(item, lost)
             if lost:
                 self._picture_lost(item, lost[0])
-            records.append(replace(item.record, image_path=image_path, overlay_path=overlay, crop_paths=crops))
+            records.append(
+                replace(item.record, image_path=image_path, overlay_path=overlay, crop_paths=crops, crop_jpegs=jpegs)
+            )
         attempt = 0
         while True:
             try:

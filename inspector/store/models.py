@@ -117,6 +117,17 @@ class Defect(Base):
     crop_path: Mapped[str | None] = mapped_column(Text)
 
     inspection: Mapped[Inspection] = relationship(back_populates="defects")
+    picture: Mapped[DefectPicture | None] = relationship(cascade="all, delete-orphan", uselist=False)
+
+
+class DefectPicture(Base):
+    """A small JPEG of a defect, kept with its row: a report made from another machine
+    (a central database) shows it where the station's image files are out of reach."""
+
+    __tablename__ = "defect_pictures"
+
+    defect_id: Mapped[int] = mapped_column(ForeignKey("defects.id", ondelete="CASCADE"), primary_key=True)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Review(Base):

@@ -16,6 +16,7 @@ from inspector.recipe.model import Recipe
 from inspector.store.models import (
     OPERATOR_NAME_LENGTH,
     Defect,
+    DefectPicture,
     Inspection,
     RecipeSnapshot,
     Review,
@@ -38,6 +39,7 @@ class InspectionRecord:
     inspected_at: datetime
     overlay_path: str | None = None
     crop_paths: tuple[str | None, ...] = ()
+    crop_jpegs: tuple[bytes | None, ...] = ()  # small pictures of the defects, kept in the row
     result_key: str | None = None  # see ``result_key``; None: no rule (a frame without a hash)
     # The image's file changed after this run stored an ERROR for it (a writer pausing
     # longer than the hot folder's settling time): this row replaces that one.
@@ -225,7 +227,8 @@ def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> No
             result_key=record.result_key,
         )
         crops = record.crop_paths or (None,) * len(result.findings)
-        for finding, crop in zip(result.findings, crops, strict=True):
+        jpegs = record.crop_jpegs or (None,) * len(result.findings)
+        for finding, crop, jpeg in zip(result.findings, crops, jpegs, strict=True):
             x1, y1, x2, y2 = finding.box
             row.defects.append(
                 Defect(
@@ -238,6 +241,7 @@ def add_inspections(session: Session, records: Iterable[InspectionRecord]) -> No
                     y2=y2,
                     outline=[[round(float(x), 1), round(float(y), 1)] for x, y in finding.outline],
                     crop_path=crop,
+                    picture=DefectPicture(jpeg=jpeg) if jpeg else None,
                 )
             )
         session.add(row)

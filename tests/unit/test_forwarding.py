@@ -169,3 +169,24 @@ def test_what_waits_can_be_sent_later_by_hand(line, central, tmp_path, capsys): 
     assert main(["db", "forward", "--db", str(tmp_path / "s.db"), "--central", url]) == 0
     assert "up to date" in capsys.readouterr().out
     assert rows(url, "SELECT COUNT(*) FROM inspections") == [(6,)]
+
+
+def test_a_central_report_shows_the_defects_where_the_stations_files_are_out_of_reach(line, central, tmp_path):  # noqa: F811
+    import shutil
+
+    from inspector.cli import main
+
+    _, url = central
+    _, _, folder, _ = line
+    local = open_store(str(tmp_path / "station.db"), images_dir=tmp_path / "station-images")
+    run_inspection(pipeline_for(line), local, FileSource([folder]), RunSettings(read_ahead=0))
+    Forwarder(local, url).forward_all()
+    local.close()
+    shutil.rmtree(tmp_path / "station-images")  # another machine: the station's pictures are not here
+    shutil.rmtree(folder)
+    out = tmp_path / "central.html"
+    assert main(["report", "--db", url, "--out", str(out)]) == 0
+    html = out.read_text()
+    defects = rows(url, "SELECT COUNT(*) FROM defects")[0][0]
+    assert defects > 0 and html.count('class="crop"') == defects
+    assert "image not available" not in html

@@ -63,7 +63,7 @@ class _Collect(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         if tag == "img":
-            self.images.append(dict(attrs)["src"])
+            self.images.append(dict(attrs))
 
 
 def test_csv_rows_match_the_database(filled):
@@ -94,7 +94,10 @@ def test_html_is_self_contained_with_kpis_charts_and_reject_thumbnails(filled):
     assert f"{passed} Pass" in text and f"{failed} Fail" in text and f"{errors} Error" in text
     assert f"{100 * passed / (passed + failed):.1f} % Yield" in text
     assert "1 Confirmed defects" in text and "1 False alarms" in text
-    assert len(parsed.images) == failed and all(src.startswith("data:image/jpeg;base64,") for src in parsed.images)
+    frames = [i for i in parsed.images if i["alt"].startswith("overlay of inspection")]
+    crops = [i for i in parsed.images if i["alt"].startswith("defect ")]
+    assert len(frames) == failed and len(crops) == sql(db, "SELECT COUNT(*) FROM defect_pictures")[0][0] > 0
+    assert all(i["src"].startswith("data:image/jpeg;base64,") for i in parsed.images)
     assert "<svg" in html and "http" not in html.replace("http://www.w3.org/2000/svg", "")
 
 
