@@ -1,0 +1,194 @@
+"""The handshake with the line, without any protocol: trigger -> busy -> result -> ack,
+refusals with reasons, timeouts as ERROR results, recipe switches, every result stored."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from inspector.line.handshake import LineResult, Status
+from inspector.line.recipes import RecipeShelf
+from inspector.line.station import Station
+from inspector.line.triggered import Relay
+from inspector.services.inspection_loop import RunSettings
+from inspector.sources.hotfolder import HotFolderSource
+from inspector.store.database import open_store
+from tests.helpers import rows
+from tests.line_helpers import LineData, wait_for
+
+
+@pytest.fixture
+def data(tmp_path):
+    return LineData(tmp_path)
+
+
+class Heard:
+    def __init__(self, station: Station) -> None:
+        self.results: list[LineResult] = []
+        self.states: list[Status] = []
+        station.handshake.subscribe(result=self.results.append, status=self.states.append)
+
+    def state(self) -> str:
+        return self.states[-1].state
+
+
+@pytest.fixture
+def running(data):
+    stations = []
+
+    def start(**options) -> tuple[Station, Heard]:
+        station = data.station(**options)
+        heard = Heard(station)
+        station.start()
+        stations.append(station)
+        wait_for(lambda: heard.state() == "ready", what="the station to be ready")
+        return station, heard
+
+    yield start
+    for station in stations:
+        station.stop()
+        station.store.close()
+
+
+def test_each_trigger_takes_the_next_file_and_its_result_is_sent_and_stored(data, running):
+    station, heard = running()
+    for k in range(3):
+        data.drop(k)
+    ids = []
+    for count in range(1, 4):
+        reply = station.trigger("plc-4711")
+        assert reply.accepted, reply.reason
+        ids.append(reply.result_id)
+        wait_for(lambda count=count: len(heard.results) == count, what="the result")
+    run = station.runs[0]
+    assert ids == [f"{run}-1", f"{run}-2", f"{run}-3"]
+    assert [r.id for r in heard.results] == ids
+    assert [r.verdict for r in heard.results] == ["PASS", "FAIL", "PASS"]
+    assert heard.results[1].defects >= 1 and heard.results[1].trigger == "plc-4711"
+    assert heard.results[0].image.endswith("p00000.png") and heard.results[0].product == "Label"
+    station.stop()
+    stored = rows(data.database, "SELECT image_path, verdict FROM inspections ORDER BY id")
+    assert [(name.rsplit("/", 1)[-1], verdict) for name, verdict in stored] == [
+        ("p00000.png", "PASS"),
+        ("p00001.png", "FAIL"),
+        ("p00002.png", "PASS"),
+    ]
+
+
+def test_a_trigger_while_busy_is_refused_with_the_reason_not_queued(data, running, monkeypatch):
+    station, heard = running()
+    data.drop(0)
+    hold = threading.Event()
+    pipeline = station._pipelines["Label"][1]
+    inspect = pipeline.inspect
+    monkeypatch.setattr(pipeline, "inspect", lambda *a, **k: (hold.wait(10), inspect(*a, **k))[1])
+    first = station.trigger()
+    second = station.trigger()
+    assert first.accepted and not second.accepted
+    assert second.reason == f"busy: inspecting for result {first.result_id}"
+    assert heard.state() == "busy"
+    hold.set()
+    wait_for(lambda: heard.results, what="the first result")
+    wait_for(lambda: heard.state() == "ready", what="ready again")
+    assert len(heard.results) == 1  # the refused trigger took no part
+    assert station.handshake.counts["refused"] == 1
+
+
+def test_a_result_awaits_its_acknowledgement_before_the_next_trigger(data, running):
+    station, heard = running(require_ack=True)
+    data.drop(0)
+    data.drop(1)
+    first = station.trigger()
+    wait_for(lambda: heard.state() == "result", what="the result to wait for its ack")
+    refused = station.trigger()
+    assert not refused.accepted and refused.reason == f"result {first.result_id} awaits acknowledgement"
+    wrong = station.acknowledge("999-9")
+    assert not wrong.accepted and first.result_id in wrong.reason
+    assert station.acknowledge(first.result_id).accepted
+    assert heard.state() == "ready"
+    assert station.trigger().accepted
+
+
+def test_no_image_to_take_is_an_error_result_not_a_hang(data, running):
+    station, heard = running(capture_timeout=0.2)
+    reply = station.trigger()
+    wait_for(lambda: heard.results, what="the ERROR result")
+    result = heard.results[0]
+    assert (result.id, result.verdict) == (reply.result_id, "ERROR")
+    assert "no image waiting" in result.error
+    wait_for(lambda: heard.state() == "ready", what="ready again")
+    station.stop()
+    assert rows(data.database, "SELECT verdict FROM inspections") == [("ERROR",)]
+
+
+def test_an_inspection_past_the_timeout_is_an_error_result_and_its_late_result_is_not_sent(data, running, monkeypatch):
+    station, heard = running(timeout=0.3)
+    data.drop(0)
+    data.drop(1)
+    hold = threading.Event()
+    pipeline = station._pipelines["Label"][1]
+    inspect = pipeline.inspect
+    monkeypatch.setattr(pipeline, "inspect", lambda *a, **k: (hold.wait(10), inspect(*a, **k))[1])
+    reply = station.trigger()
+    wait_for(lambda: heard.results, what="the timeout's ERROR result")
+    assert (heard.results[0].id, heard.results[0].verdict) == (reply.result_id, "ERROR")
+    assert "no result within 0.3 s" in heard.results[0].error
+    refused = station.trigger()
+    assert not refused.accepted and "timed out" in refused.reason  # never taken for the next part's
+    hold.set()
+    wait_for(lambda: heard.state() == "ready", what="ready once the late inspection is done")
+    assert len(heard.results) == 1
+    monkeypatch.setattr(pipeline, "inspect", inspect)
+    nxt = station.trigger()
+    wait_for(lambda: len(heard.results) == 2, what="the next result")
+    assert heard.results[1].id == nxt.result_id and heard.results[1].verdict == "FAIL"
+    station.stop()
+    assert len(rows(data.database, "SELECT id FROM inspections")) == 2  # the late one is stored
+
+
+def test_switching_products_runs_the_other_recipe_and_refuses_unknown_ones(data, running):
+    station, heard = running()
+    assert heard.states[-1].products == ("Label", "Label B")
+    unknown = station.select("Nonesuch")
+    assert not unknown.accepted and "Nonesuch" in unknown.reason and "Label B" in unknown.reason
+    assert heard.state() == "ready" and heard.states[-1].product == "Label"
+    assert station.select("Label B").accepted
+    wait_for(lambda: heard.state() == "ready" and heard.states[-1].product == "Label B", what="the switch")
+    data.drop(0)
+    reply = station.trigger()
+    wait_for(lambda: heard.results, what="the result")
+    assert heard.results[0].product == "Label B"
+    assert reply.result_id == f"{station.runs[-1]}-1" and len(station.runs) == 2
+    station.stop()
+    assert rows(data.database, "SELECT product FROM inspections") == [("Label B",)]
+
+
+def test_a_hot_folder_station_sends_what_comes_and_refuses_triggers(data):
+    store = open_store(data.database)
+    station = Station(
+        "line-2",
+        shelf=RecipeShelf(data.recipes),
+        source=Relay(HotFolderSource(data.incoming, poll=0.05, settle=0.05)),
+        store=store,
+        open_pipeline=data.pipeline,
+        settings=RunSettings(station="line-2", save_overlays=False),
+    )
+    heard = Heard(station)
+    station.start()
+    try:
+        wait_for(lambda: heard.state() == "ready", what="ready")
+        refused = station.trigger()
+        assert not refused.accepted and "does not take triggers" in refused.reason
+        data.drop(0)
+        data.drop(1)
+        wait_for(lambda: len(heard.results) == 2, what="two results")
+        assert station.select("Label B").accepted  # the folder goes on being watched
+        wait_for(lambda: heard.states[-1].product == "Label B" and heard.state() == "ready", what="the switch")
+        data.drop(2)
+        wait_for(lambda: len(heard.results) == 3, what="the third result")
+        assert [r.product for r in heard.results] == ["Label", "Label", "Label B"]
+        assert heard.results[2].id == f"{station.runs[-1]}-1"
+    finally:
+        station.stop()
+        store.close()
