@@ -36,13 +36,13 @@ GRANT USAGE ON SCHEMA public TO inspector_station, inspector_report, inspector_p
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO inspector_station, inspector_report, inspector_publisher;
 
 -- Writing, stations only, and only what a run does:
---   recipe_snapshots, runs, inspections, defects: a run's rows;
+--   recipe_snapshots, runs, inspections, defects, defect_pictures: a run's rows;
 --   runs UPDATE: the run's end (status, finish time);
 --   inspections DELETE: a hot-folder file that changed after an ERROR replaces that row
 --     (its defects and reviews go with it by the foreign keys, as the owner);
 --   reviews: operators confirm defects or mark false alarms at the station;
 --   stations: a station registers itself, and its host and version when they change.
-GRANT INSERT ON recipe_snapshots, runs, inspections, defects, reviews, stations TO inspector_station;
+GRANT INSERT ON recipe_snapshots, runs, inspections, defects, defect_pictures, reviews, stations TO inspector_station;
 GRANT UPDATE (status, finished_at) ON runs TO inspector_station;
 GRANT UPDATE (host, inspector_version, last_seen) ON stations TO inspector_station;
 GRANT DELETE ON inspections TO inspector_station;

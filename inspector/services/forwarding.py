@@ -136,12 +136,20 @@ class Forwarder:
                     selectinload(Inspection.run).selectinload(Run.recipe),
                 )
             ).all()
+            # Runs sent while they were running: their end is sent once they have one.
+            open_runs = session.execute(
+                select(ForwardedRun, Run)
+                .join(Run, Run.id == ForwardedRun.local_run_id)
+                .where(ForwardedRun.central == key, ForwardedRun.status == "running")
+            ).all()
+            finished = [(f, run) for f, run in open_runs if run.status != "running"]
+            needed = {row.run_id for row in rows}
             known = {
-                f.local_run_id: f for f in session.scalars(select(ForwardedRun).where(ForwardedRun.central == key))
+                f.local_run_id: f
+                for f in session.scalars(
+                    select(ForwardedRun).where(ForwardedRun.central == key, ForwardedRun.local_run_id.in_(needed))
+                )
             }
-            finished = [
-                (f, run) for f in known.values() if (run := session.get(Run, f.local_run_id)) and run.status != f.status
-            ]
             stations = {station.name: station for station in session.scalars(select(Station))}
             session.expunge_all()
         try:

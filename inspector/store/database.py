@@ -99,7 +99,7 @@ def database_problem(exc: BaseException) -> str:
         return "the database is locked by another program; try again when it is done"
     said = str(getattr(exc, "orig", None) or exc.__cause__ or exc)
     if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501":  # a server's "insufficient privilege"
-        return f"{said}: this login may not do that (a schema upgrade is the owner's: `inspector db upgrade`)"
+        return f"{said}: this login's role does not allow it (db/README.md; a schema upgrade is the owner's)"
     if _DAMAGE.search(said):
         return f"the database file is damaged ({said}); {_DAMAGE_ADVICE}"
     return said
