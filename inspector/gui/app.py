@@ -84,7 +84,7 @@ def run_gui(args: argparse.Namespace) -> int:
     settle_heap()
     install_excepthook(window)
     if args.recipe:
-        window.open_recipe(args.recipe)
+        window.open_recipe(args.recipe, as_job=True)
     if args.source:
         window.operate.source_edit.setText(args.source)
     if args.tab:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError
 from inspector.gui import render
+from inspector.gui.widgets.elided import ElidedLabel
 from inspector.gui.widgets.image_view import ImageView, qimage_from_bgr
 from inspector.gui.widgets.review_panel import REVIEW_NAMES, ReviewPanel
 from inspector.report.query import (
@@ -33,6 +34,7 @@ from inspector.report.query import (
     history,
     inspection_detail,
     record_review,
+    station_names,
 )
 
 _ALL = "(all)"
@@ -62,6 +64,16 @@ def _picture(store, ident: int) -> tuple[InspectionDetail, QImage | None, QImage
     return shown, qimage_from_bgr(image), qimage_from_bgr(canvas), None
 
 
+def _fill(combo: QComboBox, names: list[str]) -> None:
+    """(all) and ``names``, keeping the choice where it is still there."""
+    current = combo.currentText()
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems([_ALL, *names])
+    combo.setCurrentText(current if current in names else _ALL)
+    combo.blockSignals(False)
+
+
 class HistoryWorkspace(QWidget):
     message = Signal(str, bool)
 
@@ -77,6 +89,9 @@ class HistoryWorkspace(QWidget):
         self.product = QComboBox()
         self.verdict = QComboBox()
         self.verdict.addItems([_ALL, "FAIL", "PASS", "ERROR"])
+        self.station = QComboBox()
+        self.station.addItem(_ALL)
+        self.station.setToolTip("The station that inspected (as named in Operate or by inspector run --station)")
         today = QDate.currentDate()
         self.since = QDateEdit(today.addDays(-30), calendarPopup=True)
         self.until = QDateEdit(today, calendarPopup=True)
@@ -90,6 +105,7 @@ class HistoryWorkspace(QWidget):
         for label, widget in (
             ("Product", self.product),
             ("Verdict", self.verdict),
+            ("Station", self.station),
             ("From", self.since),
             ("To", self.until),
         ):
@@ -108,8 +124,7 @@ class HistoryWorkspace(QWidget):
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.itemSelectionChanged.connect(self._selected)
         self.view = ImageView()
-        self.detail = QLabel("")
-        self.detail.setWordWrap(True)
+        self.detail = ElidedLabel(max_lines=2)  # a long path or error never widens the window
         self.review_panel = ReviewPanel()
         self.review_panel.review.connect(self.review)
         self.review_panel.step.connect(self.step)
@@ -147,8 +162,10 @@ class HistoryWorkspace(QWidget):
 
         product = self.product.currentText()
         verdict = self.verdict.currentText()
+        station = self.station.currentText()
         return ReportFilter(
             product=None if product in ("", _ALL) else product,
+            station=None if station in ("", _ALL) else station,
             since=utc(self.since.date(), time.min),
             until=utc(self.until.date().addDays(1), time.min),
             verdict=None if verdict == _ALL else verdict,
@@ -163,15 +180,13 @@ class HistoryWorkspace(QWidget):
         flt = self.current_filter()
         try:
             products, rows = history(store, flt)
+            with store.transaction("the stations cannot be read") as session:
+                stations = station_names(session)
         except InspectorError as exc:
             self.message.emit(str(exc), True)
             return
-        current = self.product.currentText()
-        self.product.blockSignals(True)
-        self.product.clear()
-        self.product.addItems([_ALL, *products])
-        self.product.setCurrentText(current if current in products else _ALL)
-        self.product.blockSignals(False)
+        _fill(self.product, products)
+        _fill(self.station, stations)
         kept = self._selected_id()
         # The rows are replaced under a selection kept by row number: without care the
         # pane would go on showing (and reviewing) the inspection that was on that row.
@@ -386,6 +401,21 @@ class HistoryWorkspace(QWidget):
         self.message.emit(f"Exporting {fmt.upper()} report…", False)
         self._export.start()
         return self._export
+
+    def busy(self) -> bool:
+        """Whether a worker is reading or writing the database."""
+        return (
+            self._loader is not None or bool(self._reviewing) or (self._export is not None and self._export.isRunning())
+        )
+
+    def use_store_factory(self, store_factory) -> None:
+        """Work on another database from now on (not while busy: see ``busy``)."""
+        if self._store is not None:
+            self._store.close()
+        self._store, self._store_factory = None, store_factory
+        self._on_show, self._wanted = None, None
+        self.table.setRowCount(0)
+        self._selected()
 
     def shutdown(self) -> None:
         self._wanted = None

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -28,15 +24,21 @@ from PySide6.QtWidgets import (
 from inspector.engine.types import InspectionResult
 from inspector.errors import InspectorError
 from inspector.gui import render
+from inspector.gui.widgets.counters import CountersPanel
+from inspector.gui.widgets.elided import ElidedLabel
 from inspector.gui.widgets.image_view import ImageView, qimage_from_bgr
+from inspector.gui.widgets.job_bar import JobBar
+from inspector.gui.widgets.rejects_strip import RejectsStrip
 
 VERDICT_STYLE = {
     "PASS": "background:#1b7f3b;color:white",
     "FAIL": "background:#c0392b;color:white",
     "ERROR": "background:#b9770e;color:white",
-    "": "background:#555;color:#ddd",
+    "": "background:#555;color:#ddd",  # READY
+    "CONNECTING": "background:#555;color:#ddd",
+    "NO CAMERA": "background:#2c3e50;color:#f5b7b1",
+    "RECONNECTING": "background:#7d6608;color:white",
 }
-RECENT_REJECTS = 12
 LIVE_FPS = 30  # live view refresh from cameras
 RESULT_HOLD_S = 0.8  # how long an inspected frame's outlines stay before the live view resumes
 
@@ -59,6 +61,18 @@ def result_pictures(image: np.ndarray, result: InspectionResult) -> tuple[QImage
     return qimage_from_bgr(image), qimage_from_bgr(findings_overlay((image.shape[1], image.shape[0]), result))
 
 
+def camera_tile(status: str, *, was_connected: bool) -> str | None:
+    """What the verdict tile says of a live camera's ``status`` (as the source reports it),
+    or None where the tile stays as it is: never READY while no camera delivers."""
+    if status == "connected":
+        return ""
+    if status.startswith("reconnecting"):
+        return "RECONNECTING" if was_connected else "NO CAMERA"
+    if status == "ended":  # stopped: the run's end is said by the run
+        return None
+    return "NO CAMERA"  # gave up, or cannot be opened
+
+
 class OperateWorkspace(QWidget):
     """The operator's screen. ``store_factory`` opens the results database when a run starts."""
 
@@ -72,23 +86,25 @@ class OperateWorkspace(QWidget):
         self._store_factory = store_factory
         self._worker = None
         self._source = None
-        self._counts: Counter = Counter()
-        self._latencies: deque[float] = deque(maxlen=50)
-        self._started = 0.0
-        self._rejects: dict[str, tuple[np.ndarray, InspectionResult]] = {}
+        self._live_camera = False  # the running source is a camera or stream
+        self._camera_connected = False
 
-        self.recipe_edit = QLineEdit(placeholderText="recipe .yaml")
-        recipe_button = QPushButton("Recipe…")
-        recipe_button.clicked.connect(self._choose_recipe)
+        self.job = JobBar()
+        self.job.message.connect(self.message)
+        self.recipe_edit = self.job.recipe_edit
         self.source_edit = QLineEdit(
             placeholderText="folder, files (a;b), video file, camera:0, rtsp://…, watch:FOLDER"
         )
         source_button = QPushButton("Folder…")
         source_button.clicked.connect(self._choose_folder)
         self.start_button = QPushButton("Start")
-        self.start_button.setMinimumWidth(110)
+        self.start_button.setMinimumWidth(90)
         self.start_button.clicked.connect(self.toggle)
         self.start_button.setToolTip("Start or stop the run: F5, from anywhere in the window")
+        self.inspect_again = QCheckBox("Inspect again")
+        self.inspect_again.setToolTip(
+            "Inspect images this recipe and model have inspected before (otherwise they are skipped)"
+        )
         # Cameras only: inspect one part per trigger (button or T) instead of every frame.
         self.trigger_mode = QCheckBox("Trigger")
         self.trigger_mode.setToolTip("Camera sources: inspect one frame per trigger (T) instead of continuously")
@@ -100,13 +116,11 @@ class OperateWorkspace(QWidget):
         QShortcut(QKeySequence(Qt.Key.Key_T), self, activated=self.fire)
 
         top = QHBoxLayout()
+        top.addWidget(QLabel("Source"))
+        top.addWidget(self.source_edit, 1)
         for widget in (
-            QLabel("Recipe"),
-            self.recipe_edit,
-            recipe_button,
-            QLabel("Source"),
-            self.source_edit,
             source_button,
+            self.inspect_again,
             self.sort_files,
             self.trigger_mode,
             self.trigger_button,
@@ -117,58 +131,48 @@ class OperateWorkspace(QWidget):
         self.view = ImageView()
         self.verdict = QLabel("READY")
         self.verdict.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.verdict.setMinimumHeight(110)
+        self.verdict.setMinimumHeight(90)
         self._show_verdict("")
-        self.current = QLabel("")
-        self.current.setWordWrap(True)
-        self.source_status = QLabel("")
-        self.source_status.setWordWrap(True)
-        self.status_changed.connect(self.source_status.setText)
+        self.current = ElidedLabel(max_lines=2)
+        self.source_status = ElidedLabel()
+        self.status_changed.connect(self._source_said)
         self.live_frame.connect(self._show_live)
         self._last_live = 0.0
         self._overlay_until = 0.0
-        self.counters = {
-            name: QLabel("0")
-            for name in ("Inspected", "Pass", "Fail", "Error", "Yield", "Throughput", "Latency", "Skipped")
-        }
-        form = QFormLayout()
-        for name, label in self.counters.items():
-            label.setStyleSheet("font-size:16px;font-weight:bold")
-            form.addRow(name, label)
+        self.tally = CountersPanel()
+        self.tally.message.connect(self.message)
+        self.counters, self.shift_counters = self.tally.counters, self.tally.shift_counters
         side = QVBoxLayout()
         side.addWidget(self.verdict)
         side.addWidget(self.current)
         side.addWidget(self.source_status)
-        side.addLayout(form)
+        side.addWidget(self.tally)
         side.addStretch(1)
         side_widget = QWidget()
         side_widget.setLayout(side)
-        side_widget.setMinimumWidth(240)
+        side_scroll = QScrollArea()  # the counters stay reachable on a low screen
+        side_scroll.setWidget(side_widget)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setMinimumWidth(250)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-        self.rejects = QListWidget()
-        self.rejects.setViewMode(QListWidget.ViewMode.IconMode)
-        self.rejects.setIconSize(QSize(120, 90))
-        self.rejects.setFlow(QListWidget.Flow.LeftToRight)
-        self.rejects.setWrapping(False)
-        self.rejects.setFixedHeight(130)
-        self.rejects.itemClicked.connect(self._show_reject)
+        self.rejects = RejectsStrip()
+        self.rejects.chosen.connect(self._show_reject)
 
         split = QSplitter()
         split.addWidget(self.view)
-        split.addWidget(side_widget)
+        split.addWidget(side_scroll)
         split.setStretchFactor(0, 4)
+        split.setCollapsible(0, False)
+        split.setCollapsible(1, False)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.job)
         layout.addLayout(top)
         layout.addWidget(split, 1)
-        layout.addWidget(QLabel("Recent rejects (click to view)"))
+        layout.addWidget(QLabel("Recent rejects, by run (click to view)"))
         layout.addWidget(self.rejects)
 
     # -- set-up ------------------------------------------------------------------------
-
-    def _choose_recipe(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Recipe", "recipes", "Recipes (*.yaml *.yml)")
-        if path:
-            self.recipe_edit.setText(path)
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Source folder")
@@ -188,46 +192,56 @@ class OperateWorkspace(QWidget):
 
     def start(self) -> None:
         from inspector.gui.workers import InspectionWorker
-        from inspector.recipe.io import load_recipe
+        from inspector.services.inspection_loop import RunSettings
         from inspector.sources import CameraSource, SourceOptions, open_source
 
-        recipe_path, source = self.recipe_edit.text().strip(), self.source_edit.text().strip()
-        if not recipe_path or not source:
+        source = self.source_edit.text().strip()
+        if not self.recipe_edit.text().strip() or not source:
             self.message.emit("Choose a recipe and a source first.", True)
             return
-        try:  # only parsed here; the worker checks the rest (reference image, model file)
-            recipe = load_recipe(recipe_path)
-        except InspectorError as exc:
-            self.message.emit(str(exc), True)
+        station = self.job.station()
+        recipe = self.job.for_start() if station is not None else None  # asks where another job was typed
+        if recipe is None:
             return
         options = SourceOptions(
             trigger="software" if self.trigger_mode.isChecked() else "every",
             sort=self.sort_files.isChecked(),
-            on_status=lambda status: self.status_changed.emit(f"Source: {status}"),
+            on_status=self.status_changed.emit,
             preview=self._preview,
         )
         try:
             self._source = open_source(source, options)
-        except InspectorError as exc:  # a mistyped video file, a bad camera option
+        except InspectorError as exc:  # a mistyped folder or video file, a bad camera option
             self.message.emit(str(exc), True)
             return
-        triggered = isinstance(self._source, CameraSource) and self._source.trigger_mode == "software"
-        self.trigger_button.setEnabled(triggered)
-        self._show_verdict("")  # nothing of the last run stays up as if it were this one's
+        camera = isinstance(self._source, CameraSource)
+        self._live_camera = camera and self._source.live
+        self._camera_connected = False
+        self.trigger_button.setEnabled(camera and self._source.trigger_mode == "software")
+        self._show_verdict("CONNECTING" if self._live_camera else "")  # nothing of the last run stays up
         self.view.set_image(None)
         self.current.setText("")
-        self._counts.clear()
-        self._latencies.clear()
-        self._started = time.monotonic()
-        self._worker = InspectionWorker(recipe, self._store_factory, self._source, self, prepare=result_pictures)
+        self.source_status.setText("")
+        self.tally.station = station
+        self.tally.start_run()
+        self.rejects.start_run()
+        settings = RunSettings(station=station, force=self.inspect_again.isChecked())
+        self._worker = InspectionWorker(
+            recipe, self._store_factory, self._source, self, settings=settings, prepare=result_pictures
+        )
         self._worker.result.connect(self._on_result)
-        self._worker.skipped.connect(self._on_skipped)
+        self._worker.skipped.connect(lambda _: self.tally.add_skipped())
         self._worker.finished_run.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.finished.connect(self._on_thread_done)
         self._worker.start()
         self.start_button.setText("Stop")
-        self.message.emit(f"Running {recipe.name} on {source} (model loads on the first image)", False)
+        self.job.set_running(True)
+        self.inspect_again.setEnabled(False)
+        again = " again, those inspected before included" if settings.force else ""
+        self.message.emit(
+            f"Running {recipe.name} on {source}{again} as station {station} (model loads on the first image)", False
+        )
         self.running_changed.emit(True)
 
     def fire(self) -> None:
@@ -247,12 +261,27 @@ class OperateWorkspace(QWidget):
         if self._worker is not None:
             self.stop()
             self._worker.wait()  # within one image: destroying a running thread aborts
+        self.tally.shutdown()
 
     # -- results -------------------------------------------------------------------------
 
     def _show_verdict(self, verdict: str) -> None:
         self.verdict.setText(verdict or "READY")
-        self.verdict.setStyleSheet(f"font-size:44px;font-weight:bold;border-radius:8px;{VERDICT_STYLE[verdict]}")
+        size = 44 if verdict in ("", "PASS", "FAIL", "ERROR") else 28
+        self.verdict.setStyleSheet(f"font-size:{size}px;font-weight:bold;border-radius:8px;{VERDICT_STYLE[verdict]}")
+
+    def _source_said(self, status: str) -> None:
+        """A camera's state: in the side panel, and in the tile while no camera delivers."""
+        self.source_status.setText(f"Source: {status}")
+        if not self.running or not self._live_camera:
+            return
+        tile = camera_tile(status, was_connected=self._camera_connected)
+        self._camera_connected = self._camera_connected or status == "connected"
+        if tile is not None:
+            self._show_verdict(tile)
+            if tile:
+                self.view.set_image(None)  # not the last part under NO CAMERA
+                self.current.setText(f"{self._source.describe()}: {status}")
 
     def _preview(self, image: np.ndarray, index: int) -> None:
         """Grabber thread: pass on at most LIVE_FPS frames a second; the GUI never queues more."""
@@ -269,8 +298,7 @@ class OperateWorkspace(QWidget):
 
     def _on_result(self, name: str, result: InspectionResult, image, pictures) -> None:
         self._overlay_until = time.monotonic() + RESULT_HOLD_S
-        self._counts[result.verdict] += 1
-        self._latencies.append(result.total_ms)
+        self.tally.add(result.verdict, result.total_ms)
         self._show_verdict(result.verdict)
         self.current.setText(
             f"{Path(name).name}" + (f"\n{result.error}" if result.error else f"\n{len(result.findings)} defect(s)")
@@ -282,60 +310,33 @@ class OperateWorkspace(QWidget):
             self.view.set_image(picture)
             self.view.set_overlay(overlay)
             if result.verdict == "FAIL":
-                self._add_reject(name, image, result)
-        self._update_counters()
+                self.rejects.add(name, image, result)
 
-    def _on_skipped(self, name: str) -> None:
-        self._counts["skipped"] += 1
-        self._update_counters()
-
-    def _update_counters(self) -> None:
-        c = self._counts
-        inspected = c["PASS"] + c["FAIL"] + c["ERROR"]
-        judged = c["PASS"] + c["FAIL"]
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        values = {
-            "Inspected": inspected,
-            "Pass": c["PASS"],
-            "Fail": c["FAIL"],
-            "Error": c["ERROR"],
-            "Yield": f"{100 * c['PASS'] / judged:.1f} %" if judged else "-",
-            "Throughput": f"{inspected / elapsed:.2f} /s",
-            "Latency": f"{np.median(self._latencies):.0f} ms" if self._latencies else "-",
-            "Skipped": c["skipped"],
-        }
-        for name, value in values.items():
-            self.counters[name].setText(str(value))
-
-    def _add_reject(self, name: str, image: np.ndarray, result: InspectionResult) -> None:
-        thumb = cv2.resize(image, (120, max(1, round(image.shape[0] * 120 / image.shape[1]))))
-        item = QListWidgetItem(QIcon(QPixmap.fromImage(qimage_from_bgr(thumb))), Path(name).name)
-        item.setData(Qt.ItemDataRole.UserRole, name)
-        self.rejects.insertItem(0, item)
-        self._rejects[name] = (image, result)
-        while self.rejects.count() > RECENT_REJECTS:
-            old = self.rejects.takeItem(self.rejects.count() - 1)
-            self._rejects.pop(old.data(Qt.ItemDataRole.UserRole), None)
-
-    def _show_reject(self, item: QListWidgetItem) -> None:
-        image, result = self._rejects[item.data(Qt.ItemDataRole.UserRole)]
+    def _show_reject(self, image: np.ndarray, result: InspectionResult, caption: str) -> None:
         self.view.set_image(image)
         self.view.set_overlay(findings_overlay((image.shape[1], image.shape[0]), result))
         self._show_verdict("FAIL")
-        self.current.setText(f"{item.text()}\n{len(result.findings)} defect(s) (from the rejects strip)")
+        self.current.setText(f"{caption}\n{len(result.findings)} defect(s)")
 
     def _on_finished(self, summary) -> None:
+        self.rejects.end_run(summary.run_id)
         lost = summary.pictures_lost
         empty = summary.status == "finished" and not summary.inspected and not summary.skipped
         errors = summary.counts["ERROR"]
+        all_skipped = summary.skipped and not summary.inspected
         self.message.emit(
             f"Run {summary.run_id} {summary.status}: {summary.inspected} inspected, "
             f"{summary.skipped} skipped as already inspected"
+            + (" (tick Inspect again to inspect them again, or see them in History)" if all_skipped else "")
             + (f", {errors} ERROR (see History)" if errors else "")
             + ("; the source held no image files" if empty else "")
             + (f"; {lost} stored without their pictures (is the disk full?)" if lost else ""),
             bool(lost or empty or errors),
         )
+        if all_skipped:
+            self.current.setText(
+                f"All {summary.skipped} images were inspected before: nothing new.\nTick Inspect again to inspect them."
+            )
 
     def _on_failed(self, text: str) -> None:
         self.message.emit(text, True)
@@ -345,4 +346,6 @@ class OperateWorkspace(QWidget):
         self.trigger_button.setEnabled(False)
         self.start_button.setText("Start")
         self.start_button.setEnabled(True)
+        self.job.set_running(False)
+        self.inspect_again.setEnabled(True)
         self.running_changed.emit(False)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QToolBar,
     QVBoxLayout,
@@ -165,9 +166,13 @@ class RecipesWorkspace(QWidget):
         right.addWidget(self.dry_run, 1)
         right_widget = QWidget()
         right_widget.setLayout(right)
+        right_scroll = QScrollArea()  # the settings scroll on a low screen instead of growing the window
+        right_scroll.setWidget(right_widget)
+        right_scroll.setWidgetResizable(True)
+        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         split = QSplitter()
         split.addWidget(left_widget)
-        split.addWidget(right_widget)
+        split.addWidget(right_scroll)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
