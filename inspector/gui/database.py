@@ -70,8 +70,10 @@ class DatabaseChoice(QObject):
         dialog.setNameFilters(["Results databases (*.db *.sqlite *.sqlite3)", "All files (*)"])
         dialog.setDefaultSuffix("db")
         current = shown_database(self.url)
-        if "://" not in current:
-            dialog.selectFile(current)
+        if "://" not in current:  # offered: the file in use, in its folder (the home folder until it is made)
+            folder = Path(current).parent
+            dialog.setDirectory(str(folder if folder.is_dir() else Path.home()))
+            dialog.selectFile(Path(current).name)
         if dialog.exec() and dialog.selectedFiles():
             self.use(dialog.selectedFiles()[0])
 

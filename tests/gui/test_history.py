@@ -241,3 +241,21 @@ def test_one_defect_of_a_reject_is_reviewed_on_its_own(history, qtbot, line):  #
     _click_row(qtbot, history, row)
     qtbot.waitUntil(lambda: _on_show(history) == fails[0], timeout=10_000)
     assert targets.item(last).text().endswith(" - false alarm") and targets.item(0).text() == "Whole part"
+
+
+def test_history_shows_one_stations_inspections(history, qtbot, line):  # noqa: F811
+    from inspector.services.inspection_loop import RunSettings
+
+    pipeline, folder, _ = line
+    store = history.store()
+    run_inspection(pipeline, store, FileSource([folder]), RunSettings(station="Line 3", force=True))
+    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    assert history.table.rowCount() == 12
+    names = [history.station.itemText(k) for k in range(history.station.count())]
+    assert names[0] == "(all)" and "Line 3" in names and len(names) == 3
+    history.station.setFocus()
+    qtbot.keyClicks(history.station, "Line")  # a list is chosen from by typing
+    assert history.station.currentText() == "Line 3"
+    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    assert history.table.rowCount() == 6
+    assert "station Line 3" in history.current_filter().describe()
