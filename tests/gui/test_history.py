@@ -61,20 +61,20 @@ def _reviews(made) -> list[tuple]:
 def test_a_selected_inspection_shows_its_image_and_defects(history, qtbot):
     fail = _rows(history, "FAIL")[0]
     history.table.selectRow(fail)  # already selected by refresh (the newest reject): shown once
-    qtbot.waitUntil(lambda: "defect(s)" in history.detail.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "defect(s)" in history.detail.text(), timeout=60_000)
     assert history.view.image_size is not None and history.false_alarm.isEnabled()
     assert history.detail.text().startswith(f"#{history.table.item(fail, 0).text()} FAIL - p")
     # While another row's picture is read, the last one is not left up to be reviewed.
     history.table.selectRow(_rows(history, "FAIL")[1])
     assert history.view.image_size is None and not history.false_alarm.isEnabled()
-    qtbot.waitUntil(lambda: history.false_alarm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: history.false_alarm.isEnabled(), timeout=60_000)
     # Rows selected one after the other: the pane ends on the last one.
     passes = _rows(history, "PASS")
     for row in passes:
         history.table.selectRow(row)
     last = history.table.item(passes[-1], 0).text()
-    qtbot.waitUntil(lambda: history.detail.text().startswith(f"#{last} PASS - p"), timeout=10_000)
-    qtbot.waitUntil(lambda: history._loader is None, timeout=10_000)
+    qtbot.waitUntil(lambda: history.detail.text().startswith(f"#{last} PASS - p"), timeout=60_000)
+    qtbot.waitUntil(lambda: history._loader is None, timeout=60_000)
     assert history.detail.text().startswith(f"#{last} PASS - p") and history.detail.text().endswith(", 0 defect(s)")
 
 
@@ -84,22 +84,22 @@ def test_an_image_that_is_gone_falls_back_to_its_overlay_or_says_so(history, qtb
         path.unlink()
     fail, passed = _rows(history, "FAIL")[0], _rows(history, "PASS")[0]
     history.table.selectRow(passed)
-    qtbot.waitUntil(lambda: "no picture of it is stored" in history.detail.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "no picture of it is stored" in history.detail.text(), timeout=60_000)
     assert history.view.image_size is None
     history.table.selectRow(fail)
-    qtbot.waitUntil(lambda: "the overlay saved with it" in history.detail.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "the overlay saved with it" in history.detail.text(), timeout=60_000)
     assert history.view.image_size is not None
 
 
 def test_a_review_is_stored_off_the_gui_thread(history, qtbot):
     fail = _rows(history, "FAIL")[0]
     history.table.selectRow(fail)
-    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=60_000)
     assert history.review("confirmed") is not None
     assert not history.confirm.isEnabled()  # one review at a time
-    qtbot.waitUntil(lambda: history.table.item(fail, 5).text() == "confirmed", timeout=10_000)
-    qtbot.waitUntil(lambda: not history._reviewing, timeout=10_000)  # its worker waited for and deleted
-    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)  # the next reject, once its picture is up
+    qtbot.waitUntil(lambda: history.table.item(fail, 5).text() == "confirmed", timeout=60_000)
+    qtbot.waitUntil(lambda: not history._reviewing, timeout=60_000)  # its worker waited for and deleted
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=60_000)  # the next reject, once its picture is up
 
 
 def test_worker_failures_name_the_file_or_the_locked_database():
@@ -124,12 +124,12 @@ def test_closing_while_a_report_is_exported_finishes_the_report(history, line): 
 def test_the_review_buttons_follow_the_reject_on_show_while_a_review_is_stored(history, qtbot):
     first, second = _rows(history, "FAIL")[:2]
     history.table.selectRow(first)
-    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=60_000)
     history.review("confirmed")
     history.table.selectRow(second)  # the next reject, while the first review is stored
-    qtbot.waitUntil(lambda: history.table.item(first, 5).text() == "confirmed", timeout=10_000)
-    qtbot.waitUntil(lambda: not history._reviewing, timeout=10_000)
-    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)  # the second reject's, once its picture is up
+    qtbot.waitUntil(lambda: history.table.item(first, 5).text() == "confirmed", timeout=60_000)
+    qtbot.waitUntil(lambda: not history._reviewing, timeout=60_000)
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=60_000)  # the second reject's, once its picture is up
     assert history._on_show.inspection_id == int(history.table.item(second, 0).text())
 
 
@@ -138,7 +138,7 @@ def test_after_a_refresh_under_another_filter_the_review_goes_to_the_inspection_
     fails = [_ident(history, r) for r in _rows(history, "FAIL")]
     oldest_fail = fails[-1]
     _click_row(qtbot, history, everything.index(oldest_fail))
-    qtbot.waitUntil(lambda: _on_show(history) == oldest_fail and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == oldest_fail and history.confirm.isEnabled(), timeout=60_000)
     assert history.detail.text().startswith(f"#{oldest_fail} FAIL")
 
     # Only the rejects: the row the selection had is another inspection's now.
@@ -146,33 +146,33 @@ def test_after_a_refresh_under_another_filter_the_review_goes_to_the_inspection_
     assert history.verdict.currentText() == "FAIL"
     qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
     assert history.table.rowCount() == len(fails)
-    qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=60_000)
     selected = history._selected_id()
     assert selected == oldest_fail == _on_show(history)  # the same inspection, on its new row
     assert history.detail.text().startswith(f"#{oldest_fail} FAIL")
 
     qtbot.keyClicks(history.review_panel.note, "burr on the rim")
     qtbot.mouseClick(history.confirm, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: _reviews(line) != [], timeout=10_000)
+    qtbot.waitUntil(lambda: _reviews(line) != [], timeout=60_000)
     assert _reviews(line) == [(oldest_fail, None, "confirmed", "Ana", "burr on the rim")]
 
     # A passed part selected, then only the rejects: the pane follows the selection there too.
     qtbot.keyClick(history.verdict, Qt.Key.Key_Down)
     assert history.verdict.currentText() == "PASS"
     qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: _on_show(history) == history._selected_id() is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == history._selected_id() is not None, timeout=60_000)
     assert not history.confirm.isEnabled()  # a passed part is not reviewed
     qtbot.keyClick(history.verdict, Qt.Key.Key_Up)
     assert history.verdict.currentText() == "FAIL"
     qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
     assert history.view.image_size is None or _on_show(history) == history._selected_id()
-    qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=60_000)
     assert _on_show(history) == history._selected_id() == fails[0]
     assert history.detail.text().startswith(f"#{fails[0]} FAIL")
 
 
 def test_without_a_reviewer_name_nothing_is_stored(history, qtbot, line):  # noqa: F811
-    qtbot.waitUntil(history.confirm.isEnabled, timeout=10_000)
+    qtbot.waitUntil(history.confirm.isEnabled, timeout=60_000)
     history.review_panel.operator.selectAll()
     qtbot.keyClick(history.review_panel.operator, Qt.Key.Key_Backspace)
     assert not history.confirm.isEnabled() and "name" in history.confirm.toolTip()
@@ -186,16 +186,16 @@ def test_without_a_reviewer_name_nothing_is_stored(history, qtbot, line):  # noq
 
 def test_rejects_are_reviewed_from_the_keyboard_one_after_the_other(history, qtbot, line):  # noqa: F811
     fails = [_ident(history, r) for r in _rows(history, "FAIL")]
-    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=60_000)
     history.table.setFocus()
     qtbot.keyClick(history.table, Qt.Key.Key_N)  # the next reject
-    qtbot.waitUntil(lambda: _on_show(history) == fails[1], timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[1], timeout=60_000)
     qtbot.keyClick(history.table, Qt.Key.Key_P)  # back to the first
-    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=60_000)
     qtbot.keyClick(history.table, Qt.Key.Key_C)  # confirmed; the next reject comes up
-    qtbot.waitUntil(lambda: _on_show(history) == fails[1] and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[1] and history.confirm.isEnabled(), timeout=60_000)
     qtbot.keyClick(history.table, Qt.Key.Key_F)  # a false alarm; the next one
-    qtbot.waitUntil(lambda: _on_show(history) == fails[2] and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[2] and history.confirm.isEnabled(), timeout=60_000)
     assert [r[:4] for r in _reviews(line)] == [
         (fails[0], None, "confirmed", "Ana"),
         (fails[1], None, "false_alarm", "Ana"),
@@ -207,7 +207,7 @@ def test_rejects_are_reviewed_from_the_keyboard_one_after_the_other(history, qtb
     assert history.review_panel.note.text() == "cf" and len(_reviews(line)) == 2
     for combo, letter in ((history.verdict, Qt.Key.Key_F), (history.product, Qt.Key.Key_C)):
         combo.setFocus()  # as a click or Tab into the filter gives it
-        qtbot.waitUntil(combo.hasFocus, timeout=10_000)
+        qtbot.waitUntil(combo.hasFocus, timeout=60_000)
         qtbot.keyClick(combo, letter)
     assert history.verdict.currentText() == "FAIL"  # the filter took the letter
     assert len(_reviews(line)) == 2 and not history._reviewing
@@ -215,16 +215,16 @@ def test_rejects_are_reviewed_from_the_keyboard_one_after_the_other(history, qtb
     said = []
     history.message.connect(lambda text, _: said.append(text))
     qtbot.mouseClick(history.view.viewport(), Qt.MouseButton.LeftButton)  # the keys work over the picture too
-    qtbot.waitUntil(history.view.hasFocus, timeout=10_000)
+    qtbot.waitUntil(history.view.hasFocus, timeout=60_000)
     qtbot.keyClick(history.view, Qt.Key.Key_C)
-    qtbot.waitUntil(lambda: len(_reviews(line)) == 3 and not history._reviewing, timeout=10_000)
+    qtbot.waitUntil(lambda: len(_reviews(line)) == 3 and not history._reviewing, timeout=60_000)
     assert _reviews(line)[-1] == (fails[2], None, "confirmed", "Ana", "cf")  # the note typed above
     assert said[-1].endswith("it was the last reject in this list") and _on_show(history) == fails[2]
 
 
 def test_one_defect_of_a_reject_is_reviewed_on_its_own(history, qtbot, line):  # noqa: F811
     fails = [_ident(history, r) for r in _rows(history, "FAIL")]
-    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0] and history.confirm.isEnabled(), timeout=60_000)
     targets = history.review_panel.targets
     assert targets.count() == 1 + len(history._on_show.defect_ids) >= 2
     assert targets.item(0).text() == "Whole part" and targets.item(1).text().startswith("1: ")
@@ -233,13 +233,13 @@ def test_one_defect_of_a_reject_is_reviewed_on_its_own(history, qtbot, line):  #
     qtbot.mouseClick(targets.viewport(), Qt.MouseButton.LeftButton, pos=at)
     defect_id = history._on_show.defect_ids[-1]
     qtbot.keyClick(targets, Qt.Key.Key_F)
-    qtbot.waitUntil(lambda: _reviews(line) != [], timeout=10_000)
+    qtbot.waitUntil(lambda: _reviews(line) != [], timeout=60_000)
     assert _reviews(line) == [(fails[0], defect_id, "false_alarm", "Ana", "")]
-    qtbot.waitUntil(lambda: _on_show(history) == fails[1], timeout=10_000)  # its last defect: the next reject
+    qtbot.waitUntil(lambda: _on_show(history) == fails[1], timeout=60_000)  # its last defect: the next reject
     row = _rows(history, "FAIL")[0]
     assert history.table.item(row, 5).text() == ""  # the part as a whole is not reviewed
     _click_row(qtbot, history, row)
-    qtbot.waitUntil(lambda: _on_show(history) == fails[0], timeout=10_000)
+    qtbot.waitUntil(lambda: _on_show(history) == fails[0], timeout=60_000)
     assert targets.item(last).text().endswith(" - false alarm") and targets.item(0).text() == "Whole part"
 
 

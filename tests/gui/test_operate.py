@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -211,3 +212,51 @@ def test_a_shift_record_that_cannot_be_written_keeps_the_counts(operate, qtbot, 
     qtbot.waitUntil(lambda: said != [] and operate.tally.reset_button.isEnabled(), timeout=30_000)
     assert said[0][1] and said[0][0].startswith("The shift was not reset: ")
     assert operate.shift_counters["Inspected"].text() == "6"
+
+
+def test_stop_takes_effect_within_one_image(operate, qtbot, line):  # noqa: F811
+    """The second part is held in the network until Stop is pressed: it is finished and
+    stored, and no part after it is begun."""
+    pipeline, folder, _ = line
+    segmenter = pipeline.segmenter
+    held = hashlib.sha256(cv2.imread(str(folder / "p1.png")).tobytes()).hexdigest()
+    entered, release = threading.Event(), threading.Event()
+    segment = segmenter.segment
+
+    def holding(image, **settings):
+        if hashlib.sha256(image.tobytes()).hexdigest() == held:
+            entered.set()
+            release.wait(120)
+        return segment(image, **settings)
+
+    segmenter.segment = holding
+    qtbot.keyClicks(operate.source_edit, str(folder))
+    qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: entered.is_set() and operate.counters["Inspected"].text() == "1", timeout=60_000)
+    said = _said(operate, qtbot, lambda: qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton))
+    release.set()
+    qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
+    assert operate.counters["Inspected"].text() == "2"
+    assert said[-1][0].startswith("Run 1 stopped: 2 inspected")
+
+
+def test_the_shift_outlasts_the_window(window, qtbot, line, monkeypatch, tmp_path):  # noqa: F811
+    from PySide6.QtCore import QSettings
+
+    from inspector.gui.main_window import MainWindow
+
+    pipeline, folder, _ = line
+    monkeypatch.setattr("inspector.engine.pipeline.open_pipeline", lambda recipe, **_: pipeline)
+    operate = window.operate
+    qtbot.keyClicks(operate.recipe_edit, str(pipeline.recipe.source))
+    qtbot.keyClicks(operate.source_edit, str(folder))
+    qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
+    since = operate.tally.shift_since.text()
+    window.close()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    again = MainWindow(db_url=str(tmp_path / "results.db"), settings=settings)
+    qtbot.addWidget(again)
+    assert again.operate.shift_counters["Inspected"].text() == "6" and again.operate.counters["Inspected"].text() == "0"
+    assert again.operate.tally.shift_since.text() == since
+    again.close()

@@ -105,7 +105,7 @@ def test_a_new_recipe_is_saved_as_its_product_and_keeps_its_file(editing, window
     assert recipes.file == saved.resolve() and not window.isWindowModified()
     assert window.windowTitle().startswith("Washer M8 (washer.yaml)")
     window.activateWindow()  # as the window manager does once a dialog closes
-    qtbot.waitUntil(window.isActiveWindow, timeout=10_000)
+    qtbot.waitUntil(window.isActiveWindow, timeout=60_000)
 
     # A later change is saved to the same file, without asking again.
     _type(qtbot, recipes.form.min_area, "90")

@@ -59,7 +59,7 @@ def test_teach_then_test_on_a_labelled_folder_then_drag_the_threshold(window, qt
     assert len(scores["good"]) == 2 and len(scores["defective"]) == 2
 
     recipes.dry_run.table.selectRow(2)  # a cracked one: its heat map and outline over it
-    qtbot.waitUntil(lambda: "anomaly score" in recipes.showing.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "anomaly score" in recipes.showing.text(), timeout=60_000)
     overlay = recipes.view.overlay
     assert not overlay.isNull() and overlay.pixelColor(overlay.width() // 2, overlay.height() * 3 // 4).alpha() > 0
 

@@ -116,7 +116,7 @@ def test_test_on_folder_fills_a_verdict_table(window, qtbot, parts):
     assert table.rowCount() == 4
     assert {table.item(r, 1).text() for r in range(4)} <= {"PASS", "FAIL", "ERROR"}
     table.selectRow(1)
-    qtbot.waitUntil(lambda: "part1.png" in recipes.showing.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "part1.png" in recipes.showing.text(), timeout=60_000)
     assert recipes.back.isEnabled()
     recipes.back.trigger()
     assert recipes.showing.text().startswith("Reference of")
@@ -143,9 +143,9 @@ def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_
         pytest.skip("the model passed every part of this set; nothing to review")
     qtbot.keyClicks(history.review_panel.operator, "Ana")  # reviews are stored under a name
     history.table.selectRow(fail_rows[0])
-    qtbot.waitUntil(history.false_alarm.isEnabled, timeout=10_000)  # once its picture is up
+    qtbot.waitUntil(history.false_alarm.isEnabled, timeout=60_000)  # once its picture is up
     qtbot.mouseClick(history.false_alarm, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: history.table.item(fail_rows[0], 5).text() == "false alarm", timeout=10_000)
+    qtbot.waitUntil(lambda: history.table.item(fail_rows[0], 5).text() == "false alarm", timeout=60_000)
     with sqlite3.connect(tmp_path / "results.db") as conn:
         assert conn.execute("SELECT decision, operator FROM reviews").fetchall() == [("false_alarm", "Ana")]
     worker = history.export(tmp_path / "report.html", "html")
@@ -153,16 +153,22 @@ def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_
     assert "Inspection report" in (tmp_path / "report.html").read_text()
 
 
-def test_stop_takes_effect_within_one_image(window, qtbot, parts, tmp_path):
+def test_f5_stops_a_run_on_the_model(window, qtbot, parts, tmp_path):
+    """How many images a stopped run finishes is test_operate's (held at a known image);
+    here, that a hot folder, which runs until stopped, stops from a text field."""
+    import shutil
+
     recipe = write_demo_recipe(tmp_path / "recipe")
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    shutil.copy(parts / "part0.png", incoming / "part0.png")
     operate = window.operate
     operate.recipe_edit.setText(str(recipe))
-    operate.source_edit.setText(str(parts))
+    operate.source_edit.setText(f"watch:{incoming}")
     operate.start()
-    qtbot.waitUntil(lambda: operate.counters["Inspected"].text() == "1", timeout=120_000)
+    qtbot.waitUntil(lambda: operate.counters["Inspected"].text() == "1", timeout=180_000)
     qtbot.keyClick(operate.source_edit, Qt.Key.Key_F5)  # F5 starts and stops, even from a text field
     qtbot.waitUntil(lambda: not operate.running, timeout=60_000)
-    assert int(operate.counters["Inspected"].text()) <= 2
     assert "stopped" in window.status.text()
 
 
