@@ -7,7 +7,7 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import date
+from datetime import datetime
 
 import cv2
 import pytest
@@ -151,6 +151,13 @@ def test_runs_are_grouped_in_the_strip_and_counted_for_the_shift(operate, qtbot,
     data = tmp_path / "data"
     monkeypatch.setenv("INSPECTOR_DATA_DIR", str(data))
     qtbot.keyClicks(operate.source_edit, str(folder))
+    station = operate.job.station_edit
+    station.setFocus()
+    qtbot.keyClick(station, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(station, Qt.Key.Key_Delete)
+    said = _said(operate, qtbot, lambda: qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton))
+    assert said == [("A station name is 1 to 200 printable characters.", True)] and not operate.running
+    qtbot.keyClicks(station, "Line 3")
 
     def run() -> list[tuple[str, bool]]:
         said = []
@@ -193,7 +200,10 @@ def test_runs_are_grouped_in_the_strip_and_counted_for_the_shift(operate, qtbot,
     (line_,) = (data / "shifts.jsonl").read_text().splitlines()
     record = json.loads(line_)
     assert record["counts"] == {"inspected": 12, "pass": 6, "fail": 6, "error": 0}
-    assert record["station"] == operate.job.station_edit.text() and record["time"].startswith(str(date.today()))
+    assert record["station"] == "Line 3" and datetime.fromisoformat(record["time"]).tzinfo is not None
+    assert datetime.fromisoformat(record["shift_started"]) <= datetime.fromisoformat(record["time"])
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        assert conn.execute("SELECT DISTINCT station FROM runs").fetchall() == [("Line 3",)]
     assert operate.counters["Inspected"].text() == "6"  # the run's counters are the run's
 
 

@@ -141,6 +141,8 @@ class OperateWorkspace(QWidget):
         self._overlay_until = 0.0
         self.tally = CountersPanel()
         self.tally.message.connect(self.message)
+        self.tally.station = self.job.station_edit.text().strip()  # named in the shift records
+        self.job.station_edit.textChanged.connect(lambda text: setattr(self.tally, "station", text.strip()))
         self.counters, self.shift_counters = self.tally.counters, self.tally.shift_counters
         side = QVBoxLayout()
         side.addWidget(self.verdict)
@@ -222,7 +224,6 @@ class OperateWorkspace(QWidget):
         self.view.set_image(None)
         self.current.setText("")
         self.source_status.setText("")
-        self.tally.station = station
         self.tally.start_run()
         self.rejects.start_run()
         settings = RunSettings(station=station, force=self.inspect_again.isChecked())
