@@ -299,6 +299,14 @@ class Handshake:
         self._set(*next_state)
         return sent
 
+    def skipped(self, image: str) -> None:
+        """The inspection loop skipped a frame as a picture it inspected before (the same
+        file taken twice): a triggered part gets an ERROR result saying so, not a hang."""
+        with self._lock:
+            pending = self._pending
+        if pending is not None and not pending.timed_out:
+            self._time_out(f"{image}: the same picture was inspected before; not inspected again", still_running=False)
+
     def _after_result(self) -> tuple[State, str | None]:
         if self._unacknowledged is not None:
             return "result", f"result {self._unacknowledged} awaits acknowledgement"
@@ -327,7 +335,7 @@ class Handshake:
             self.fire(result_id)
         except Exception as exc:  # the source could not take it: the part gets an ERROR result, not a hang
             log.exception("taking a part for result %s failed", result_id)
-            self._time_out(f"could not take the part: {exc}")
+            self._time_out(f"could not take the part: {exc}", still_running=False)
         return Reply(True, "trigger", result_id=result_id, trigger=trigger)
 
     def _refusal(self) -> str | None:
@@ -366,7 +374,9 @@ class Handshake:
 
     # -- timeouts ------------------------------------------------------------------------
 
-    def _time_out(self, reason: str) -> None:
+    def _time_out(self, reason: str, *, still_running: bool = True) -> None:
+        """Answer the pending trigger with an ERROR result: ``still_running``, its
+        inspection goes on (its result will be stored, not sent); else there is none."""
         with self._lock:
             pending = self._pending
             if pending is None or pending.timed_out:
@@ -393,7 +403,11 @@ class Handshake:
             self.counts[ERROR] += 1
             if self.require_ack:
                 self._unacknowledged = pending.result_id
-            self._state, self._reason = "busy", f"finishing result {pending.result_id}, which timed out"
+            if still_running:
+                self._state, self._reason = "busy", f"finishing result {pending.result_id}, which timed out"
+            else:
+                self._pending = None
+                self._state, self._reason = self._after_result()
         self._tell_result(sent)
         self._tell_status()
 

@@ -161,6 +161,7 @@ class Station:
             events = RunEvents(
                 result=lambda frame, result, _image: self.handshake.result(frame.name, result),
                 started=lambda run_id, product=product: self._started(run_id, product),
+                skipped=lambda frame: self.handshake.skipped(frame.name),
             )
             try:
                 run_inspection(pipeline, self.store, self.source, self.settings, events)

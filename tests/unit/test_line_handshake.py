@@ -192,3 +192,16 @@ def test_a_hot_folder_station_sends_what_comes_and_refuses_triggers(data):
     finally:
         station.stop()
         store.close()
+
+
+def test_the_same_picture_taken_twice_is_an_error_result_not_a_hang(data, running):
+    station, heard = running(timeout=20)
+    data.drop(0, "a.png")
+    data.drop(0, "b.png")  # the same part's picture under another name
+    station.trigger()
+    wait_for(lambda: heard.results, what="the first result")
+    second = station.trigger()
+    wait_for(lambda: len(heard.results) == 2, timeout=5, what="the second result")
+    assert (heard.results[1].id, heard.results[1].verdict) == (second.result_id, "ERROR")
+    assert "inspected before" in heard.results[1].error
+    wait_for(lambda: heard.state() == "ready", what="ready again")

@@ -1,0 +1,186 @@
+"""The station on a real MQTT broker (Debian's mosquitto on the loopback, started by the
+tests): triggers, recipe switches and acknowledgements over MQTT, the retained state,
+and every result delivered exactly once (by id) across broker restarts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from inspector.line.config import MqttConfig
+from inspector.line.mqtt import MqttOutput
+from tests.line_helpers import Broker, LineData, need_mosquitto, wait_for
+
+
+@pytest.fixture
+def broker():
+    server = Broker(need_mosquitto()).start()
+    yield server
+    server.stop()
+
+
+class Line:
+    """The line's side: a client that triggers, switches and listens, as a PLC's gateway
+    or a plant's data layer would. A persistent session, so that the broker keeps what
+    arrives while it is away."""
+
+    def __init__(self, port: int, station: str = "line-1") -> None:
+        self.base = f"inspector/{station}"
+        self.results: list[dict] = []
+        self.states: list[dict] = []
+        self.replies: list[dict] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"line-{uuid.uuid4().hex[:8]}", clean_session=False
+        )
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.subscribed = threading.Event()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        assert self.subscribed.wait(10), "the line's client did not subscribe"
+
+    def _on_connect(self, client, _userdata, _flags, _reason, _properties) -> None:
+        client.subscribe([(f"{self.base}/{k}", 1) for k in ("result", "state", "reply")])
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        payload = json.loads(message.payload)
+        kind = message.topic.rsplit("/", 1)[-1]
+        with self.lock:
+            {"result": self.results, "state": self.states, "reply": self.replies}[kind].append(payload)
+
+    def send(self, what: str, payload: str = "") -> None:
+        self.client.publish(f"{self.base}/{what}", payload, qos=1).wait_for_publish(5)
+
+    def state(self) -> dict | None:
+        with self.lock:
+            return self.states[-1] if self.states else None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def data(tmp_path):
+    return LineData(tmp_path, parts=40)
+
+
+@pytest.fixture
+def on_broker(data, broker):
+    started = []
+
+    def start(**options):
+        station = data.station(**options).start()
+        output = MqttOutput(station, MqttConfig(port=broker.port, qos=1)).start()
+        started.append((station, output))
+        wait_for(lambda: output.connection == "connected", what="the station to connect")
+        line = Line(broker.port)
+        started.append((None, line))
+        wait_for(lambda: (line.state() or {}).get("state") == "ready", what="the retained ready state")
+        return station, output, line
+
+    yield start
+    for station, part in reversed(started):
+        if station is None:
+            part.close()
+        else:
+            station.stop()
+            part.close()
+            station.store.close()
+
+
+def test_a_trigger_over_mqtt_gets_its_result_id_and_the_result(data, on_broker):
+    station, _output, line = on_broker()
+    data.drop(1)
+    line.send("trigger", json.dumps({"id": "plc-4711"}))
+    wait_for(lambda: line.results, what="the result")
+    reply = line.replies[0]
+    assert reply["accepted"] and reply["trigger"] == "plc-4711"
+    result = line.results[0]
+    assert result["id"] == reply["result_id"] == f"{station.runs[0]}-1"
+    assert (result["verdict"], result["trigger"], result["product"]) == ("FAIL", "plc-4711", "Label")
+    assert result["defects"] >= 1 and result["image"].endswith("p00001.png")
+    assert result["inspect_ms"] > 0 and result["latency_ms"] >= result["inspect_ms"] * 0.5
+
+
+def test_requests_over_mqtt_are_answered_and_bad_ones_refused_with_the_reason(data, on_broker):
+    _station, _output, line = on_broker(require_ack=True)
+    line.send("recipe", "Nonesuch")
+    line.send("recipe", b"\xff\xfe".decode("latin-1"))  # valid UTF-8 of odd text: just an unknown product
+    line.send("trigger", "x" * 2000)
+    line.send("recipe", "Label B")
+    wait_for(lambda: len(line.replies) == 4, what="four replies")
+    unknown, odd, too_large, switched = line.replies
+    assert not unknown["accepted"] and "Nonesuch" in unknown["reason"] and "Label B" in unknown["reason"]
+    assert not odd["accepted"]
+    assert not too_large["accepted"] and "too large" in too_large["reason"]
+    assert switched["accepted"]
+    wait_for(lambda: line.state()["product"] == "Label B" and line.state()["state"] == "ready", what="the switch")
+    data.drop(0)
+    line.send("trigger")
+    wait_for(lambda: line.state()["state"] == "result", what="the result to await its ack")
+    line.send("trigger")
+    wait_for(lambda: len(line.replies) == 6, what="the refusal")
+    assert not line.replies[5]["accepted"] and "awaits acknowledgement" in line.replies[5]["reason"]
+    line.send("ack", line.results[0]["id"])
+    wait_for(lambda: line.state()["state"] == "ready", what="ready after the ack")
+    assert line.results[0]["product"] == "Label B"
+
+
+def test_the_state_is_retained_for_whoever_subscribes_later(data, on_broker, broker):
+    on_broker()
+    late = Line(broker.port)
+    try:
+        wait_for(lambda: late.state(), what="the retained state")
+        assert late.state()["state"] == "ready" and late.state()["products"] == ["Label", "Label B"]
+    finally:
+        late.close()
+
+
+def _run_through_restarts(data, station, output, broker, *, parts: int, restarts: int, signal_to_send):
+    """Trigger ``parts`` parts one after another, killing the broker ``restarts`` times
+    while they go and starting it again three parts later (those wait in the station's
+    outbox); returns the ids the station sent, in order."""
+    sent = []
+    station.handshake.subscribe(result=lambda r: sent.append(r.id))
+    for k in range(parts):
+        data.drop(k)
+    kill_at = {parts * (i + 1) // (restarts + 1) for i in range(restarts)}
+    for k in range(parts):
+        wait_for(lambda: station.handshake.status().state == "ready", what="ready for the next part")
+        assert station.trigger().accepted
+        if k in kill_at:
+            wait_for(lambda: output.connection == "connected", what="the station connected")
+            time.sleep(1.2)  # the broker saves its sessions every second: a SIGKILL loses less than that
+            broker.kill(signal_to_send)
+            wait_for(lambda: output.connection != "connected", what="the station to notice")
+        if k - 3 in kill_at:
+            broker.start()
+    wait_for(lambda: len(sent) == parts, what="every result")
+    return sent
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_every_result_arrives_exactly_once_by_id_across_broker_restarts(data, on_broker, broker, signal_name):
+    import signal
+
+    station, output, line = on_broker()
+    time.sleep(1.2)  # the line's session saved by the broker
+    sent = _run_through_restarts(
+        data, station, output, broker, parts=30, restarts=3, signal_to_send=getattr(signal, signal_name)
+    )
+    wait_for(lambda: output.waiting == 0, timeout=20, what="the outbox to empty")
+    wait_for(lambda: {r["id"] for r in line.results} == set(sent), timeout=20, what="every result at the line")
+    received = [r["id"] for r in line.results]
+    first_seen = list(dict.fromkeys(received))
+    assert first_seen == sent  # in order, none lost
+    assert len(set(received)) == len(sent)  # repeats (a result in flight at a kill) carry the same id
+    assert output.dropped == 0
