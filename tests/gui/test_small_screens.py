@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtWidgets import QAbstractScrollArea, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QScrollArea, QSplitter, QWidget
 
+from inspector.gui.widgets.operate import VERDICT_STYLE
 from inspector.gui.widgets.recipes import RecipesWorkspace
 from tests.helpers import TruthSegmenter, fixtured_recipe
 
 
 def _clipped(window) -> list[str]:
     """Visible widgets that got less than they need, or lie partly outside the window
-    (what scrolls inside a scroll area is left to it)."""
+    (what scrolls inside a scroll area is left to it), once the layouts are done."""
+    QApplication.processEvents()  # the layout requests posted by the last change
     bounds = window.rect()
     found = []
     for widget in window.findChildren(QWidget):
         if not widget.isVisible() or widget.isWindow() or widget.objectName().startswith("qt_"):
             continue  # Qt's own parts of a widget (a date field's text) are placed by it
+        cut_off = isinstance(widget, QScrollArea) and widget.widget().width() > widget.viewport().width()
+        if cut_off and widget.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
+            found.append(f"{type(widget.widget()).__name__} wider than its scroll area, which does not scroll sideways")
         scrolled = any(isinstance(p, QAbstractScrollArea) for p in _parents(widget))
         need = widget.minimumSizeHint()
         if not scrolled and need.isValid() and (widget.width() < need.width() or widget.height() < need.height()):
@@ -52,6 +57,14 @@ def test_every_tab_fits_a_small_screen_whatever_the_texts(window, qtbot, tmp_pat
     qtbot.mouseClick(operate.start_button, Qt.MouseButton.LeftButton)  # refused: a long message
     assert "no such file or folder" in window.status.text()
     qtbot.keyClicks(window.history.review_panel.operator, "An operator with a name " * 8)
+
+    # The side panel as narrow as it goes, with each thing its tile may say.
+    splitter = operate.findChild(QSplitter)
+    splitter.setSizes([size[0], 1])
+    for state in VERDICT_STYLE:
+        operate._show_verdict(state)
+        assert _clipped(window) == [], state
+    operate._show_verdict("")
 
     for index in range(window.tabs.count()):
         window.tabs.setCurrentIndex(index)

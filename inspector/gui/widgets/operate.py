@@ -155,8 +155,14 @@ class OperateWorkspace(QWidget):
         side_scroll = QScrollArea()  # the counters stay reachable on a low screen
         side_scroll.setWidget(side_widget)
         side_scroll.setWidgetResizable(True)
-        side_scroll.setMinimumWidth(250)
         side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        widest = 0
+        for state in VERDICT_STYLE:  # wide enough for whatever the tile says, with a scroll bar beside it
+            self._show_verdict(state)
+            widest = max(widest, side_widget.minimumSizeHint().width())
+        self._show_verdict("")
+        bar = side_scroll.verticalScrollBar().sizeHint().width()
+        side_scroll.setMinimumWidth(widest + bar + 2 * side_scroll.frameWidth())
 
         self.rejects = RejectsStrip()
         self.rejects.chosen.connect(self._show_reject)
@@ -268,7 +274,7 @@ class OperateWorkspace(QWidget):
 
     def _show_verdict(self, verdict: str) -> None:
         self.verdict.setText(verdict or "READY")
-        size = 44 if verdict in ("", "PASS", "FAIL", "ERROR") else 28
+        size = 44 if verdict in ("", "PASS", "FAIL", "ERROR") else 24
         self.verdict.setStyleSheet(f"font-size:{size}px;font-weight:bold;border-radius:8px;{VERDICT_STYLE[verdict]}")
 
     def _source_said(self, status: str) -> None:

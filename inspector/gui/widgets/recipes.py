@@ -169,7 +169,6 @@ class RecipesWorkspace(QWidget):
         right_scroll = QScrollArea()  # the settings scroll on a low screen instead of growing the window
         right_scroll.setWidget(right_widget)
         right_scroll.setWidgetResizable(True)
-        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         split = QSplitter()
         split.addWidget(left_widget)
         split.addWidget(right_scroll)
