@@ -7,11 +7,11 @@ import logging
 import sys
 
 from inspector import __version__
-from inspector.cli import bench, db, demo, evaluate, export, gui, recipe, report, run, segment, teach
+from inspector.cli import bench, db, demo, evaluate, export, gui, recipe, report, run, segment, serve, teach
 from inspector.errors import InspectorError
 
 # Each command module provides add_parser(subparsers) and run(args) -> exit status.
-COMMANDS = (demo, run, teach, evaluate, segment, recipe, report, gui, export, bench, db)
+COMMANDS = (demo, run, teach, evaluate, segment, recipe, report, gui, export, bench, db, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
