@@ -53,11 +53,14 @@ def add_parser(sub) -> None:
     p.add_argument("--verdict", choices=("PASS", "FAIL", "ERROR"))
     p.add_argument("--run", type=_run_number, dest="run_id", help="only this run")
     p.add_argument("--station", help="only this station's results")
+    p.add_argument("--lot", default="", help="the lot the report covers (printed in its header)")
+    p.add_argument("--order", default="", help="the order the report covers (printed in its header)")
+    p.add_argument("--sign-off", dest="signed_by", default="", help="who checks and signs the report")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.report import ReportFilter, export_report
+    from inspector.report import ReportFilter, ReportInfo, export_report
     from inspector.store.database import open_store
 
     if args.since and args.until and args.since >= args.until:
@@ -77,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if _same_file(args.out, store.sqlite_path):
             raise InspectorError(f"--out {args.out} is the database the report is read from, or one of its files")
-        written = export_report(store, flt, fmt, args.out)
+        info = ReportInfo(lot=args.lot, order=args.order, signed_by=args.signed_by)
+        written = export_report(store, flt, fmt, args.out, info)
     finally:
         store.close()
     for path in written:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from inspector.report.html import ReportInfo
 from inspector.report.query import ReportFilter, gather
 from inspector.store.database import Store
 
@@ -13,8 +14,12 @@ ReportFormat = Literal["csv", "html", "pdf"]
 FORMATS: tuple[ReportFormat, ...] = ("csv", "html", "pdf")
 
 
-def export_report(store: Store, flt: ReportFilter, fmt: ReportFormat, out: Path) -> list[Path]:
-    """Write a report of the inspections matching ``flt``; returns the files written."""
+def export_report(
+    store: Store, flt: ReportFilter, fmt: ReportFormat, out: Path, info: ReportInfo | None = None
+) -> list[Path]:
+    """Write a report of the inspections matching ``flt``; returns the files written.
+    HTML and PDF are one document (see ``html.py``); ``info`` adds lot, order and who
+    signs it."""
     with store.session() as session:
         if fmt == "csv":
             from inspector.report.csv_export import write_csv
@@ -29,14 +34,16 @@ def export_report(store: Store, flt: ReportFilter, fmt: ReportFormat, out: Path)
                     (f"{use.product} - recipe {use.recipe_sha256[:12]}", gather(session, narrowed, rejects_cap=0))
                 )
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "html":
-        from inspector.report.html import render_html
+    from inspector.report.html import render_html
 
-        out.write_text(render_html(data, per_recipe=sections), encoding="utf-8")
+    base = store.sqlite_path.parent if store.sqlite_path is not None else None
+    html = render_html(data, per_recipe=sections, info=info, base=base)
+    if fmt == "html":
+        out.write_text(html, encoding="utf-8")
         return [out]
     from inspector.report.pdf import write_pdf
 
-    return [write_pdf(data, out)]
+    return [write_pdf(html, out)]
 
 
-__all__ = ["FORMATS", "ReportFilter", "export_report"]
+__all__ = ["FORMATS", "ReportFilter", "ReportInfo", "export_report"]

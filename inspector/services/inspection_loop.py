@@ -10,6 +10,7 @@ forced, which is also how a killed run resumes without duplicates.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -370,7 +371,8 @@ def _record(
         run_id,
         recipe_id,
         pipeline.recipe.name,
-        str(destination) if destination is not None else frame.name,
+        # A file's name is stored absolute: reports made from another folder still find it.
+        os.path.abspath(destination or frame.name) if frame.path is not None else frame.name,
         frame.sha256,
         result,
         utcnow(),

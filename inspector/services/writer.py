@@ -59,6 +59,15 @@ def small_jpeg(crop: np.ndarray) -> bytes | None:
     return data.tobytes() if ok else None
 
 
+def _outlined(crop: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """A defect's crop with its own outline drawn (no labels: neighbours' would crowd it)."""
+    drawn = np.ascontiguousarray(crop).copy()
+    if len(outline) >= 2:
+        thickness = max(1, round(max(crop.shape[:2]) / 120))
+        cv2.polylines(drawn, [np.round(outline).astype(np.int32)], True, (40, 40, 230), thickness, cv2.LINE_AA)
+    return drawn
+
+
 def _safe_stem(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", Path(name).stem)[:60] or "image"
 
@@ -152,8 +161,7 @@ class ResultWriter:
         stem = f"{_safe_stem(record.image_path)}_{(record.image_sha256 or 'x')[:10]}"
         h, w = item.image.shape[:2]
         findings = result.findings_at((w, h))  # the image may have been decoded smaller
-        drawn = draw_findings(item.image, findings)
-        overlay = self._write(folder / f"{stem}_overlay.jpg", drawn, lost)
+        overlay = self._write(folder / f"{stem}_overlay.jpg", draw_findings(item.image, findings), lost)
         crops, jpegs = [], []
         for k, finding in enumerate(findings):
             x1, y1, x2, y2 = finding.box
@@ -165,7 +173,7 @@ class ResultWriter:
                 jpegs.append(None)
                 continue
             crops.append(self._write(folder / f"{stem}_defect{k}.png", item.image[y0:y3, x0:x3], lost))
-            jpegs.append(small_jpeg(drawn[y0:y3, x0:x3]))
+            jpegs.append(small_jpeg(_outlined(item.image[y0:y3, x0:x3], finding.outline - (x0, y0))))
         return overlay, tuple(crops), tuple(jpegs)
 
     def _frame_file(self, item: _Pending, lost: list[BaseException]) -> str:
