@@ -144,7 +144,8 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction(QAction(path, self, triggered=lambda _=False, p=path: self.open_recipe(p)))
 
     def _update_title(self) -> None:
-        """The recipe being edited and its file; a '*' while it has unsaved edits."""
+        """The recipe being edited and its file (a '*' while it has unsaved edits) and the
+        results database, in the title; the database's whole name in the status bar."""
         recipes, database = self.recipes, short_name(self.database.url)
         shown = shown_database(self.database.url)
         self.database_label.setText(f"Database: {shown}")

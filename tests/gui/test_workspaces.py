@@ -132,7 +132,7 @@ def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_
     qtbot.waitUntil(lambda: not operate.running, timeout=180_000)
     assert operate.counters["Inspected"].text() == "4"
     fails = int(operate.counters["Fail"].text())
-    assert operate.rejects.count() == fails
+    assert operate.rejects.reject_count() == fails
     assert operate.verdict.text() in ("PASS", "FAIL", "ERROR")
 
     history = window.history
