@@ -280,6 +280,11 @@ def test_the_application_starts_from_its_entry_point_and_shows_a_recipe(qapp, tm
     from inspector.gui.app import build_parser, run_gui
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_gui installs its own; undone after
+    from PySide6.QtCore import QSettings
+
+    # The window's settings in the test's folder, not the user's: it remembers its job and shift.
+    ini = str(tmp_path / "settings.ini")
+    monkeypatch.setattr("inspector.gui.main_window.QSettings", lambda *_: QSettings(ini, QSettings.Format.IniFormat))
 
     shot = tmp_path / "window.png"
     args = build_parser().parse_args(
@@ -287,6 +292,7 @@ def test_the_application_starts_from_its_entry_point_and_shows_a_recipe(qapp, tm
     )
     assert run_gui(args) == 0
     assert shot.stat().st_size > 10_000  # the window was drawn
+    assert "job=" in (tmp_path / "settings.ini").read_text()  # and remembered its job there
 
 
 def test_operate_watches_a_hot_folder_and_sorts_it_as_the_command_line_does(window, qtbot, parts, tmp_path):
