@@ -52,7 +52,7 @@ def export_onnx(weights: ResolvedWeights, *, imgsz: int = 640) -> Path:
     with tempfile.TemporaryDirectory(prefix="inspector-export-") as work:
         source = Path(work) / weights.path.name
         shutil.copyfile(weights.path, source)
-        read_checkpoint(weights.path)  # refused here if it would run code (see checkpoint.py)
+        read_checkpoint(source)  # the copy ultralytics loads, refused if it would run code (checkpoint.py)
         try:
             exported = YOLO(str(source)).export(format="onnx", dynamic=True, simplify=False, imgsz=imgsz, device="cpu")
         except Exception as exc:  # the exporter raises many kinds

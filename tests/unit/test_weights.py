@@ -110,3 +110,42 @@ def test_a_checkpoint_in_the_old_pickle_format_is_refused_unread(tmp_path):
     path.write_bytes(pickle.dumps({"model": None}))
     with pytest.raises(EngineError, match="not a PyTorch checkpoint"):
         read_checkpoint(path)
+
+
+class _CallsALayer:
+    """A checkpoint entry that calls an allowed layer class with its own arguments."""
+
+    def __reduce__(self):
+        from ultralytics.nn.modules.conv import Conv
+
+        return (Conv, (3, 16))
+
+
+def test_a_checkpoint_that_calls_a_layer_class_instead_of_building_it_is_refused(tmp_path):
+    import torch
+
+    from inspector.engine.checkpoint import read_checkpoint
+
+    path = tmp_path / "calls.pt"
+    torch.save({"model": _CallsALayer()}, path)
+    with pytest.raises(EngineError, match=r"Conv \(called\)"):
+        read_checkpoint(path)
+
+
+def test_classes_outside_the_layers_are_refused_even_under_ultralytics_nn(tmp_path):
+    import pickle
+
+    import torch
+
+    from inspector.engine.checkpoint import read_checkpoint
+
+    class Loader:  # what a crafted file does: ask for a class that loads another file
+        def __reduce__(self):
+            from ultralytics.nn.autobackend import AutoBackend
+
+            return (AutoBackend, (str(tmp_path / "inner.pt"),))
+
+    path = tmp_path / "outer.pt"
+    torch.save({"model": Loader()}, path, pickle_module=pickle)
+    with pytest.raises(EngineError, match="AutoBackend"):
+        read_checkpoint(path)
