@@ -46,20 +46,33 @@ class Published:
     files: tuple[str, ...]
 
 
+def _is_path(name: str | None) -> bool:
+    return bool(name) and ("/" in name or "\\" in name)
+
+
+def _names_files(recipe: Recipe) -> list[str]:
+    """Every file name a recipe refers to."""
+    names = [recipe.reference_image]
+    if recipe.anomaly.model is not None:
+        names.append(recipe.anomaly.model)
+    names += [e.image for e in recipe.defects.exemplars if e.image]
+    return names
+
+
 def _packed(recipe: Recipe) -> tuple[Recipe, dict[str, Path]]:
     """The recipe with its files renamed to plain names, and where each name's file is."""
-    if "/" in recipe.model.weights or "\\" in recipe.model.weights:
+    if _is_path(recipe.model.weights):
         raise InspectorError(
             f"{recipe.source}: model.weights is a path ({recipe.model.weights}); a published recipe names its "
             "weights (the embedded model, or a file in each station's model folder) and pins model.sha256"
         )
-    if recipe.clip.weights and ("/" in recipe.clip.weights or "\\" in recipe.clip.weights):
+    if _is_path(recipe.clip.weights):
         raise InspectorError(f"{recipe.source}: clip.weights is a path; name CLIP weights the stations have")
     files: dict[str, Path] = {}
 
     def take(reference: str, plain: str) -> str:
         path = recipe.resolve(reference)
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", plain).lstrip("._") or "file"
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", plain).lstrip("._-")[-120:].lstrip("._-") or "file"
         while name in files and files[name] != path:
             name = f"x{name}"
         files[name] = path
@@ -91,6 +104,12 @@ def publish(store: Store, recipe_path: str | Path, *, by: str = "", note: str = 
         StoreError: the database cannot take it.
     """
     recipe = load_recipe(recipe_path)
+    _packed(recipe)  # refuses weights named by path before they are looked for
+    if not recipe.model.sha256:  # stations must run the very weights it was made with
+        from inspector.engine.weights import resolve_weights
+
+        resolved = resolve_weights(recipe.weights_spec)
+        recipe = replace(recipe, model=replace(recipe.model, sha256=resolved.identity.sha256))
     packed, paths = _packed(recipe)
     files = {}
     for name, path in paths.items():
@@ -147,6 +166,16 @@ def published(store: Store, product: str | None = None) -> list[Published]:
         ]  # fmt: skip
 
 
+def _check_pulled(recipe: Recipe, files: set[str], what: str) -> None:
+    """A published recipe is untrusted: it may name only the files published with it, and
+    weights only by name."""
+    if _is_path(recipe.model.weights) or _is_path(recipe.clip.weights):
+        raise InspectorError(f"published recipe {what} names weights by path; refused")
+    for name in _names_files(recipe):
+        if name not in files:
+            raise InspectorError(f"published recipe {what} refers to {name!r}, which was not published with it")
+
+
 def pull(store: Store, product: str, folder: str | Path, *, version: int | None = None) -> tuple[Recipe, int]:
     """Write a published version (the newest by default) into ``folder/<product>-v<N>/``;
     returns the recipe, loaded from there, and its version. A folder already holding
@@ -165,14 +194,22 @@ def pull(store: Store, product: str, folder: str | Path, *, version: int | None 
             held = f"its newest is version {newest}" if newest else f"products published: {', '.join(known) or 'none'}"
             what = f"{product!r} version {version}" if version else repr(product)
             raise InspectorError(f"{store.url}: no published recipe {what}; {held}")
+        size = session.scalar(
+            select(func.sum(func.length(PublishedFile.content))).where(PublishedFile.published_id == entry.id)
+        )
+        if (size or 0) > 4 * MAX_FILE_BYTES:
+            raise InspectorError(f"published recipe {product!r} v{entry.version} holds {size} bytes; refused")
         files = {f.name: (f.sha256, f.content) for f in entry.files}
         content, digest, number = entry.content, entry.recipe_sha256, entry.version
-    target = Path(folder) / f"{re.sub(r'[^a-z0-9]+', '-', product.lower()).strip('-') or 'recipe'}-v{number}"
+    slug = re.sub(r"[^a-z0-9]+", "-", product.lower()).strip("-")[:60] or "recipe"
+    # The product's own hash in the folder name: "Bracket A" and "bracket-a" never share one.
+    target = Path(folder) / f"{slug}-{hashlib.sha256(product.encode()).hexdigest()[:8]}-v{number}"
     for name, (sha, data) in files.items():
         if not _SAFE_NAME.match(name):  # names come from the database: never a path
             raise InspectorError(f"published recipe {product!r} v{number} names a file {name!r}; refused")
         if hashlib.sha256(data).hexdigest() != sha:
             raise InspectorError(f"published recipe {product!r} v{number}: {name} does not match its hash")
+    _check_pulled(parse_recipe(content, source=target / "recipe.yaml"), set(files), f"{product!r} v{number}")
     target.mkdir(parents=True, exist_ok=True)
     for name, (sha, data) in files.items():
         path = target / name

@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+from sqlalchemy import select
 
 from inspector.cli import main
 from inspector.errors import InspectorError
@@ -50,7 +51,7 @@ def test_a_pulled_version_is_the_published_one_and_results_point_to_it(taught, d
     newest, newest_version = pull(store, "Label", tmp_path / "station")
     store.close()
     assert (version, newest_version) == (1, 2)
-    assert first.source == tmp_path / "station" / "label-v1" / "recipe.yaml"
+    assert first.source.parent.parent == tmp_path / "station" and first.source.parent.name.endswith("-v1")
     assert (first.reference_path.read_bytes()) == taught.reference_path.read_bytes()
     assert first.resolve(first.anomaly.model).read_bytes() == b"normal model bytes"
     assert newest.description == "v2" and first.description == ""
@@ -114,4 +115,34 @@ def test_the_command_line_publishes_lists_and_pulls(taught, tmp_path, capsys):
     assert main(["recipe", "list", "--db", db]) == 0
     assert "Label  v1" in capsys.readouterr().out
     assert main(["recipe", "pull", "Label", "--db", db, "--to", str(tmp_path / "pulled")]) == 0
-    assert (tmp_path / "pulled" / "label-v1" / "recipe.yaml").is_file()
+    assert len(list((tmp_path / "pulled").glob("label-*-v1/recipe.yaml"))) == 1
+
+
+def test_a_published_recipe_naming_weights_or_files_it_was_not_published_with_is_refused(taught, tmp_path):
+    from sqlalchemy import update
+
+    from inspector.store.models import PublishedRecipe
+
+    store = open_store(str(tmp_path / "r.db"))
+    publish(store, taught.source)
+    for planted, instead, says in (
+        ("weights: inspector-seg-n", "weights: ./reference.png", "names weights by path"),
+        ("reference_image: reference.png", "reference_image: /etc/passwd", "refers to '/etc/passwd'"),
+    ):
+        with store.transaction("tampering") as session:
+            content = session.scalar(select(PublishedRecipe.content))
+            assert planted in content
+            session.execute(update(PublishedRecipe).values(content=content.replace(planted, instead)))
+        with pytest.raises(InspectorError, match=re.escape(says)):
+            pull(store, "Label", tmp_path / "station")
+        with store.transaction("putting back") as session:
+            session.execute(update(PublishedRecipe).values(content=content))
+    store.close()
+
+
+def test_publishing_pins_the_weights_it_was_made_with(taught, tmp_path):
+    store = open_store(str(tmp_path / "r.db"))
+    publish(store, taught.source)
+    pulled, _ = pull(store, "Label", tmp_path / "station")
+    store.close()
+    assert taught.model.sha256 is None and pulled.model.sha256 and len(pulled.model.sha256) == 64
