@@ -26,7 +26,8 @@ def history(qtbot, line):  # noqa: F811
     workspace.show()
     qtbot.waitExposed(workspace)
     qtbot.keyClicks(workspace.review_panel.operator, "Ana")
-    workspace.refresh()
+    with qtbot.waitSignal(workspace.refreshed, timeout=60_000):
+        workspace.refresh()
     yield workspace
     workspace.shutdown()
 
@@ -144,7 +145,8 @@ def test_after_a_refresh_under_another_filter_the_review_goes_to_the_inspection_
     # Only the rejects: the row the selection had is another inspection's now.
     qtbot.keyClick(history.verdict, Qt.Key.Key_Down)  # (all), FAIL, PASS, ERROR
     assert history.verdict.currentText() == "FAIL"
-    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(history.refreshed, timeout=60_000):
+        qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
     assert history.table.rowCount() == len(fails)
     qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=60_000)
     selected = history._selected_id()
@@ -159,12 +161,14 @@ def test_after_a_refresh_under_another_filter_the_review_goes_to_the_inspection_
     # A passed part selected, then only the rejects: the pane follows the selection there too.
     qtbot.keyClick(history.verdict, Qt.Key.Key_Down)
     assert history.verdict.currentText() == "PASS"
-    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(history.refreshed, timeout=60_000):
+        qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _on_show(history) == history._selected_id() is not None, timeout=60_000)
     assert not history.confirm.isEnabled()  # a passed part is not reviewed
     qtbot.keyClick(history.verdict, Qt.Key.Key_Up)
     assert history.verdict.currentText() == "FAIL"
-    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(history.refreshed, timeout=60_000):
+        qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
     assert history.view.image_size is None or _on_show(history) == history._selected_id()
     qtbot.waitUntil(lambda: history.confirm.isEnabled(), timeout=60_000)
     assert _on_show(history) == history._selected_id() == fails[0]
@@ -249,13 +253,44 @@ def test_history_shows_one_stations_inspections(history, qtbot, line):  # noqa: 
     pipeline, folder, _ = line
     store = history.store()
     run_inspection(pipeline, store, FileSource([folder]), RunSettings(station="Line 3", force=True))
-    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(history.refreshed, timeout=60_000):
+        qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
     assert history.table.rowCount() == 12
     names = [history.station.itemText(k) for k in range(history.station.count())]
     assert names[0] == "(all)" and "Line 3" in names and len(names) == 3
     history.station.setFocus()
     qtbot.keyClicks(history.station, "Line")  # a list is chosen from by typing
     assert history.station.currentText() == "Line 3"
-    qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(history.refreshed, timeout=60_000):
+        qtbot.mouseClick(history.refresh_button, Qt.MouseButton.LeftButton)
     assert history.table.rowCount() == 6
     assert "station Line 3" in history.current_filter().describe()
+
+
+def test_a_database_slow_to_answer_never_freezes_the_window(qtbot, line):  # noqa: F811
+    """As a server that does not answer yet: History is read on a worker thread; the
+    window takes typing meanwhile, and shows the rows once they come."""
+    import threading
+
+    pipeline, folder, tmp = line
+    store = open_store(str(tmp / "r.db"))
+    run_inspection(pipeline, store, FileSource([folder]))
+    asked, answer = threading.Event(), threading.Event()
+
+    def slow_store():
+        asked.set()
+        answer.wait(120)
+        return store
+
+    workspace = HistoryWorkspace(slow_store)
+    qtbot.addWidget(workspace)
+    workspace.show()
+    qtbot.waitExposed(workspace)
+    qtbot.mouseClick(workspace.refresh_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(asked.is_set, timeout=60_000)
+    qtbot.keyClicks(workspace.review_panel.operator, "Ana")  # the window answers while the database does not
+    assert workspace.review_panel.reviewer() == "Ana" and workspace.busy() and workspace.table.rowCount() == 0
+    with qtbot.waitSignal(workspace.refreshed, timeout=60_000):
+        answer.set()
+    assert workspace.table.rowCount() == 6
+    workspace.shutdown()

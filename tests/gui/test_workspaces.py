@@ -136,7 +136,8 @@ def test_operate_runs_a_folder_and_history_reviews_it(window, qtbot, parts, tmp_
     assert operate.verdict.text() in ("PASS", "FAIL", "ERROR")
 
     history = window.history
-    window.tabs.setCurrentWidget(history)
+    with qtbot.waitSignal(history.refreshed, timeout=60_000):  # read on a worker thread
+        window.tabs.setCurrentWidget(history)
     assert history.table.rowCount() == 4
     fail_rows = [r for r in range(4) if history.table.item(r, 3).text() == "FAIL"]
     if not fail_rows:

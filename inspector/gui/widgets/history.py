@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, time, timezone
 from pathlib import Path
 
@@ -74,13 +75,27 @@ def _fill(combo: QComboBox, names: list[str]) -> None:
     combo.blockSignals(False)
 
 
+def _read_rows(store, flt: ReportFilter) -> tuple[list[str], list[str], list]:
+    """The products, the stations and the rows ``flt`` keeps; on a worker thread."""
+    products, rows = history(store, flt)
+    with store.transaction("the stations cannot be read") as session:
+        stations = station_names(session)
+    return products, stations, rows
+
+
 class HistoryWorkspace(QWidget):
+    """Signals: message(text, is_error); refreshed() once the rows of a refresh are shown."""
+
     message = Signal(str, bool)
+    refreshed = Signal()
 
     def __init__(self, store_factory, parent=None) -> None:
         super().__init__(parent)
         self._store_factory = store_factory
         self._store = None
+        self._store_lock = threading.Lock()  # opened once, by whichever thread asks first
+        self._refreshing = None  # the worker reading the rows
+        self._refresh_again = False  # asked for while one was being read
         self._export = None  # the worker writing a report
         self._reviewing: list = []  # workers storing reviews
         self._on_show: InspectionDetail | None = None  # the inspection whose picture the pane shows
@@ -151,9 +166,10 @@ class HistoryWorkspace(QWidget):
     # -- data ----------------------------------------------------------------------------
 
     def store(self):
-        if self._store is None:
-            self._store = self._store_factory()
-        return self._store
+        with self._store_lock:
+            if self._store is None:
+                self._store = self._store_factory()
+            return self._store
 
     def current_filter(self) -> ReportFilter:
         def utc(day: QDate, at: time) -> datetime:
@@ -172,19 +188,32 @@ class HistoryWorkspace(QWidget):
         )
 
     def refresh(self) -> None:
-        try:
-            store = self.store()
-        except InspectorError as exc:
-            self.message.emit(str(exc), True)
+        """Read the rows the filters keep on a worker thread: opening the database, a
+        server's answer or a station's write lock may take seconds. One read at a time; a
+        refresh asked for meanwhile follows it, with the filters as they are then."""
+        from inspector.gui.workers import TaskWorker
+
+        if self._refreshing is not None:
+            self._refresh_again = True
             return
         flt = self.current_filter()
-        try:
-            products, rows = history(store, flt)
-            with store.transaction("the stations cannot be read") as session:
-                stations = station_names(session)
-        except InspectorError as exc:
-            self.message.emit(str(exc), True)
-            return
+        worker = self._refreshing = TaskWorker(lambda: _read_rows(self.store(), flt), self)
+        worker.done.connect(lambda read: self._show_rows(flt, *read))
+        worker.failed.connect(lambda text: self.message.emit(text, True))
+        worker.finished.connect(self._refresh_finished)
+        worker.start()
+
+    def _refresh_finished(self) -> None:
+        worker, self._refreshing = self._refreshing, None
+        worker.wait()  # "finished" comes just before the thread ends
+        worker.deleteLater()
+        if self._refresh_again:
+            self._refresh_again = False
+            self.refresh()
+        else:
+            self.refreshed.emit()
+
+    def _show_rows(self, flt: ReportFilter, products: list[str], stations: list[str], rows: list) -> None:
         _fill(self.product, products)
         _fill(self.station, stations)
         kept = self._selected_id()
@@ -404,9 +433,8 @@ class HistoryWorkspace(QWidget):
 
     def busy(self) -> bool:
         """Whether a worker is reading or writing the database."""
-        return (
-            self._loader is not None or bool(self._reviewing) or (self._export is not None and self._export.isRunning())
-        )
+        exporting = self._export is not None and self._export.isRunning()
+        return self._refreshing is not None or self._loader is not None or bool(self._reviewing) or exporting
 
     def use_store_factory(self, store_factory) -> None:
         """Work on another database from now on (not while busy: see ``busy``)."""
@@ -419,6 +447,9 @@ class HistoryWorkspace(QWidget):
 
     def shutdown(self) -> None:
         self._wanted = None
+        self._refresh_again = False
+        if self._refreshing is not None:
+            self._refreshing.wait()
         if self._loader is not None:
             self._loader.wait()
         for worker in list(self._reviewing):
