@@ -291,13 +291,15 @@ class Handshake:
                 self.counts[result.verdict] += 1
                 if pending is not None and self.require_ack:
                     self._unacknowledged = result_id
-            next_state = self._after_result()
-        if late:
-            self._set(*next_state)
-            return None
-        self._tell_result(sent)
-        self._set(*next_state)
-        return sent
+            # Ready for the next trigger before anyone hears of this result: a controller
+            # that triggers as soon as it has the result is not refused as "busy".
+            changed = self._after_result() != (self._state, self._reason)
+            self._state, self._reason = self._after_result()
+        if not late:
+            self._tell_result(sent)
+        if changed:
+            self._tell_status()
+        return None if late else sent
 
     def skipped(self, image: str) -> None:
         """The inspection loop skipped a frame as a picture it inspected before (the same

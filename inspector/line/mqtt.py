@@ -23,9 +23,11 @@ in what order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from collections import OrderedDict, deque
@@ -49,6 +51,15 @@ def topic_name_problem(station: str) -> str | None:
     if any(c in station for c in "+#/\x00") or not station.strip():
         return f"{station!r} cannot be part of an MQTT topic (no /, + or #)"
     return None
+
+
+def tcp_no_delay(client: mqtt.Client) -> None:
+    """Small messages leave at once: with Nagle's algorithm on (paho leaves it on) a reply
+    written after an acknowledgement waits for the broker's delayed ACK, 40 ms a hop."""
+    sock = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):  # a TLS or WebSocket wrapper: left as it is
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _text(payload: bytes) -> str | None:
@@ -184,6 +195,7 @@ class MqttOutput:
                 self._closing.wait(wait)
                 wait = min(wait * 2, BACKOFF[1])
                 continue
+            tcp_no_delay(client)
             client.loop_start()
             with self._cond:
                 self._refused = False

@@ -15,6 +15,7 @@ import queue
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -49,9 +50,9 @@ class Capture(Protocol):
 
 
 class FolderCapture:
-    """Each trigger takes the next image file of ``folder`` (by name, oldest first), one
-    the camera or another program has written there; files taken are not taken again,
-    and with ``sort`` move into pass/, fail/ or error/ once their result is stored."""
+    """Each trigger takes the next image file of ``folder`` (in name order), one the
+    camera or another program has written there; files taken are not taken again, and
+    with ``sort`` move into pass/, fail/ or error/ once their result is stored."""
 
     def __init__(self, folder: str | os.PathLike, *, sort: bool = False) -> None:
         self.folder = Path(folder)
@@ -59,29 +60,36 @@ class FolderCapture:
             raise SourceError(f"{self.folder}: is a file, not a folder to take images from")
         self.sort = sort
         self._taken: set[tuple[str, int, int]] = set()
+        self._waiting: deque[str] = deque()
 
     def describe(self) -> str:
         return f"trigger:folder:{self.folder}"
 
-    def _next(self) -> tuple[Path, tuple[str, int, int]] | None:
+    def _look(self) -> None:
+        """List the folder's images not taken yet, by name: what the next triggers take
+        (looked at again only once they are used up, so a folder of thousands of images
+        is not listed on every trigger)."""
         try:
-            entries = sorted(
-                (e for e in os.scandir(self.folder) if e.is_file(follow_symlinks=False)), key=lambda e: e.name
-            )
+            entries = [e for e in os.scandir(self.folder) if e.is_file(follow_symlinks=False)]
         except FileNotFoundError:
-            return None
+            return
         except OSError as exc:
             raise SourceError(f"{self.folder}: cannot list the folder ({exc.strerror or exc})") from None
-        for entry in entries:
-            if Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        names = sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
+        self._waiting = deque(names)
+
+    def _next(self) -> tuple[Path, tuple[str, int, int]] | None:
+        if not self._waiting:
+            self._look()
+        while self._waiting:
+            path = self.folder / self._waiting.popleft()
             try:
-                stat = entry.stat()
+                stat = path.stat()
             except FileNotFoundError:
-                continue
-            key = (entry.name, stat.st_size, stat.st_mtime_ns)
+                continue  # taken away meanwhile
+            key = (path.name, stat.st_size, stat.st_mtime_ns)
             if stat.st_size and key not in self._taken:
-                return Path(entry.path), key
+                return path, key
         return None
 
     def take(self, tag: str, timeout: float) -> Frame:
