@@ -31,6 +31,12 @@ def add_parser(sub) -> None:
     )
     forward.add_argument("--db", required=True, help="the station's own SQLite file")
     forward.add_argument("--central", required=True, metavar="URL", help="the central database")
+    forward.add_argument(
+        "--again",
+        action="store_true",
+        help="offer every result again (after the central database was restored from a backup); "
+        "those it holds are skipped",
+    )
     forward.set_defaults(run=run_forward)
 
 
@@ -41,6 +47,8 @@ def run_forward(args: argparse.Namespace) -> int:
     store = open_store(args.db, create=False)
     try:
         forwarder = Forwarder(store, args.central)
+        if args.again:
+            forwarder.start_over()
         state = forwarder.forward_all()
         forwarder.close()
     finally:

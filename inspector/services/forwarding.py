@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -155,6 +155,9 @@ class Forwarder:
         try:
             with central.session() as remote, remote.begin():
                 run_ids = {f.local_run_id: f.central_run_id for f in known.values()}
+                there = set(remote.scalars(select(Run.id).where(Run.id.in_(set(run_ids.values())))))
+                # A run the central database no longer has (restored from a backup): made again.
+                run_ids = {local: central for local, central in run_ids.items() if central in there}
                 new_runs = {}
                 for row in rows:
                     if row.run_id not in run_ids:
@@ -163,8 +166,9 @@ class Forwarder:
                         new_runs[row.run_id] = row.run.status
                 _copy(remote, rows, run_ids)
                 for mapping, run in finished:  # a run that ended since its results were sent
-                    remote.get(Run, mapping.central_run_id).status = run.status
-                    remote.get(Run, mapping.central_run_id).finished_at = run.finished_at
+                    central_run = remote.get(Run, mapping.central_run_id)
+                    if central_run is not None:
+                        central_run.status, central_run.finished_at = run.status, run.finished_at
         except SQLAlchemyError as exc:
             raise StoreError(f"{central.url}: {database_problem(exc)}") from exc
         with self.local.transaction("recording what was forwarded") as session:
@@ -185,17 +189,33 @@ class Forwarder:
                 )  # fmt: skip
         return len(rows)
 
+    def start_over(self) -> None:
+        """Forget what was sent, so that everything is offered again (after the central
+        database was restored from a backup): rows it holds are skipped by their keys."""
+        self._central_store()
+        with self.local.transaction("forgetting what was forwarded") as session:
+            session.execute(delete(ForwardMark).where(ForwardMark.central == self._key))
+            session.execute(delete(ForwardedRun).where(ForwardedRun.central == self._key))
+
     def forward_all(self) -> ForwardState:
         """Send everything that waits, batch by batch; the state it ends in (never raises)."""
         try:
             while self.forward_once():
                 pass
             state = ForwardState(reachable=True, waiting=self.waiting())
-        except StoreError as exc:
+        except Exception as exc:  # unreachable, refused, or the station's own file: say it, go on
+            if not isinstance(exc, StoreError):
+                log.warning("forwarding to the central database failed", exc_info=True)
             self.close()  # a fresh connection next time
-            state = ForwardState(reachable=False, waiting=self.waiting(), problem=_short(exc))
+            state = ForwardState(reachable=False, waiting=self._waiting_or_unknown(), problem=_short(exc))
         self._tell(state)
         return state
+
+    def _waiting_or_unknown(self) -> int:
+        try:
+            return self.waiting()
+        except Exception:  # the station's own database is what failed
+            return -1
 
     def _tell(self, state: ForwardState) -> None:
         changed = self._last_state is None or (state.reachable, bool(state.waiting)) != (
@@ -287,6 +307,13 @@ def _copy(remote: Session, rows: list[Inspection], run_ids: dict[int, int]) -> N
         central_run = run_ids[row.run_id]
         if central_run not in recipe_of_run:
             recipe_of_run[central_run] = remote.get(Run, central_run).recipe_id
+        # As on the station: a file that changed after an ERROR replaces that ERROR (the
+        # station deleted its row; the copy sent before goes the same way here).
+        remote.execute(
+            delete(Inspection).where(
+                Inspection.run_id == central_run, Inspection.image_path == row.image_path, Inspection.verdict == "ERROR"
+            )
+        )
         copy = Inspection(
             **_columns(row, {"id", "run_id", "recipe_id", "result_key"}),
             run_id=central_run,

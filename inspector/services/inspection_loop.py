@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -304,6 +305,9 @@ def run_inspection(
         return done.verdict(frame.sha256, frame.name) is not None
 
     errored: set[str] = set()  # files of this run whose last result was an ERROR
+    # A forced run's results sit beside the earlier ones under a token of its own (random:
+    # unlike the run's id, unique in every database the results are forwarded to).
+    forced_as = uuid.uuid4().hex[:16] if settings.force else None
 
     problem: BaseException | None = None
     try:
@@ -324,7 +328,7 @@ def run_inspection(
                 result, image = decoded.inspected or inspect_frame(pipeline, frame, decoded)
                 summary.read_cpu_s += decoded.read_cpu_ms / 1e3
                 done.add(frame.sha256, frame.name, result.verdict)  # the same content twice in one run: once
-                record, then = _record(frame, result, run_id, recipe_id, pipeline, source, settings, errored)
+                record, then = _record(frame, result, run_id, recipe_id, pipeline, source, forced_as, errored)
                 writer.submit(record, image, has_file=frame.path is not None, then=then)
                 summary.counts[result.verdict] += 1
                 if events.result:
@@ -361,7 +365,7 @@ def _record(
     recipe_id: int,
     pipeline: InspectionPipeline,
     source: FrameSource,
-    settings: RunSettings,
+    forced_as: str | None,
     errored: set[str],
 ) -> tuple[InspectionRecord, Callable[[], None] | None]:
     """What the writer is given for a result: its row, and what to do once it is stored
@@ -376,7 +380,7 @@ def _record(
         frame.sha256,
         result,
         utcnow(),
-        result_key=result_key(frame.sha256, frame.name, result.verdict, forced_run=run_id if settings.force else None),
+        result_key=result_key(frame.sha256, frame.name, result.verdict, forced_as=forced_as),
         # A file that changed after an ERROR (a writer pausing longer than the settling
         # time): its final state is its result, not one row per partial state.
         replaces_error=frame.name in errored,

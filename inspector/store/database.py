@@ -31,7 +31,7 @@ from inspector.store.models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # installed with the package
 # The Alembic revision whose schema models.py describes (the newest in migrations/versions).
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
 CONNECT_TIMEOUT_S = 10  # a database server that does not answer
 
@@ -176,7 +176,7 @@ def _migrate(engine: Engine, url: str) -> str | None:
     """Bring the schema up to date; returns the revision it had (None: it was new)."""
     for attempt in range(2):
         try:
-            with engine.begin() as connection:
+            with engine.connect() as connection, _foreign_keys_off(connection), connection.begin():
                 return _bring_up_to_date(connection, url)
         except SQLAlchemyError:
             # Two stations creating the same new database at once: one finds a table
@@ -184,6 +184,24 @@ def _migrate(engine: Engine, url: str) -> str | None:
             if attempt == 1:
                 raise
             time.sleep(0.2)
+
+
+@contextmanager
+def _foreign_keys_off(connection) -> Iterator[None]:
+    """SQLite without foreign-key actions while the schema changes: a migration rebuilds a
+    table by copying it and dropping the old one, and a DROP TABLE with them on first
+    deletes every row, cascading to the defects and reviews that point to it."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # no effect inside a transaction
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()  # whatever was left open, so the PRAGMA takes effect
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 def _bring_up_to_date(connection, url: str) -> str | None:

@@ -72,6 +72,9 @@ class Inspection(Base):
     __table_args__ = (
         Index("ix_inspections_identity", "image_sha256", "recipe_sha256", "model_sha256"),
         Index("uq_inspections_result", "result_key", "recipe_sha256", "model_sha256", unique=True),
+        # Ids never reused (SQLite reuses the largest after a delete): a station's forward
+        # mark counts on them (services/forwarding.py).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

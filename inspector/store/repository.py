@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +41,7 @@ class InspectionRecord:
     overlay_path: str | None = None
     crop_paths: tuple[str | None, ...] = ()
     crop_jpegs: tuple[bytes | None, ...] = ()  # small pictures of the defects, kept in the row
-    result_key: str | None = None  # see ``result_key``; None: no rule (a frame without a hash)
+    result_key: str | None = None  # see ``result_key``
     # The image's file changed after this run stored an ERROR for it (a writer pausing
     # longer than the hot folder's settling time): this row replaces that one.
     replaces_error: bool = False
@@ -55,17 +56,19 @@ def _name_digest(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def result_key(image_sha256: str | None, name: str, verdict: str, *, forced_run: int | None = None) -> str | None:
+def result_key(image_sha256: str | None, name: str, verdict: str, *, forced_as: str | None = None) -> str:
     """The key a result is stored under, unique per recipe and model (see ``Inspection``).
 
     A judged image is its content: the same picture again is the same result. An ERROR is
     its content and file name: empty files, or copies of one broken file, each get a
-    row. A forced re-inspection adds its run, beside the earlier result.
+    row. A forced re-inspection adds its run's token, beside the earlier result. A frame
+    without a content hash (a camera's) is a result of its own: a random key, unique in
+    every database it is forwarded to.
     """
     if image_sha256 is None:
-        return None
+        return f"frame:{uuid.uuid4().hex}"
     key = f"{image_sha256}/{_name_digest(name)}" if verdict == ERROR else image_sha256
-    return key if forced_run is None else f"{key}@{forced_run}"
+    return key if forced_as is None else f"{key}@{forced_as}"
 
 
 @dataclass
@@ -79,7 +82,7 @@ class InspectedBefore:
 
     def verdict(self, image_sha256: str | None, name: str) -> str | None:
         """The stored verdict of this content under this name, or None: not inspected yet."""
-        if image_sha256 is None:
+        if image_sha256 is None:  # a frame: every one is new
             return None
         if image_sha256 in self.judged:
             return self.judged[image_sha256]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 
 import pytest
 
@@ -190,3 +191,74 @@ def test_a_central_report_shows_the_defects_where_the_stations_files_are_out_of_
     defects = rows(url, "SELECT COUNT(*) FROM defects")[0][0]
     assert defects > 0 and html.count('class="crop"') == defects
     assert "image not available" not in html
+
+
+def test_an_error_replaced_after_it_was_sent_is_replaced_centrally_too(line, central, tmp_path):  # noqa: F811
+    _, url = central
+    _, _, folder, _ = line
+    whole = (folder / "p1.png").read_bytes()
+    path = tmp_path / "drop" / "slow.png"
+
+    def state(data):
+        return Frame(name=str(path), path=path, data=data, sha256=hashlib.sha256(data).hexdigest())
+
+    local = open_store(str(tmp_path / "station.db"))
+    forwarder = Forwarder(local, url)
+    sent_between = []
+
+    def on_result(frame, result, image):
+        if result.verdict == "ERROR":  # once the writer has stored it, send it on
+            deadline = time.monotonic() + 30
+            while not rows(tmp_path / "station.db", "SELECT 1 FROM inspections") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sent_between.append(forwarder.forward_all())
+            assert rows(url, "SELECT verdict FROM inspections") == [("ERROR",)]  # the partial file's ERROR is there
+
+    frames = [state(whole[: len(whole) // 2]), state(whole)]
+    run_inspection(
+        pipeline_for(line), local, FramesFrom(frames, finite=False), RunSettings(), RunEvents(result=on_result)
+    )
+    final = forwarder.forward_all()
+    forwarder.close()
+    local.close()
+    assert final.waiting == 0
+    assert rows(url, SAME_ROWS) == rows(tmp_path / "station.db", SAME_ROWS)
+    assert [v for (_, _, v, *_) in rows(url, SAME_ROWS)] == ["FAIL"]
+
+
+def test_a_new_station_database_never_collides_with_what_an_old_one_sent(line, central, tmp_path):  # noqa: F811
+    _, url = central
+    _, _, folder, _ = line
+    for name in ("first.db", "second.db"):  # the same station, a database started afresh
+        frames = [Frame(name=f"camera:0#{k}", pixels=f.image()) for k, f in enumerate(frames_of(folder))]
+        local = open_store(str(tmp_path / name))
+        run_inspection(pipeline_for(line), local, FramesFrom(frames, finite=False), RunSettings(station="line 3"))
+        run_inspection(pipeline_for(line), local, FileSource([folder]), RunSettings(station="line 3", force=True))
+        forwarder = Forwarder(local, url)
+        assert forwarder.forward_all().waiting == 0
+        forwarder.close()
+        local.close()
+    assert rows(url, "SELECT COUNT(*) FROM inspections") == [(24,)]
+
+
+def test_after_the_central_database_is_restored_everything_can_be_offered_again(line, central, tmp_path, capsys):  # noqa: F811
+    from inspector.cli import main
+
+    _, url = central
+    _, _, folder, _ = line
+    local = open_store(str(tmp_path / "s.db"))
+    run_inspection(pipeline_for(line), local, FileSource([folder]), RunSettings(read_ahead=0))
+    local.close()
+    assert main(["db", "forward", "--db", str(tmp_path / "s.db"), "--central", url]) == 0
+    engine_rows = rows(url, "SELECT COUNT(*) FROM inspections")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as connection:  # as if restored from a backup older than the last results
+        connection.exec_driver_sql("DELETE FROM inspections WHERE id > 2")
+    engine.dispose()
+    assert engine_rows == [(6,)]
+    assert main(["db", "forward", "--db", str(tmp_path / "s.db"), "--central", url]) == 0  # it believes all sent
+    assert rows(url, "SELECT COUNT(*) FROM inspections") == [(2,)]
+    assert main(["db", "forward", "--db", str(tmp_path / "s.db"), "--central", url, "--again"]) == 0
+    assert rows(url, "SELECT COUNT(*) FROM inspections") == [(6,)]

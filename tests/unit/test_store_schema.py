@@ -242,7 +242,17 @@ def test_upgrading_keys_the_first_row_of_each_image_and_keeps_older_duplicates(t
                 "VALUES (1, 1, 'r', 'm', 'p', ?, ?, ?, 0, '{}', 0, 0)",
                 (path, sha, verdict),
             )
-    open_store(str(db)).close()  # upgrades
+        conn.execute(
+            "INSERT INTO defects (inspection_id, label, score, area, x1, y1, x2, y2, outline) "
+            "VALUES (1, 'defect', 1, 1, 0, 0, 1, 1, '[]')"
+        )
+        conn.execute(
+            "INSERT INTO reviews (inspection_id, decision, operator, note, created_at) "
+            "VALUES (1, 'confirmed', '', '', 0)"
+        )
+    open_store(str(db)).close()  # upgrades, rebuilding the inspections table on the way (0007)
+    # A rebuilt table's rows keep what points to them: nothing cascades away.
+    assert rows_of(db, "SELECT COUNT(*) FROM defects") == rows_of(db, "SELECT COUNT(*) FROM reviews") == [(1,)]
     keys = [key for (key,) in rows_of(db, "SELECT result_key FROM inspections ORDER BY id")]
     assert keys[0] == "A" and keys[1] is None
     assert keys[2] and keys[2].startswith("E/") and keys[3] is None
