@@ -205,3 +205,47 @@ def test_the_same_picture_taken_twice_is_an_error_result_not_a_hang(data, runnin
     assert (heard.results[1].id, heard.results[1].verdict) == (second.result_id, "ERROR")
     assert "inspected before" in heard.results[1].error
     wait_for(lambda: heard.state() == "ready", what="ready again")
+
+
+def test_sorted_files_move_once_their_results_are_stored(data):
+    from inspector.line.triggered import FolderCapture, TriggeredSource
+
+    store = open_store(data.database)
+    station = Station(
+        "line-3",
+        shelf=RecipeShelf(data.recipes),
+        source=TriggeredSource(FolderCapture(data.incoming, sort=True), timeout=1.0),
+        store=store,
+        open_pipeline=data.pipeline,
+        settings=RunSettings(station="line-3", save_overlays=False),
+    )
+    heard = Heard(station)
+    station.start()
+    try:
+        wait_for(lambda: heard.state() == "ready", what="ready")
+        data.drop(0)
+        data.drop(1)
+        for count in (1, 2):
+            assert station.trigger().accepted
+            wait_for(lambda count=count: len(heard.results) == count, what="the result")
+    finally:
+        station.stop()
+        store.close()
+    assert (data.incoming / "pass" / "p00000.png").exists() and (data.incoming / "fail" / "p00001.png").exists()
+    assert sorted(p.name for p in data.incoming.glob("*.png")) == []
+
+
+def test_a_camera_that_cannot_be_opened_gives_error_results_saying_so_not_a_hang(tmp_path):
+    from inspector.line.triggered import CameraCapture, TriggeredSource
+    from inspector.sources import CameraSource
+
+    camera = CameraSource(str(tmp_path / "gone.mp4"), live=True, trigger="software", backoff=(0.05, 0.1))
+    source = TriggeredSource(CameraCapture(camera), timeout=0.3)
+    frames = source.frames()
+    try:
+        source.fire("1-1")
+        frame = next(frames)
+    finally:
+        source.stop()
+    assert frame.error is not None and "within 0.3 s" in frame.error
+    assert "reconnecting" in frame.error or "no frame" in frame.error
