@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{sqlite_file}: damaged; restore it from a backup, or recover what is readable with sqlite3 .recover"
             )
             return 1
-    store = open_store(args.db, create=args.action == "upgrade")
+    upgrading = args.action == "upgrade"
+    store = open_store(args.db, create=upgrading, upgrade=upgrading)
     try:
         was = store.schema_was
         if args.action == "upgrade":

@@ -21,13 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from inspector import __version__
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.engine.threads import inference_threads, set_inference_threads
 from inspector.engine.types import ERROR, InspectionResult
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, StoreError
 from inspector.services.parallel import (
     PipelinePerThread,
     inspection_workers,
@@ -38,7 +38,7 @@ from inspector.services.parallel import (
 from inspector.services.read_ahead import READ_AHEAD_DEPTH, Decoded, Then, decode, read_ahead
 from inspector.services.writer import ResultWriter
 from inspector.sources.frame import Frame, FrameSource
-from inspector.store.database import Store
+from inspector.store.database import Store, database_problem
 from inspector.store.models import utcnow
 from inspector.store.repository import (
     InspectedBefore,
@@ -244,9 +244,11 @@ def _open_run(
                     else inspected_before(session, recipe_sha256=pipeline.recipe_hash, model_sha256=model.sha256)
                 )
             break
-        except IntegrityError:  # another station stored the same new recipe (or name) a moment before
+        except IntegrityError as exc:  # another station stored the same new recipe (or name) a moment before
             if attempt == 2:
-                raise
+                raise StoreError(f"{store.url}: starting the run: {database_problem(exc)}") from exc
+        except SQLAlchemyError as exc:  # locked, refused, unreachable: said, not a traceback
+            raise StoreError(f"{store.url}: starting the run: {database_problem(exc)}") from exc
     return recipe_id, run_id, done
 
 

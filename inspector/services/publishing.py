@@ -153,7 +153,7 @@ def publish(store: Store, recipe_path: str | Path, *, by: str = "", note: str = 
 
 def published(store: Store, product: str | None = None) -> list[Published]:
     """Published versions, newest first (of one product, or of all)."""
-    with store.session() as session:
+    with store.transaction("listing published recipes") as session:
         query = select(PublishedRecipe).order_by(PublishedRecipe.product, PublishedRecipe.version.desc())
         if product:
             query = query.where(PublishedRecipe.product == product)
@@ -184,7 +184,7 @@ def pull(store: Store, product: str, folder: str | Path, *, version: int | None 
     Raises:
         InspectorError: no such product or version, or a file that does not match its hash.
     """
-    with store.session() as session:
+    with store.transaction(f"pulling {product}") as session:
         query = select(PublishedRecipe).where(PublishedRecipe.product == product)
         query = query.where(PublishedRecipe.version == version) if version else query
         entry = session.scalar(query.order_by(PublishedRecipe.version.desc()).limit(1))

@@ -172,12 +172,13 @@ def _alembic_version_table() -> Table:
     )
 
 
-def _migrate(engine: Engine, url: str) -> str | None:
-    """Bring the schema up to date; returns the revision it had (None: it was new)."""
+def _migrate(engine: Engine, url: str, *, change: bool = True) -> str | None:
+    """Bring the schema up to date; returns the revision it had (None: it was new).
+    ``change`` False: only look, and refuse a schema that is not this version's."""
     for attempt in range(2):
         try:
             with engine.connect() as connection, _foreign_keys_off(connection), connection.begin():
-                return _bring_up_to_date(connection, url)
+                return _bring_up_to_date(connection, url) if change else _look(connection, url)
         except SQLAlchemyError:
             # Two stations creating the same new database at once: one finds a table
             # the other has just made. A second look finds the database complete.
@@ -202,6 +203,20 @@ def _foreign_keys_off(connection) -> Iterator[None]:
         connection.rollback()  # whatever was left open, so the PRAGMA takes effect
         connection.exec_driver_sql("PRAGMA foreign_keys=ON")
         connection.commit()
+
+
+def _look(connection, url: str) -> str | None:
+    """The schema revision, without changing anything; a StoreError unless it is current."""
+    tables = set(inspect(connection).get_table_names())
+    current = None
+    if "alembic_version" in tables:
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    if current != SCHEMA_REVISION:
+        raise StoreError(
+            f"{url}: schema {current or 'none'}, where this Inspector's is {SCHEMA_REVISION}: "
+            "`inspector db upgrade` (by the database's owner) brings it up to date"
+        )
+    return current
 
 
 def _bring_up_to_date(connection, url: str) -> str | None:
@@ -275,7 +290,13 @@ def _holds_inspections(path: Path) -> bool:
         return False
 
 
-def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None = None, create: bool = True) -> Store:
+def open_store(
+    url: str | None = None,
+    *,
+    images_dir: str | os.PathLike | None = None,
+    create: bool = True,
+    upgrade: bool = True,
+) -> Store:
     """Open (creating or upgrading) the results database.
 
     Args:
@@ -284,6 +305,8 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         images_dir: where overlays and defect crops go; beside the SQLite file by default.
         create: make a SQLite database that does not exist yet; False for readers such
             as reports, where a mistyped path must not give an empty database.
+        upgrade: create or upgrade the schema as needed; False only looks, and refuses
+            a schema that is not this version's (``inspector db check``).
 
     Raises:
         StoreError: the URL is malformed, the file cannot be created or written, the
@@ -341,7 +364,7 @@ def open_store(url: str | None = None, *, images_dir: str | os.PathLike | None =
         event.listen(engine, "connect", _sqlite_pragmas if create else _reader_pragmas)
         event.listen(engine, "handle_error", _refuse_damage(shown))
     try:
-        schema_was = _migrate(engine, shown)
+        schema_was = _migrate(engine, shown, change=upgrade)
     except StoreError:
         engine.dispose()
         raise

@@ -152,6 +152,8 @@ def test_an_older_central_database_is_upgraded_by_its_owner_only(central, capsys
         command.downgrade(_alembic_config(connection), "0002")  # as the previous Inspector left it
     engine.dispose()
     capsys.readouterr()
+    assert main(["db", "check", "--db", login(server, "quality", name)]) == 2  # looks, changes nothing
+    assert "schema 0002, where this Inspector's is" in capsys.readouterr().err
     assert main(["db", "upgrade", "--db", login(server, "station_line3", name)]) == 2  # a station may not
     assert "must be owner" in capsys.readouterr().err
     assert main(["db", "upgrade", "--db", owner]) == 0
