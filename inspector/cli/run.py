@@ -9,7 +9,7 @@ import threading
 
 from inspector.cli.arguments import station_name
 from inspector.cli.progress import Progress
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, StoreError
 from inspector.recipe.io import load_recipe
 from inspector.sources import CameraSource, FrameSource, SourceOptions, open_source
 
@@ -149,14 +149,23 @@ def _recipe(args: argparse.Namespace):
             raise InspectorError("--version goes with --product (a published recipe)")
         return load_recipe(args.recipe), None
     from inspector import settings
-    from inspector.services.publishing import pull
+    from inspector.services.publishing import pull, pulled_before
     from inspector.store.database import open_store
 
-    source = open_store(args.central or args.db, create=False)
+    folder = settings.data_dir() / "published"
     try:
-        recipe, version = pull(source, args.product, settings.data_dir() / "published", version=args.version)
-    finally:
-        source.close()
+        source = open_store(args.central or args.db, create=False)
+        try:
+            recipe, version = pull(source, args.product, folder, version=args.version)
+        finally:
+            source.close()
+    except StoreError as exc:  # a station restarting while the central database is away
+        earlier = pulled_before(folder, args.product, args.version)
+        if earlier is None:
+            raise
+        recipe, version = earlier
+        print(f"{args.product}: {exc}; running version {version} as pulled before", file=sys.stderr)
+        return recipe, version
     print(f"{args.product}: published version {version} ({recipe.source.parent})", file=sys.stderr)
     return recipe, version
 

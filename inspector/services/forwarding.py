@@ -241,9 +241,11 @@ class Forwarder:
         thread = threading.Thread(target=self.run_until, args=(stop,), kwargs={"every": every}, daemon=True)
         thread.start()
 
-        def finish() -> ForwardState:
+        def finish(timeout: float = 60.0) -> ForwardState:
             stop.set()
-            thread.join()
+            thread.join(timeout)  # a last pass; a server that hangs does not hold the station
+            if thread.is_alive():
+                return ForwardState(reachable=False, waiting=self._waiting_or_unknown(), problem="no answer")
             self.close()
             return self._last_state or ForwardState(reachable=False, waiting=self.waiting(), problem="not tried")
 

@@ -166,6 +166,27 @@ def published(store: Store, product: str | None = None) -> list[Published]:
         ]  # fmt: skip
 
 
+def _pulled_folder(folder: Path, product: str, version: int | str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", product.lower()).strip("-")[:60] or "recipe"
+    # The product's own hash in the folder name: "Bracket A" and "bracket-a" never share one.
+    return folder / f"{slug}-{hashlib.sha256(product.encode()).hexdigest()[:8]}-v{version}"
+
+
+def pulled_before(folder: str | Path, product: str, version: int | None = None) -> tuple[Recipe, int] | None:
+    """A version pulled earlier into ``folder`` (the newest, or ``version``), for a station
+    that starts while the database it pulls from cannot be reached; None if there is none."""
+    found = {}
+    pattern = _pulled_folder(Path(folder), product, "*")
+    for recipe_file in pattern.parent.glob(f"{pattern.name}/recipe.yaml"):
+        number = recipe_file.parent.name.rpartition("-v")[2]
+        if number.isdigit():
+            found[int(number)] = recipe_file
+    chosen = version if version is not None else max(found, default=None)
+    if chosen not in found:
+        return None
+    return load_recipe(found[chosen]), chosen
+
+
 def _check_pulled(recipe: Recipe, files: set[str], what: str) -> None:
     """A published recipe is untrusted: it may name only the files published with it, and
     weights only by name."""
@@ -201,9 +222,7 @@ def pull(store: Store, product: str, folder: str | Path, *, version: int | None 
             raise InspectorError(f"published recipe {product!r} v{entry.version} holds {size} bytes; refused")
         files = {f.name: (f.sha256, f.content) for f in entry.files}
         content, digest, number = entry.content, entry.recipe_sha256, entry.version
-    slug = re.sub(r"[^a-z0-9]+", "-", product.lower()).strip("-")[:60] or "recipe"
-    # The product's own hash in the folder name: "Bracket A" and "bracket-a" never share one.
-    target = Path(folder) / f"{slug}-{hashlib.sha256(product.encode()).hexdigest()[:8]}-v{number}"
+    target = _pulled_folder(Path(folder), product, number)
     for name, (sha, data) in files.items():
         if not _SAFE_NAME.match(name):  # names come from the database: never a path
             raise InspectorError(f"published recipe {product!r} v{number} names a file {name!r}; refused")

@@ -34,6 +34,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # installed with th
 SCHEMA_REVISION = "0007"
 BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
 CONNECT_TIMEOUT_S = 10  # a database server that does not answer
+STATEMENT_TIMEOUT_MS = 60_000
 
 
 @dataclass
@@ -355,7 +356,17 @@ def open_store(
         options = {"pool_pre_ping": True}
         if parsed.get_backend_name() == "postgresql":
             # Times come back in UTC whatever the server's zone, as SQLite's are stored.
-            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, "options": "-c timezone=UTC"}
+            options["connect_args"] = {
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                # A statement waits at most a minute (a lock held by an upgrade) and a
+                # dead network is found in 30 s, not at the OS's 15 minutes.
+                "options": f"-c timezone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 30_000,
+            }
     try:
         engine = create_engine(url, **options)
     except (SQLAlchemyError, ImportError) as exc:  # unknown dialect or a driver that is not installed

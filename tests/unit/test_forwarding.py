@@ -16,7 +16,7 @@ from inspector.services.inspection_loop import RunEvents, RunSettings, run_inspe
 from inspector.sources.files import FileSource
 from inspector.sources.frame import Frame
 from inspector.store.database import open_store
-from tests.helpers import FramesFrom, TruthSegmenter, fixtured, rows
+from tests.helpers import FramesFrom, TruthSegmenter, fixtured, fixtured_recipe, rows
 from tests.unit.test_store_integrity import line, pipeline_for  # noqa: F401  (fixture)
 
 SAME_ROWS = (
@@ -262,3 +262,34 @@ def test_after_the_central_database_is_restored_everything_can_be_offered_again(
     assert rows(url, "SELECT COUNT(*) FROM inspections") == [(2,)]
     assert main(["db", "forward", "--db", str(tmp_path / "s.db"), "--central", url, "--again"]) == 0
     assert rows(url, "SELECT COUNT(*) FROM inspections") == [(6,)]
+
+
+def test_a_station_restarting_while_the_server_is_away_runs_the_version_it_pulled_before(central, tmp_path, capsys):
+    from inspector.cli import main
+    from inspector.services.publishing import publish
+
+    server, url = central
+    recipe, _ = fixtured_recipe(tmp_path / "src")
+    store = open_store(url)
+    publish(store, recipe.source)
+    store.close()
+    write_image(tmp_path / "part.png", fixtured(12).image)
+    command = [
+        "run",
+        "--product",
+        "Label",
+        str(tmp_path / "part.png"),
+        "--db",
+        str(tmp_path / "s.db"),
+        "--central",
+        url,
+    ]
+    assert main(command) == 0
+    server.halt()
+    try:
+        assert main([*command, "--force"]) == 0  # pulled before: runs it, results wait
+        err = capsys.readouterr().err
+        assert "running version 1 as pulled before" in err and "unreachable" in err
+    finally:
+        server.resume()
+    assert rows(tmp_path / "s.db", "SELECT recipe_version FROM runs") == [(1,), (1,)]
