@@ -56,6 +56,7 @@ class HotFolderSource:
         self._stop = threading.Event()
         self._seen: set[tuple[str, int, int]] = set()
         self._pending: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime, stable since)
+        self._read_as: dict[str, tuple[int, int, int]] = {}  # path -> (size, mtime, inode) when read
 
     def describe(self) -> str:
         return f"watch:{self.folder}"
@@ -110,6 +111,7 @@ class HotFolderSource:
             ready = self._ready()
             for path in ready:
                 try:
+                    self._note_read(path)
                     data = read_bytes(path)
                 except SourceError as exc:
                     yield Frame(name=str(path), path=path, error=str(exc))
@@ -131,9 +133,26 @@ class HotFolderSource:
             target = target.with_name(f"{frame.path.stem}_{(frame.sha256 or 'x')[:12]}{frame.path.suffix}")
         return target
 
+    def _note_read(self, path: Path) -> None:
+        """What the file was when it was read: it is moved later only if still that."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return  # gone: reading it says so
+        self._read_as[str(path)] = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
     def relocate(self, frame: Frame, destination: Path) -> None:
-        """Move a sorted file (called once its result is stored)."""
-        if frame.path is None or not frame.path.exists():
+        """Move a sorted file (called once its result is stored), unless it was written
+        again since it was read: that content is not what was inspected, and is seen again
+        as a change."""
+        if frame.path is None:
+            return
+        read_as = self._read_as.pop(str(frame.path), None)
+        try:
+            now = frame.path.stat()
+        except FileNotFoundError:
             return  # taken away meanwhile
+        if read_as is not None and (now.st_size, now.st_mtime_ns, now.st_ino) != read_as:
+            return
         destination.parent.mkdir(exist_ok=True)
         shutil.move(str(frame.path), destination)

@@ -4,6 +4,7 @@ deleted, damaged or locked, files sorted only once their rows are durable."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -308,3 +309,16 @@ def test_text_postgresql_would_refuse_is_stored_escaped_or_refused_up_front(line
     with pytest.raises(SystemExit) as refused:  # argparse's usage error
         main(["run", "--recipe", str(recipe_path), "--station", "S" * 201, str(line[2])])
     assert refused.value.code == 2
+
+
+def test_a_sorted_file_written_again_before_its_move_stays_to_be_inspected_again(line, tmp_path):
+    _, _, folder, _ = line
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.png").write_bytes((folder / "p0.png").read_bytes())
+    watcher = HotFolderSource(drop, poll=0.05, settle=0.0, idle_timeout=0.5, sort=True)
+    (frame,) = list(itertools.islice(watcher.frames(), 1))
+    (drop / "a.png").write_bytes((folder / "p1.png").read_bytes())  # the producer writes it again
+    watcher.relocate(frame, watcher.destination(frame, "PASS"))
+    assert (drop / "a.png").read_bytes() == (folder / "p1.png").read_bytes()
+    assert not (drop / "pass").exists()
