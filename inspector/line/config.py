@@ -106,6 +106,13 @@ class StationConfig:
     opcua: OpcUaConfig | None = None
 
 
+def topic_name_problem(station: str) -> str | None:
+    """Why a station name cannot be a level of an MQTT topic, or None."""
+    if any(c in station for c in "+#/\x00") or not station.strip():
+        return f"{station!r} cannot be part of an MQTT topic (no /, + or #)"
+    return None
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from inspector.line.config import ConfigError, MqttConfig
+from inspector.line.config import ConfigError, MqttConfig, topic_name_problem
 from inspector.line.handshake import LineResult, Reply, Status
 from inspector.line.station import Station
 
@@ -44,13 +44,6 @@ log = logging.getLogger(__name__)
 WINDOW = 100  # results handed to the client and not yet acknowledged by the broker
 MAX_PAYLOAD = 1024  # a request's payload; a trigger id or a product name is far shorter
 BACKOFF = (0.2, 5.0)  # first and longest wait between attempts to reach the broker
-
-
-def topic_name_problem(station: str) -> str | None:
-    """Why a station name cannot be a level of an MQTT topic, or None."""
-    if any(c in station for c in "+#/\x00") or not station.strip():
-        return f"{station!r} cannot be part of an MQTT topic (no /, + or #)"
-    return None
 
 
 def tcp_no_delay(client: mqtt.Client) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from inspector.engine.pipeline import open_pipeline
 from inspector.errors import InspectorError
-from inspector.line.config import SourceConfig, StationConfig
+from inspector.line.config import ConfigError, SourceConfig, StationConfig, topic_name_problem
 from inspector.line.handshake import LineResult, Status
 from inspector.line.recipes import RecipeShelf
 from inspector.line.station import PipelineFactory, Station
@@ -59,6 +59,8 @@ class LineService:
         on_result: Callable[[LineResult], None] | None = None,
         on_connection: Callable[[str, str], None] | None = None,
     ) -> None:
+        if config.mqtt is not None and topic_name_problem(name):
+            raise ConfigError(f"station name: {topic_name_problem(name)}")
         self.name, self.config = name, config
         self._on_connection = on_connection or (lambda output, text: None)
         shelf = RecipeShelf(config.recipes)

@@ -172,3 +172,13 @@ def test_a_station_that_dies_is_marked_offline_by_its_last_will(tmp_path, broker
         if process.poll() is None:
             process.kill()
         line.close()
+
+
+def test_a_station_name_that_cannot_be_an_mqtt_topic_is_refused_before_anything_starts(tmp_path, capsys):
+    (tmp_path / "recipes").mkdir()
+    config = tmp_path / "station.yaml"
+    config.write_text("recipes: recipes\nsource: {kind: trigger, folder: in}\nmqtt: {port: 1883}\n")
+    status = main(["serve", "--station", "line/3", "--config", str(config)])
+    captured = capsys.readouterr()
+    assert status == 2 and "'line/3' cannot be part of an MQTT topic" in captured.err
+    assert captured.out == ""  # no state printed: the station never started
