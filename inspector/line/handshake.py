@@ -306,8 +306,15 @@ class Handshake:
         file taken twice): a triggered part gets an ERROR result saying so, not a hang."""
         with self._lock:
             pending = self._pending
-        if pending is not None and not pending.timed_out:
-            self._time_out(f"{image}: the same picture was inspected before; not inspected again", still_running=False)
+            if pending is None:
+                return  # a hot folder's file seen before: nothing to answer
+            if pending.timed_out:  # answered by its timeout already; no late result will come
+                self._pending = None
+                self._state, self._reason = self._after_result()
+        if pending.timed_out:
+            self._tell_status()
+            return
+        self._time_out(f"{image}: the same picture was inspected before; not inspected again", still_running=False)
 
     def _after_result(self) -> tuple[State, str | None]:
         if self._unacknowledged is not None:

@@ -249,3 +249,19 @@ def test_a_camera_that_cannot_be_opened_gives_error_results_saying_so_not_a_hang
         source.stop()
     assert frame.error is not None and "within 0.3 s" in frame.error
     assert "reconnecting" in frame.error or "no frame" in frame.error
+
+
+def test_a_timed_out_part_whose_picture_is_then_skipped_frees_the_station(data, running, monkeypatch):
+    station, heard = running(timeout=0.3)
+    data.drop(0, "a.png")
+    data.drop(0, "b.png")  # the same picture again
+    station.trigger()
+    wait_for(lambda: heard.results, what="the first result")
+    capture = station.source.capture
+    take = capture.take
+    monkeypatch.setattr(capture, "take", lambda tag, timeout: (threading.Event().wait(0.6), take(tag, timeout))[1])
+    second = station.trigger()
+    wait_for(lambda: len(heard.results) == 2, what="the timeout's ERROR result")
+    assert (heard.results[1].id, heard.results[1].verdict) == (second.result_id, "ERROR")
+    wait_for(lambda: heard.state() == "ready", timeout=5, what="ready once the skipped picture came")
+    assert len(heard.results) == 2
