@@ -15,7 +15,9 @@ Topics, under ``inspector/<station>/``:
 
 None lost, none twice: results wait in order in the station's outbox while the broker
 cannot be reached, and each leaves it only once the broker has it (its PUBACK at QoS 1
-and 2; written to the socket at QoS 0). A result in flight when the connection dropped
+and 2; written to the socket at QoS 0). The outbox is kept in a journal on disk too: a
+station stopped or killed before it could send everything sends the rest first when it
+starts again. A result in flight when the connection dropped
 is sent again on the next connection, under the same id; a consumer drops a repeat by
 that id. Each connection is a new client, so only the outbox decides what is sent, and
 in what order.
@@ -32,11 +34,13 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from inspector.line.config import ConfigError, MqttConfig, topic_name_problem
 from inspector.line.handshake import LineResult, Reply, Status
+from inspector.line.outbox import Journal
 from inspector.line.station import Station
 
 log = logging.getLogger(__name__)
@@ -88,11 +92,18 @@ class MqttOutput:
     Args:
         station: the running station.
         config: broker, QoS, credentials, outbox size.
+        journal: where results not yet sent are kept across restarts (see
+            ``outbox.py``); None: in memory only.
         on_connection: told the connection's state ("connected", "cannot reach ...").
     """
 
     def __init__(
-        self, station: Station, config: MqttConfig, *, on_connection: Callable[[str], None] | None = None
+        self,
+        station: Station,
+        config: MqttConfig,
+        *,
+        journal: Path | None = None,
+        on_connection: Callable[[str], None] | None = None,
     ) -> None:
         problem = topic_name_problem(station.name)
         if problem:
@@ -104,7 +115,9 @@ class MqttOutput:
         self.connection = "connecting"
         self.sent = 0  # results the broker has taken
         self.dropped = 0  # results dropped because the outbox was full
-        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._journal = Journal(journal) if journal is not None else None
+        # what a station stopped or killed before had not sent goes first
+        self._outbox: deque[tuple[str, bytes]] = deque(self._journal.pending.items() if self._journal else ())
         self._inflight: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
         self._early: set[int] = set()  # acknowledged before the sender recorded them
         self._control: deque[tuple[str, bytes, bool]] = deque()  # replies and state
@@ -126,9 +139,18 @@ class MqttOutput:
             if len(self._outbox) >= self.config.buffer:
                 lost, _ = self._outbox.popleft()
                 self.dropped += 1
+                self._delivered(lost)
                 log.warning("MQTT outbox full (%d results): result %s dropped", self.config.buffer, lost)
-            self._outbox.append((result.id, result.to_json().encode()))
+            payload = result.to_json().encode()
+            self._outbox.append((result.id, payload))
+            if self._journal is not None:
+                self._journal.add(result.id, payload)
             self._cond.notify_all()
+
+    def _delivered(self, result_id: str) -> None:
+        """The broker has it (or it was dropped): not sent again (the caller holds ``_cond``)."""
+        if self._journal is not None:
+            self._journal.done(result_id)
 
     def _state_changed(self, status: Status) -> None:
         self._send_control(self.topics["state"], status.to_json().encode(), retain=True)
@@ -245,6 +267,7 @@ class MqttOutput:
                 if info.mid in self._early:  # the broker was quicker than this thread
                     self._early.discard(info.mid)
                     self.sent += 1
+                    self._delivered(item[0])
                 else:
                     self._inflight[info.mid] = item
 
@@ -287,8 +310,10 @@ class MqttOutput:
 
     def _on_publish(self, _client, _userdata, mid, _reason_code, _properties) -> None:
         with self._cond:
-            if self._inflight.pop(mid, None) is not None:
+            item = self._inflight.pop(mid, None)
+            if item is not None:
                 self.sent += 1
+                self._delivered(item[0])
             else:
                 self._early.add(mid)
             self._cond.notify_all()
@@ -331,3 +356,6 @@ class MqttOutput:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=10)
+        if self._journal is not None:
+            with self._cond:
+                self._journal.close()

@@ -4,8 +4,11 @@ thin face over this; any other face (the desktop's Operate) can run the same fil
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from inspector.engine.pipeline import open_pipeline
 from inspector.errors import InspectorError
@@ -15,10 +18,19 @@ from inspector.line.recipes import RecipeShelf
 from inspector.line.station import PipelineFactory, Station
 from inspector.line.triggered import CameraCapture, FolderCapture, Relay, TriggeredSource
 from inspector.services.inspection_loop import RunSettings
+from inspector.settings import data_dir
 from inspector.sources import CameraSource, SourceOptions, open_source
 from inspector.store.database import open_store
 
 log = logging.getLogger(__name__)
+
+
+def journal_path(station: str, output: str) -> Path:
+    """Where an output keeps the results it has not sent yet, per station, in the data
+    folder (a name made safe for any file system, and told apart by its hash)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", station)[:60]
+    digest = hashlib.sha256(station.encode()).hexdigest()[:8]
+    return data_dir() / "line" / f"{safe}-{digest}.{output}-outbox"
 
 
 def open_line_source(config: SourceConfig, *, on_status: Callable[[str], None] | None = None):
@@ -94,7 +106,10 @@ class LineService:
 
                 self.outputs.append(
                     MqttOutput(
-                        self.station, self.config.mqtt, on_connection=lambda text: self._on_connection("mqtt", text)
+                        self.station,
+                        self.config.mqtt,
+                        journal=journal_path(self.name, "mqtt"),
+                        on_connection=lambda text: self._on_connection("mqtt", text),
                     ).start()
                 )
             if self.config.opcua is not None:

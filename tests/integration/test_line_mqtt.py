@@ -14,6 +14,7 @@ import pytest
 
 from inspector.line.config import MqttConfig
 from inspector.line.mqtt import MqttOutput
+from inspector.line.outbox import Journal
 from tests.line_helpers import Broker, LineData, need_mosquitto, wait_for
 
 
@@ -184,3 +185,39 @@ def test_every_result_arrives_exactly_once_by_id_across_broker_restarts(data, on
     assert first_seen == sent  # in order, none lost
     assert len(set(received)) == len(sent)  # repeats (a result in flight at a kill) carry the same id
     assert output.dropped == 0
+
+
+def test_results_a_stopped_station_could_not_send_are_sent_when_it_starts_again(data, broker, tmp_path):
+    journal = tmp_path / "line-1.mqtt-outbox"
+    broker.kill()  # the broker is down while the first station works
+    first = data.station().start()
+    output = MqttOutput(first, MqttConfig(port=broker.port, qos=1), journal=journal).start()
+    sent = []
+    first.handshake.subscribe(result=lambda r: sent.append(r.id))
+    for k in range(3):
+        data.drop(k)
+        wait_for(lambda: first.handshake.status().state == "ready", what="ready")
+        assert first.trigger().accepted
+    wait_for(lambda: len(sent) == 3, what="three results")
+    assert output.waiting == 3
+    first.stop()
+    output.close()  # the broker still down: nothing could be sent
+    first.store.close()
+
+    broker.start()
+    line = Line(broker.port)
+    second = data.station().start()
+    output = MqttOutput(second, MqttConfig(port=broker.port, qos=1), journal=journal).start()
+    try:
+        wait_for(lambda: line.results and line.state()["state"] == "ready", what="the old results")
+        data.drop(3)
+        reply = second.trigger()
+        wait_for(lambda: len(line.results) == 4, what="the new result")
+        assert [r["id"] for r in line.results] == [*sent, reply.result_id]
+        assert output.waiting == 0
+    finally:
+        second.stop()
+        output.close()
+        second.store.close()
+        line.close()
+    assert not Journal(journal).pending, journal.read_bytes()  # everything sent: nothing waits for the next start
