@@ -114,6 +114,37 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def error_result(
+    station: str,
+    result_id: str,
+    reason: str,
+    *,
+    trigger: str | None = None,
+    product: str | None = None,
+    latency_ms: float | None = None,
+) -> LineResult:
+    """The ERROR result a trigger gets when its part has no result of its own (a timeout,
+    a station stopped or killed in between)."""
+    run, _, sequence = result_id.rpartition("-")
+    return LineResult(
+        id=result_id,
+        station=station,
+        run=int(run) if run.isdigit() else 0,
+        sequence=int(sequence) if sequence.isdigit() else 0,
+        verdict=ERROR,
+        defects=0,
+        anomaly_score=None,
+        error=reason,
+        image="",
+        product=product or "",
+        recipe_sha256="",
+        time=utc_now(),
+        inspect_ms=0.0,
+        trigger=trigger,
+        latency_ms=latency_ms,
+    )
+
+
 @dataclass
 class _Pending:
     result_id: str
@@ -149,6 +180,7 @@ class Handshake:
         self.fire, self.require_ack, self.timeout = fire, require_ack, timeout
         self._listeners_result = [on_result] if on_result else []
         self._listeners_status = [on_status] if on_status else []
+        self._listeners_promised: list[Callable[[str, str | None], None]] = []
         self._lock = threading.RLock()
         self._state: State = "starting"
         self._reason: str | None = None
@@ -169,8 +201,17 @@ class Handshake:
     # -- listeners -----------------------------------------------------------------------
 
     def subscribe(
-        self, *, result: Callable[[LineResult], None] | None = None, status: Callable[[Status], None] | None = None
+        self,
+        *,
+        result: Callable[[LineResult], None] | None = None,
+        status: Callable[[Status], None] | None = None,
+        promised: Callable[[str, str | None], None] | None = None,
     ) -> None:
+        """Hear of each result, each change of state (told the current one at once), and
+        each result id promised to an accepted trigger (``promised(result_id, trigger)``,
+        before the part is taken: an output can keep the promise across a crash)."""
+        if promised:
+            self._listeners_promised.append(promised)
         if result:
             self._listeners_result.append(result)
         if status:
@@ -339,6 +380,11 @@ class Handshake:
             result_id, _ = self._next_id()
             self._pending = _Pending(result_id, trigger, time.monotonic())
             self._state, self._reason = "busy", f"inspecting for result {result_id}"
+        for listener in list(self._listeners_promised):
+            try:
+                listener(result_id, trigger)
+            except Exception:
+                log.exception("an output could not take the promise of result %s", result_id)
         self._tell_status()
         try:
             self.fire(result_id)
@@ -391,21 +437,12 @@ class Handshake:
             if pending is None or pending.timed_out:
                 return
             pending.timed_out = True
-            sent = LineResult(
-                id=pending.result_id,
-                station=self.station,
-                run=self._run or 0,
-                sequence=int(pending.result_id.rsplit("-", 1)[1]),
-                verdict=ERROR,
-                defects=0,
-                anomaly_score=None,
-                error=reason,
-                image="",
-                product=self._product or "",
-                recipe_sha256="",
-                time=utc_now(),
-                inspect_ms=0.0,
+            sent = error_result(
+                self.station,
+                pending.result_id,
+                reason,
                 trigger=pending.trigger,
+                product=self._product,
                 latency_ms=round((time.monotonic() - pending.started) * 1e3, 2),
             )
             self._last = sent
@@ -419,6 +456,15 @@ class Handshake:
                 self._state, self._reason = self._after_result()
         self._tell_result(sent)
         self._tell_status()
+
+    def abandon(self, reason: str) -> None:
+        """The station stops: a part accepted and not answered gets an ERROR result now."""
+        with self._lock:
+            pending = self._pending
+            if pending is not None and pending.timed_out:
+                self._pending = None
+        if pending is not None and not pending.timed_out:
+            self._time_out(reason, still_running=False)
 
     def _watch(self) -> None:
         while not self._closed.wait(0.05):

@@ -39,7 +39,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from inspector.line.config import ConfigError, MqttConfig, topic_name_problem
-from inspector.line.handshake import LineResult, Reply, Status
+from inspector.line.handshake import LineResult, Reply, Status, error_result
 from inspector.line.outbox import Journal
 from inspector.line.station import Station
 
@@ -130,7 +130,9 @@ class MqttOutput:
             threading.Thread(target=self._run, name="inspector-mqtt", daemon=True),
             threading.Thread(target=self._serve_requests, name="inspector-mqtt-requests", daemon=True),
         ]
-        station.handshake.subscribe(result=self._enqueue, status=self._state_changed)
+        if self._journal is not None:
+            self._keep_broken_promises()
+        station.handshake.subscribe(result=self._enqueue, status=self._state_changed, promised=self._promised)
 
     # -- what the station hands over -----------------------------------------------------
 
@@ -146,6 +148,25 @@ class MqttOutput:
             if self._journal is not None:
                 self._journal.add(result.id, payload)
             self._cond.notify_all()
+
+    def _promised(self, result_id: str, trigger: str | None) -> None:
+        if self._journal is not None:
+            with self._cond:
+                self._journal.promise(result_id, trigger)
+
+    def _keep_broken_promises(self) -> None:
+        """Triggers accepted before the station was killed, whose parts were never
+        finished: each gets its ERROR result, after what was waiting from before."""
+        for result_id, trigger in self._journal.broken:
+            result = error_result(
+                self.station.name,
+                result_id,
+                "the station stopped before this part's result was out (found when it started again)",
+                trigger=trigger,
+            )
+            payload = result.to_json().encode()
+            self._journal.add(result_id, payload)
+            self._outbox.append((result_id, payload))
 
     def _delivered(self, result_id: str) -> None:
         """The broker has it (or it was dropped): not sent again (the caller holds ``_cond``)."""

@@ -189,6 +189,7 @@ class Station:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout)
+        self.handshake.abandon("the station stopped before this part was inspected")
         self.handshake.offline()
         self.handshake.close()
 

@@ -182,3 +182,30 @@ def test_a_station_name_that_cannot_be_an_mqtt_topic_is_refused_before_anything_
     captured = capsys.readouterr()
     assert status == 2 and "'line/3' cannot be part of an MQTT topic" in captured.err
     assert captured.out == ""  # no state printed: the station never started
+
+
+@pytest.mark.model
+def test_a_part_accepted_by_a_station_that_is_killed_gets_its_error_result_when_it_starts_again(tmp_path, broker):
+    _data, config = _station(tmp_path, broker.port)
+    config.write_text(config.read_text().replace("timeout: 2}", "timeout: 60}"))  # the part waits for its picture
+    line = Line(broker.port)
+    process = _start(config, tmp_path)
+    try:
+        wait_for(lambda: (line.state() or {}).get("state") == "ready", timeout=120, what="the station ready")
+        line.send("trigger", "part-1")
+        wait_for(lambda: line.replies, timeout=10, what="the reply")
+        promised = line.replies[0]["result_id"]
+        wait_for(lambda: line.state()["state"] == "busy", what="busy with the part")
+        process.kill()  # while the part waits for its picture
+        process.wait(timeout=10)
+        assert not line.results
+        process = _start(config, tmp_path)
+        wait_for(lambda: line.results, timeout=120, what="the promised result")
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+        line.close()
+    (result,) = line.results
+    assert (result["id"], result["verdict"], result["trigger"]) == (promised, "ERROR", "part-1")
+    assert "stopped before" in result["error"]

@@ -265,3 +265,13 @@ def test_a_timed_out_part_whose_picture_is_then_skipped_frees_the_station(data, 
     assert (heard.results[1].id, heard.results[1].verdict) == (second.result_id, "ERROR")
     wait_for(lambda: heard.state() == "ready", timeout=5, what="ready once the skipped picture came")
     assert len(heard.results) == 2
+
+
+def test_a_part_accepted_but_not_taken_when_the_station_stops_gets_an_error_result(data, running, monkeypatch):
+    station, heard = running()
+    monkeypatch.setattr(station.handshake, "fire", lambda result_id: None)  # stopped before the part was taken
+    reply = station.trigger()
+    station.stop()
+    assert [(r.id, r.verdict) for r in heard.results] == [(reply.result_id, "ERROR")]
+    assert "stopped before this part was inspected" in heard.results[0].error
+    assert heard.state() == "offline"

@@ -34,3 +34,15 @@ def test_an_empty_journal_is_started_anew_once_it_grew_long(tmp_path, monkeypatc
     journal.close()
     assert path.read_bytes().count(b"\n") == 4  # the 16 lines written less the 12 before it was emptied
     assert not Journal(path).pending
+
+
+def test_a_promise_without_its_result_is_found_broken_after_a_restart(tmp_path):
+    path = tmp_path / "j"
+    journal = Journal(path)
+    journal.promise("3-1", "plc 1")
+    journal.add("3-1", b'{"id":"3-1"}')
+    journal.done("3-1")
+    journal.promise("3-2", "plc 2")  # killed while this part was inspected
+    journal.close()
+    again = Journal(path)
+    assert again.broken == [("3-2", "plc 2")] and not again.pending
