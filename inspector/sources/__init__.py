@@ -112,7 +112,14 @@ def _files(paths: list[str], options: SourceOptions) -> FileSource:
     has started is an ERROR row naming it; one that was never there is a typing mistake."""
     if not paths:
         raise SourceError("no image file or folder given")
-    missing = [str(p) for p in paths if not Path(p).exists()]
-    if missing:
-        raise SourceError(f"{', '.join(missing)}: no such file or folder")
+    problems = []
+    for p in paths:
+        try:
+            Path(p).stat()
+        except FileNotFoundError:
+            problems.append(f"{p}: no such file or folder")
+        except OSError as exc:  # a name too long, a permission, a loop of links
+            problems.append(f"{p}: {exc.strerror or exc}")
+    if problems:
+        raise SourceError("; ".join(problems))
     return FileSource(paths, recursive=options.recursive)

@@ -218,3 +218,11 @@ def test_one_dispatch_turns_what_a_user_typed_into_a_source(tmp_path):
         open_source(str(tmp_path / "line.mkv"))
     with pytest.raises(SourceError, match=r"clip: no such video file"):
         open_source(f"video:{tmp_path / 'clip'}")
+
+
+def test_a_source_whose_name_is_too_long_for_the_file_system_is_refused_naming_it(tmp_path):
+    from inspector.sources import SourceOptions, open_source
+
+    long_name = str(tmp_path / ("x" * 300 + ".png"))
+    with pytest.raises(SourceError, match="File name too long"):
+        open_source([long_name], SourceOptions())
