@@ -17,6 +17,8 @@ started on 127.0.0.1. The station takes each part as the next file of a folder
    distinct image file, every result stored); the line's client counts results by id.
 4. restarts: ``--restart-parts`` parts triggered at the station while the broker is
    killed (SIGTERM) and started again ``--restarts`` times; every result counted by id.
+5. station kills: the station's process killed (SIGKILL) ``--station-kills`` times
+   right after accepting a trigger, and started again; every promised result id counted.
 
     .venv/bin/python benchmarks/bench_line.py [--parts 30] [--count 10000] [--restarts 10]
 """
@@ -130,6 +132,18 @@ class MqttLine:
                 raise RuntimeError(f"no result {result_id}")
             arrived, result = self.results[result_id][0]
         return arrived - t0, result
+
+    def ask(self, trigger_id: str, timeout: float) -> dict | None:
+        """Send a trigger and wait for its reply only (None: no reply in time)."""
+        self.client.publish(f"{self.base}/trigger", trigger_id, qos=1)
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: trigger_id in self.replies, timeout):
+                return None
+            return self.replies.pop(trigger_id)
+
+    def wait_result(self, result_id: str, timeout: float) -> bool:
+        with self.arrived:
+            return self.arrived.wait_for(lambda: result_id in self.results, timeout)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -303,6 +317,75 @@ def restarts(root: Path, broker, parts: int, times: int) -> dict:
     }
 
 
+def station_kills(root: Path, broker, parts: int, times: int) -> dict:
+    """The station's own process killed (SIGKILL) ``times`` times while the line triggers
+    ``parts`` parts over MQTT, each time right after a trigger was accepted (the part is
+    being taken or inspected), and started again. Every result id a trigger was promised
+    must arrive exactly once: the part's result, or the ERROR result a restarted station
+    sends for a part it never finished."""
+    import subprocess
+
+    fill_distinct(root / "incoming", parts + 10 * times)
+    name = "killed"
+    line = MqttLine(broker.port, name)
+    command = [sys.executable, __file__, "--child", str(root), str(broker.port), name]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    child = start()
+    promised: list[str] = []
+    kill_at = {parts * (i + 1) // (times + 1) for i in range(times)}
+    unanswered = 0  # triggers sent while the station was down or starting: no reply, or refused
+    t0 = time.perf_counter()
+    try:
+        k = 0
+        while len(promised) < parts:
+            reply = line.ask(f"k-{k}", timeout=2.0)
+            k += 1
+            if reply is None or not reply["accepted"]:
+                unanswered += 1
+                time.sleep(0.05)
+                continue
+            promised.append(reply["result_id"])
+            if len(promised) - 1 in kill_at:
+                child.kill()  # the part is being taken or inspected
+                child.wait()
+                child = start()
+                continue
+            line.wait_result(reply["result_id"], timeout=30)
+        deadline = time.monotonic() + 60
+        while set(promised) - set(line.results) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+        line.close()
+    received = sum(len(v) for v in line.results.values())
+    broken = [
+        rid for rid in promised if rid in line.results and "stopped before" in (line.results[rid][0][1]["error"] or "")
+    ]
+    return {
+        "parts_promised": len(promised),
+        "station_kills": times,
+        "promised_and_received": len(set(promised) & set(line.results)),
+        "lost": len(set(promised) - set(line.results)),
+        "repeats_dropped_by_id": received - len(line.results),
+        "answered_after_restart_as_error": len(broken),
+        "triggers_unanswered_while_down": unanswered,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def child(root: str, port: str, name: str) -> None:
+    """A station process for ``station_kills``: stand-in pipeline, runs until killed."""
+    service = station_with(Path(root), stand_in_pipeline, mqtt_port=int(port), opcua_port=None, name=name)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    service.stop()
+
+
 def fill_distinct(folder: Path, parts: int) -> None:
     """``parts`` distinct small images (their first pixel decides PASS or FAIL)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -322,9 +405,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000, help="MQTT triggers in a row, counted")
     parser.add_argument("--restarts", type=int, default=10, help="broker restarts during the restart run")
     parser.add_argument("--restart-parts", type=int, default=3000, help="parts in the restart run")
+    parser.add_argument("--station-kills", type=int, default=10, help="station processes killed during a run")
+    parser.add_argument("--kill-parts", type=int, default=1000, help="parts in the station-kill run")
     parser.add_argument("--skip-model", action="store_true", help="no latency run on the real model")
+    parser.add_argument("--child", nargs=3, metavar=("ROOT", "PORT", "NAME"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
     args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
 
     from tests.line_helpers import Broker, LineData, mosquitto_binary
 
@@ -357,6 +446,9 @@ def main() -> None:
         if args.restarts:
             figures["restarts"] = restarts(root, broker, args.restart_parts, args.restarts)
             print(json.dumps({"restarts": figures["restarts"]}), flush=True)
+        if args.station_kills:
+            figures["station_kills"] = station_kills(root, broker, args.kill_parts, args.station_kills)
+            print(json.dumps({"station_kills": figures["station_kills"]}), flush=True)
     finally:
         broker.stop()
     if args.out:
