@@ -70,6 +70,7 @@ class Station:
         self._initial = product
         self._pipelines: dict[str, tuple[str, InspectionPipeline]] = {}  # product -> (recipe hash, pipeline)
         self._next: tuple[str, InspectionPipeline] | None = None
+        self._current: tuple[str, InspectionPipeline] | None = None  # what the running run inspects with
         self._switch_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -114,10 +115,13 @@ class Station:
             except InspectorError as exc:
                 self.handshake.switching(None)
                 return Reply(False, "recipe", str(exc))
+            if self._current == (product, pipeline) and self._next is None:
+                self.handshake.switching(None)  # already in use, unchanged: the run goes on
+                return Reply(True, "recipe", trigger=product)
             self._next = (product, pipeline)
             self.source.end_run()
             self._wake.set()
-            return Reply(True, "recipe", reason=None, result_id=None, trigger=product)
+            return Reply(True, "recipe", trigger=product)
         finally:
             self._switch_lock.release()
 
@@ -149,10 +153,10 @@ class Station:
         return self
 
     def _loop(self) -> None:
-        current: tuple[str, InspectionPipeline] | None = None
         while not self._stopping.is_set():
             if self._next is not None:
-                current, self._next = self._next, None
+                self._current, self._next = self._next, None
+            current = self._current
             if current is None:  # nothing to run until a recipe is selected
                 self._wake.wait(0.5)
                 self._wake.clear()

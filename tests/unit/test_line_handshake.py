@@ -275,3 +275,19 @@ def test_a_part_accepted_but_not_taken_when_the_station_stops_gets_an_error_resu
     assert [(r.id, r.verdict) for r in heard.results] == [(reply.result_id, "ERROR")]
     assert "stopped before this part was inspected" in heard.results[0].error
     assert heard.state() == "offline"
+
+
+def test_selecting_the_product_in_use_goes_on_unless_its_recipe_file_changed(data, running):
+    from dataclasses import replace
+
+    from inspector.recipe.io import load_recipe, save_recipe
+
+    station, heard = running()
+    assert station.select("Label").accepted
+    threading.Event().wait(0.5)  # time for a new run to start, were one started
+    assert heard.state() == "ready" and len(station.runs) == 1  # the same run goes on
+    recipe_file = data.recipes / "label.yaml"
+    recipe = load_recipe(recipe_file)
+    save_recipe(replace(recipe, defects=replace(recipe.defects, min_area=60), source=None), recipe_file)
+    assert station.select("Label").accepted  # edited: read again, a new run
+    wait_for(lambda: len(station.runs) == 2 and heard.state() == "ready", what="the new run")
