@@ -78,9 +78,9 @@ def data(tmp_path):
 def on_broker(data, broker):
     started = []
 
-    def start(**options):
+    def start(qos: int = 1, **options):
         station = data.station(**options).start()
-        output = MqttOutput(station, MqttConfig(port=broker.port, qos=1)).start()
+        output = MqttOutput(station, MqttConfig(port=broker.port, qos=qos)).start()
         started.append((station, output))
         wait_for(lambda: output.connection == "connected", what="the station to connect")
         line = Line(broker.port)
@@ -98,8 +98,9 @@ def on_broker(data, broker):
             station.store.close()
 
 
-def test_a_trigger_over_mqtt_gets_its_result_id_and_the_result(data, on_broker):
-    station, _output, line = on_broker()
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_a_trigger_over_mqtt_gets_its_result_id_and_the_result(data, on_broker, qos):
+    station, output, line = on_broker(qos=qos)
     data.drop(1)
     line.send("trigger", json.dumps({"id": "plc-4711"}))
     wait_for(lambda: line.results, what="the result")
@@ -110,6 +111,7 @@ def test_a_trigger_over_mqtt_gets_its_result_id_and_the_result(data, on_broker):
     assert (result["verdict"], result["trigger"], result["product"]) == ("FAIL", "plc-4711", "Label")
     assert result["defects"] >= 1 and result["image"].endswith("p00001.png")
     assert result["inspect_ms"] > 0 and result["latency_ms"] >= result["inspect_ms"] * 0.5
+    wait_for(lambda: output.sent == 1 and output.waiting == 0, what="the result counted as sent")
 
 
 def test_requests_over_mqtt_are_answered_and_bad_ones_refused_with_the_reason(data, on_broker):
