@@ -104,14 +104,26 @@ class Broker:
     """A real mosquitto on 127.0.0.1 and a free port, with persistence in a temporary
     folder, so that a restart keeps the sessions and messages a real plant's would."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, *, users: dict[str, str] | None = None) -> None:
         self.binary = binary
         self.root = Path(tempfile.mkdtemp(prefix="inspector-mqtt-"))
         self.port = free_port()
         self.config = self.root / "mosquitto.conf"
+        access = "allow_anonymous true\n"
+        if users:
+            passwords = self.root / "passwords"
+            for k, (user, password) in enumerate(users.items()):
+                subprocess.run(
+                    [shutil.which("mosquitto_passwd") or str(Path(binary).with_name("mosquitto_passwd")),
+                     *(["-c"] if k == 0 else []), "-b",
+                     str(passwords), user, password],
+                    check=True, capture_output=True,
+                )  # fmt: skip
+            os.chmod(passwords, 0o644)
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{access}"
             "set_tcp_nodelay true\n"  # else small messages wait for the previous one's ACK (Nagle): ~40 ms each hop
             "persistence true\n"
             f"persistence_location {self.root}/\n"

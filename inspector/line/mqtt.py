@@ -251,9 +251,14 @@ class MqttOutput:
                 self._outbox.extendleft(reversed(self._inflight.values()))
                 self._inflight.clear()
                 self._early.clear()
-            if not self._closing.is_set():
+            if self._closing.is_set():
+                break
+            if connected:
                 self._tell(f"broker at {where} lost; reconnecting")
-                self._closing.wait(wait)
+            elif not self._refused:
+                self._tell(f"the broker at {where} did not answer the connection")
+            self._closing.wait(wait)
+            wait = BACKOFF[0] if connected else min(wait * 2, BACKOFF[1])
 
     def _send(self, client: mqtt.Client) -> None:
         """Hand state, replies and results to the client while it is connected."""

@@ -223,3 +223,23 @@ def test_results_a_stopped_station_could_not_send_are_sent_when_it_starts_again(
         second.store.close()
         line.close()
     assert not Journal(journal).pending, journal.read_bytes()  # everything sent: nothing waits for the next start
+
+
+def test_a_broker_that_wants_a_password_gets_the_configured_one_and_refuses_a_wrong_one(data):
+    secured = Broker(need_mosquitto(), users={"station": "s3cret"}).start()
+    station = data.station().start()
+    outputs = []
+    try:
+        for password in ("wrong", "s3cret"):
+            config = MqttConfig(port=secured.port, username="station", password=password, client_id=password)
+            outputs.append(MqttOutput(station, config).start())
+        wrong, right = outputs
+        wait_for(lambda: right.connection == "connected", what="the right password to connect")
+        wait_for(lambda: "refused" in wrong.connection, what="the wrong one refused")
+        assert "Not authorized" in wrong.connection or "password" in wrong.connection
+    finally:
+        for output in outputs:
+            output.close()
+        station.stop()
+        station.store.close()
+        secured.stop()
