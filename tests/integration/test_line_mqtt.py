@@ -5,17 +5,14 @@ and every result delivered exactly once (by id) across broker restarts."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from inspector.line.config import MqttConfig
 from inspector.line.mqtt import MqttOutput
 from inspector.line.outbox import Journal
-from tests.line_helpers import Broker, LineData, need_mosquitto, wait_for
+from tests.line_helpers import Broker, Line, LineData, need_mosquitto, wait_for
 
 
 @pytest.fixture
@@ -23,50 +20,6 @@ def broker():
     server = Broker(need_mosquitto()).start()
     yield server
     server.stop()
-
-
-class Line:
-    """The line's side: a client that triggers, switches and listens, as a PLC's gateway
-    or a plant's data layer would. A persistent session, so that the broker keeps what
-    arrives while it is away."""
-
-    def __init__(self, port: int, station: str = "line-1") -> None:
-        self.base = f"inspector/{station}"
-        self.results: list[dict] = []
-        self.states: list[dict] = []
-        self.replies: list[dict] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"line-{uuid.uuid4().hex[:8]}", clean_session=False
-        )
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.subscribed = threading.Event()
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.connect("127.0.0.1", port, keepalive=10)
-        self.client.loop_start()
-        assert self.subscribed.wait(10), "the line's client did not subscribe"
-
-    def _on_connect(self, client, _userdata, _flags, _reason, _properties) -> None:
-        client.subscribe([(f"{self.base}/{k}", 1) for k in ("result", "state", "reply")])
-
-    def _on_message(self, _client, _userdata, message) -> None:
-        payload = json.loads(message.payload)
-        kind = message.topic.rsplit("/", 1)[-1]
-        with self.lock:
-            {"result": self.results, "state": self.states, "reply": self.replies}[kind].append(payload)
-
-    def send(self, what: str, payload: str = "") -> None:
-        self.client.publish(f"{self.base}/{what}", payload, qos=1).wait_for_publish(5)
-
-    def state(self) -> dict | None:
-        with self.lock:
-            return self.states[-1] if self.states else None
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ import pytest
 
 from inspector.cli import main
 from tests.helpers import rows
-from tests.integration.test_line_mqtt import Line
-from tests.line_helpers import Broker, LineData, need_mosquitto, wait_for
+from tests.line_helpers import Broker, Line, LineData, need_mosquitto, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
