@@ -69,6 +69,14 @@ class MainWindow(QMainWindow):
         )
         file_menu.addSeparator()
         file_menu.addAction(QAction("Open recipe…", self, triggered=self._open_recipe_dialog))
+        file_menu.addAction(
+            QAction(
+                "Publish recipe…",
+                self,
+                toolTip="Publish the recipe open in Recipes to the results database, as its product's next version",
+                triggered=self._publish_recipe,
+            )
+        )
         self.recent_menu = file_menu.addMenu("Recent recipes")
         file_menu.addSeparator()
         file_menu.addAction(QAction("Quit", self, shortcut="Ctrl+Q", triggered=self.close))
@@ -100,6 +108,18 @@ class MainWindow(QMainWindow):
     def _open_recipe_dialog(self) -> None:
         self.tabs.setCurrentWidget(self.recipes)
         self.recipes.choose_open()
+
+    def _publish_recipe(self) -> None:
+        from inspector.gui.publishing import publish_recipe
+
+        self.tabs.setCurrentWidget(self.recipes)
+        recipe_file = self.recipes.saved_file()  # saved first, asking where if it has no file
+        if recipe_file is None:
+            self.show_message("Open or make a recipe in Recipes to publish it.", True)
+            return
+        self._publishing = publish_recipe(
+            self, recipe_file, self.recipes.recipe.name, self._store_factory, self.show_message, self.settings
+        )
 
     def open_recipe(self, path: str, *, as_job: bool = False) -> None:
         """Open ``path`` in Recipes; Operate is offered it as the next job, or takes it

@@ -36,6 +36,8 @@ class JobBar(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.recipe: Recipe | None = None  # the job: the recipe as last read from its file
+        self.recipe_version: int | None = None  # the published version it was pulled as, if it was
+        self.open_store = None  # opens the results database (set by Operate): published recipes
         self._offered: str | None = None  # a recipe saved in Recipes, offered as the next job
         self.product = ElidedLabel(NO_JOB)
         self.product.setStyleSheet("font-size:26px;font-weight:bold")
@@ -46,6 +48,9 @@ class JobBar(QWidget):
         self.recipe_button = QPushButton("Recipe…")
         self.recipe_button.setToolTip("Choose another job's recipe file (asks before switching)")
         self.recipe_button.clicked.connect(self._choose_file)
+        self.published_button = QPushButton("Published…")
+        self.published_button.setToolTip("Take the job from a recipe published to the results database (asks first)")
+        self.published_button.clicked.connect(self._choose_published)
         self.offer_button = QPushButton()
         self.offer_button.setVisible(False)
         self.offer_button.clicked.connect(self._take_offer)
@@ -61,6 +66,7 @@ class JobBar(QWidget):
         row.addWidget(QLabel("Recipe"))
         row.addWidget(self.recipe_edit, 2)
         row.addWidget(self.recipe_button)
+        row.addWidget(self.published_button)
         row.addWidget(QLabel("Station"))
         row.addWidget(self.station_edit, 1)
 
@@ -105,8 +111,23 @@ class JobBar(QWidget):
         )
         return answer == buttons.Yes
 
+    def _choose_published(self) -> None:
+        from inspector.gui.publishing import choose_published
+
+        if self.open_store is not None:
+            self._listing = choose_published(self, self.open_store, self.take_published, self.message.emit)
+
+    def take_published(self, recipe_file: str, version: int) -> bool:
+        """Make a pulled published version the job (asking, as any switch)."""
+        if not self.choose(recipe_file):
+            return False
+        self.recipe_version = version
+        self.message.emit(f"Job: {self.recipe.name}, published version {version}", False)
+        return True
+
     def _take(self, recipe: Recipe, shown_path: str) -> None:
         self.recipe = recipe
+        self.recipe_version = None
         self.recipe_edit.setText(shown_path)
         self._show()
         if self._offered is not None and _same_file(self._offered, recipe.source):

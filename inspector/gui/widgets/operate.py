@@ -90,6 +90,7 @@ class OperateWorkspace(QWidget):
         self._camera_connected = False
 
         self.job = JobBar()
+        self.job.open_store = store_factory
         self.job.message.connect(self.message)
         self.recipe_edit = self.job.recipe_edit
         self.source_edit = QLineEdit(
@@ -232,7 +233,9 @@ class OperateWorkspace(QWidget):
         self.source_status.setText("")
         self.tally.start_run()
         self.rejects.start_run()
-        settings = RunSettings(station=station, force=self.inspect_again.isChecked())
+        settings = RunSettings(
+            station=station, force=self.inspect_again.isChecked(), recipe_version=self.job.recipe_version
+        )
         self._worker = InspectionWorker(
             recipe, self._store_factory, self._source, self, settings=settings, prepare=result_pictures
         )

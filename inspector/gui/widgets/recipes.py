@@ -104,7 +104,7 @@ class RecipesWorkspace(QWidget):
         self.dry_run = DryRunPanel(self._dry_run_pipeline)
         self.dry_run.show_result.connect(self._show_test_image)
         self.dry_run.message.connect(self.message)
-        self.normal = NormalPanel(self._saved_file)
+        self.normal = NormalPanel(self.saved_file)
         self.normal.message.connect(self.message)
         self.normal.taught.connect(self._taught)
         self.normal.threshold_chosen.connect(self._set_threshold)
@@ -504,7 +504,7 @@ class RecipesWorkspace(QWidget):
 
     # -- normal appearance -------------------------------------------------------------------
 
-    def _saved_file(self) -> Path | None:
+    def saved_file(self) -> Path | None:
         """The recipe's file, saved (asking where when it has none); None if not saved."""
         if self.recipe is None:
             return None
