@@ -34,6 +34,7 @@ from inspector.store.models import (
     ForwardMark,
     Inspection,
     RecipeSnapshot,
+    Review,
     Run,
     Station,
     utcnow,
@@ -189,6 +190,65 @@ class Forwarder:
                 )  # fmt: skip
         return len(rows)
 
+    def forward_reviews(self, limit: int = BATCH) -> int:
+        """Send operators' reviews made here of results already sent, in order; returns
+        how many. A review goes to the central row of the same result (its key), and a
+        review of one defect to the same defect of it."""
+        central = self._central_store()
+        key = self._key
+        with self.local.session() as session:
+            mark = session.get(ForwardMark, key)
+            if mark is None:
+                return 0
+            reviews = session.execute(
+                select(Review, Inspection.result_key, Inspection.recipe_sha256, Inspection.model_sha256)
+                .join(Inspection, Inspection.id == Review.inspection_id)
+                .where(Review.id > mark.last_review_id, Inspection.id <= mark.last_inspection_id)
+                .order_by(Review.id)
+                .limit(limit)
+            ).all()
+            ordinal = {}  # a reviewed defect's place among its inspection's defects
+            for review, *_ in reviews:
+                if review.defect_id is not None:
+                    ids = session.scalars(
+                        select(Defect.id).where(Defect.inspection_id == review.inspection_id).order_by(Defect.id)
+                    ).all()
+                    ordinal[review.id] = ids.index(review.defect_id) if review.defect_id in ids else None
+            session.expunge_all()
+        if not reviews:
+            return 0
+        try:
+            with central.session() as remote, remote.begin():
+                for review, result_key, recipe, model in reviews:
+                    target = remote.scalar(
+                        select(Inspection.id).where(
+                            Inspection.result_key == result_key,
+                            Inspection.recipe_sha256 == recipe,
+                            Inspection.model_sha256 == model,
+                        )
+                    )
+                    if target is None:
+                        continue  # a result the central database does not keep (a row replaced since)
+                    defect = None
+                    if ordinal.get(review.id) is not None:
+                        ids = remote.scalars(
+                            select(Defect.id).where(Defect.inspection_id == target).order_by(Defect.id)
+                        ).all()
+                        defect = ids[ordinal[review.id]] if ordinal[review.id] < len(ids) else None
+                    remote.add(
+                        Review(
+                            **_columns(review, {"id", "inspection_id", "defect_id"}),
+                            inspection_id=target,
+                            defect_id=defect,
+                        )
+                    )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{central.url}: {database_problem(exc)}") from exc
+        with self.local.transaction("recording what was forwarded") as session:
+            mark = session.get(ForwardMark, key)
+            mark.last_review_id, mark.updated_at = reviews[-1][0].id, utcnow()
+        return len(reviews)
+
     def start_over(self) -> None:
         """Forget what was sent, so that everything is offered again (after the central
         database was restored from a backup): rows it holds are skipped by their keys."""
@@ -201,6 +261,8 @@ class Forwarder:
         """Send everything that waits, batch by batch; the state it ends in (never raises)."""
         try:
             while self.forward_once():
+                pass
+            while self.forward_reviews():
                 pass
             state = ForwardState(reachable=True, waiting=self.waiting())
         except Exception as exc:  # unreachable, refused, or the station's own file: say it, go on

@@ -31,7 +31,7 @@ from inspector.store.models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # installed with the package
 # The Alembic revision whose schema models.py describes (the newest in migrations/versions).
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 BUSY_TIMEOUT_MS = 15_000  # another station or a report may hold the write lock briefly
 CONNECT_TIMEOUT_S = 10  # a database server that does not answer
 STATEMENT_TIMEOUT_MS = 60_000

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from inspector.recipe.checks import LABEL_LENGTH, PRODUCT_NAME_LENGTH
@@ -163,13 +175,15 @@ class Station(Base):
 
 class ForwardMark(Base):
     """How far a station's results have been forwarded to a central database: every
-    inspection up to ``last_inspection_id`` of this (local) database is there."""
+    inspection up to ``last_inspection_id`` of this (local) database is there, and every
+    review up to ``last_review_id``."""
 
     __tablename__ = "forward_marks"
 
     central: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the URL, no password
     last_inspection_id: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_review_id: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ForwardedRun(Base):

@@ -293,3 +293,30 @@ def test_a_station_restarting_while_the_server_is_away_runs_the_version_it_pulle
     finally:
         server.resume()
     assert rows(tmp_path / "s.db", "SELECT recipe_version FROM runs") == [(1,), (1,)]
+
+
+def test_reviews_made_at_the_station_follow_their_results(line, central, tmp_path):  # noqa: F811
+    from inspector.store.repository import add_review
+
+    _, url = central
+    _, _, folder, _ = line
+    local = open_store(str(tmp_path / "station.db"))
+    run_inspection(pipeline_for(line), local, FileSource([folder]), RunSettings(read_ahead=0))
+    forwarder = Forwarder(local, url)
+    forwarder.forward_all()
+    ((fail_id,), *_) = rows(tmp_path / "station.db", "SELECT id FROM inspections WHERE verdict = 'FAIL' ORDER BY id")
+    (defect_id,) = rows(tmp_path / "station.db", f"SELECT MAX(id) FROM defects WHERE inspection_id = {fail_id}")[0]
+    with local.transaction("reviewing") as session:  # after the results were sent, as in History
+        add_review(session, inspection_id=fail_id, decision="confirmed", operator="ana", note="burr")
+        add_review(session, inspection_id=fail_id, defect_id=defect_id, decision="false_alarm", operator="ana")
+    assert forwarder.forward_all().waiting == 0
+    assert forwarder.forward_reviews() == 0  # nothing twice
+    forwarder.close()
+    local.close()
+    reviewed = (
+        "SELECT i.image_sha256, r.decision, r.operator, r.note, r.defect_id IS NULL, d.area "
+        "FROM reviews r JOIN inspections i ON i.id = r.inspection_id LEFT JOIN defects d ON d.id = r.defect_id "
+        "ORDER BY r.id"
+    )
+    assert rows(url, reviewed) == rows(tmp_path / "station.db", reviewed)
+    assert len(rows(url, reviewed)) == 2
