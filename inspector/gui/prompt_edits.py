@@ -63,3 +63,40 @@ def erased(recipe: Recipe, x: float, y: float, *, radius: float) -> Edit:
     if kind == "part":
         return replace(r, part=PartPrompts(r.part.boxes[:k] + r.part.boxes[k + 1 :], r.part.points)), "remove part box"
     return replace(r, ignore_boxes=r.ignore_boxes[:k] + r.ignore_boxes[k + 1 :]), "remove ignore box"
+
+
+def moved(recipe: Recipe, kind: str, index: int, x: int, y: int) -> Edit:
+    """A point prompt ("part point" or "normal point") dragged to pixel (x, y)."""
+    r = recipe
+    if kind == "part point" and 0 <= index < len(r.part.points):
+        old = r.part.points[index]
+        if old[:2] == (x, y):
+            return None
+        points = (*r.part.points[:index], (x, y, old[2]), *r.part.points[index + 1 :])
+        return replace(r, part=replace(r.part, points=points)), "move part point"
+    if kind == "normal point" and 0 <= index < len(r.normal_points):
+        if r.normal_points[index] == (x, y):
+            return None
+        points = (*r.normal_points[:index], (x, y), *r.normal_points[index + 1 :])
+        return replace(r, normal_points=points), "move normal point"
+    return None
+
+
+def resized(recipe: Recipe, kind: str, index: int, box: tuple[int, int, int, int]) -> Edit:
+    """A box prompt ("part box" or "ignore box") given new corners; one under 2 pixels
+    wide or high is left as it was (a box cannot be dragged away to nothing)."""
+    x1, y1, x2, y2 = box
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    r = recipe
+    if kind == "part box" and 0 <= index < len(r.part.boxes):
+        if tuple(r.part.boxes[index]) == tuple(box):
+            return None
+        boxes = (*r.part.boxes[:index], box, *r.part.boxes[index + 1 :])
+        return replace(r, part=replace(r.part, boxes=boxes)), "resize part box"
+    if kind == "ignore box" and 0 <= index < len(r.ignore_boxes):
+        if tuple(r.ignore_boxes[index]) == tuple(box):
+            return None
+        boxes = (*r.ignore_boxes[:index], box, *r.ignore_boxes[index + 1 :])
+        return replace(r, ignore_boxes=boxes), "resize ignore box"
+    return None

@@ -67,7 +67,7 @@ def test_author_a_recipe_from_a_reference_image(window, qtbot, tmp_path):
     recipes.form.changed_fraction.setValue(0.1)
     recipes.form.differences.setChecked(True)
     assert recipes.recipe.defects.allowed == 1 and recipes.recipe.defects.changed_fraction == 0.1
-    assert "part:" in recipes.showing.text()  # the preview applied the prompts
+    qtbot.waitUntil(lambda: "part:" in recipes.showing.text(), timeout=60_000)  # the preview applied the prompts
 
     assert recipes.save_as(tmp_path / "recipes" / "good.yaml")
     saved = load_recipe(tmp_path / "recipes" / "good.yaml")
@@ -86,7 +86,8 @@ def test_the_reference_preview_is_segmented_as_inspection_sees_it(window, qtbot,
     ox, oy = recipes.segmentation.origin
     assert 0 < ox <= x1 and 0 < oy <= y1  # the window around the part box, not the whole image
     assert recipes.segmentation.image_size == (640, 480)  # placed back in the reference's pixels
-    assert "part: " in recipes.showing.text() and "selects nothing" not in recipes.showing.text()
+    qtbot.waitUntil(lambda: "part: " in recipes.showing.text(), timeout=60_000)  # painted on a worker
+    assert "selects nothing" not in recipes.showing.text()
 
     # A second part box moves the window; only the window is segmented again.
     segmenter = recipes._segmenter(recipes.recipe)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QScrollArea,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -33,12 +32,14 @@ from PySide6.QtWidgets import (
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError, RecipeError
 from inspector.gui import prompt_edits, render
-from inspector.gui.prompt_edits import TOOLS
 from inspector.gui.widgets.dry_run import DryRunPanel
 from inspector.gui.widgets.image_view import ImageView
+from inspector.gui.widgets.legend import Legend
 from inspector.gui.widgets.normal_panel import NormalPanel
 from inspector.gui.widgets.operate import findings_overlay
 from inspector.gui.widgets.recipe_form import RecipeForm
+from inspector.gui.widgets.recipes_toolbar import build_toolbar
+from inspector.gui.widgets.reference_preview import PreviewPainter, markers
 from inspector.recipe.io import load_recipe, save_recipe
 from inspector.recipe.model import Recipe
 
@@ -97,6 +98,13 @@ class RecipesWorkspace(QWidget):
         self.view = ImageView()
         self.view.clicked.connect(self._clicked)
         self.view.dragged.connect(self._dragged)
+        self.view.point_moved.connect(self._point_moved)
+        self.view.box_resized.connect(self._box_resized)
+        self._view_image: np.ndarray | None = None  # what the view shows, so the reference is not set again
+        self.painter = PreviewPainter(self)
+        self.painter.painted.connect(self._painted)
+        self.painter.failed.connect(lambda text: self.message.emit(text, True))
+        self.legend = Legend()
         self.showing = QLabel("No recipe open")
         self.form = RecipeForm()
         self.form.edited.connect(self.push)
@@ -113,51 +121,12 @@ class RecipesWorkspace(QWidget):
         self.dry_run.scores_changed.connect(self.normal.set_tested)
         self._test_shown: tuple = (None, None)  # (path, result) of the test image on show
 
-        bar = QToolBar()
-        for text, slot, keys in (
-            ("New from image…", self.choose_new, QKeySequence.StandardKey.New),
-            ("Open…", self.choose_open, QKeySequence.StandardKey.Open),
-            ("Save", self.save, QKeySequence.StandardKey.Save),
-            ("Save As…", self.choose_save_as, QKeySequence.StandardKey.SaveAs),
-        ):
-            action = QAction(text, self, shortcut=keys, triggered=slot)
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            bar.addAction(action)
-            self.addAction(action)  # shortcuts work wherever the focus is inside this workspace
-        bar.addSeparator()
-        self.tools = QActionGroup(self)
-        for name in TOOLS:
-            action = QAction(name.capitalize(), self, checkable=True)
-            action.setData(name)
-            self.tools.addAction(action)
-            bar.addAction(action)
-        self.tools.actions()[0].setChecked(True)
-        bar.addSeparator()
-        # Fixed texts, the step in the tooltip: a toolbar whose buttons grow with the
-        # step's name ("Undo set Confidence to 0.15") moves under the pointer.
-        undo = self.undo_action = QAction("Undo", self, shortcut=QKeySequence("Ctrl+Z"), enabled=False)
-        redo = QAction("Redo", self, shortcut=QKeySequence("Ctrl+Shift+Z"), enabled=False)
-        undo.triggered.connect(self.undo_stack.undo)
-        redo.triggered.connect(self.undo_stack.redo)
-        self.undo_stack.canUndoChanged.connect(undo.setEnabled)
-        self.undo_stack.canRedoChanged.connect(redo.setEnabled)
-        self.undo_stack.undoTextChanged.connect(lambda text: undo.setToolTip(f"Undo {text}".strip()))
-        self.undo_stack.redoTextChanged.connect(lambda text: redo.setToolTip(f"Redo {text}".strip()))
-        for action in (undo, redo):
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            bar.addAction(action)
-            self.addAction(action)
-        bar.addSeparator()
-        bar.addAction(QAction("Fit", self, triggered=self.view.fit))
-        bar.addAction(QAction("1:1", self, triggered=self.view.actual_size))
-        self.show_all = QAction("All segments", self, checkable=True, toggled=lambda _: self.refresh_overlay())
-        bar.addAction(self.show_all)
-        self.back = QAction("Back to reference", self, triggered=self.show_reference)
-        bar.addAction(self.back)
+        bar = build_toolbar(self)
 
         left = QVBoxLayout()
         left.addWidget(self.showing)
         left.addWidget(self.view, 1)
+        left.addWidget(self.legend)
         left_widget = QWidget()
         left_widget.setLayout(left)
         right = QVBoxLayout()
@@ -353,9 +322,22 @@ class RecipesWorkspace(QWidget):
             return
         self._apply(prompt_edits.dragged(self.recipe, self.tool, (round(x1), round(y1), round(x2), round(y2))))
 
+    def _point_moved(self, kind: str, index: int, x: float, y: float) -> None:
+        if self.recipe is None or not self.showing_reference:
+            return
+        self._apply(prompt_edits.moved(self.recipe, kind, index, int(x), int(y)))
+
+    def _box_resized(self, kind: str, index: int, x1: float, y1: float, x2: float, y2: float) -> None:
+        if self.recipe is None or not self.showing_reference:
+            return
+        box = (round(x1), round(y1), round(x2), round(y2))
+        self._apply(prompt_edits.resized(self.recipe, kind, index, box))
+
     def _apply(self, edit: prompt_edits.Edit) -> None:
         if edit is not None:
             self.push(*edit)
+        else:
+            self.refresh_overlay()  # a marker dragged to no change goes back where it was
 
     # -- segmentation preview ----------------------------------------------------------------
 
@@ -415,42 +397,33 @@ class RecipesWorkspace(QWidget):
         self.refresh_overlay()
 
     def refresh_overlay(self) -> None:
-        """Redraw prompts and what they select; no model run."""
+        """Show the prompts at once and have what they select painted off the GUI
+        thread; no model run."""
         if self.recipe is not None and self.reference is None and self.showing_reference:
+            self.view.set_markers([], [])
             self.showing.setText(f"Reference of {self.recipe.name}: cannot be read ({self.recipe.reference_path})")
             return
         if self.recipe is None or self.reference is None or not self.showing_reference:
             return
-        from inspector.engine.reference import preview_prompts
-
+        self.view.set_markers(*markers(self.recipe))
+        if self.segmentation is None:
+            self.view.set_overlay(None)
+            self.showing.setText(f"Reference of {self.recipe.name}: segmenting…")
+            return
+        self.showing.setText(f"Reference of {self.recipe.name}: {len(self.segmentation)} segments")
         size = (self.reference.shape[1], self.reference.shape[0])
-        canvas = render.blank(size)
-        seg = self.segmentation
-        status = "segmenting…" if seg is None else f"{len(seg)} segments"
-        if seg is not None:
-            if self.show_all.isChecked():
-                for k in range(len(seg)):
-                    render.tint(canvas, seg.full_mask(k), render.PALETTE[k % len(render.PALETTE)], alpha=50, outline=1)
-            preview = preview_prompts(self.recipe, seg)
-            if preview.problem:
-                status += f"; {preview.problem}"
-            else:
-                if preview.part_region is not None:
-                    render.tint(canvas, render.region_in_image(preview.part_region, seg), render.PART, alpha=45)
-                for k in preview.normal_indices:
-                    render.tint(canvas, seg.full_mask(k), render.NORMAL, alpha=70)
-                for k in preview.feature_indices:
-                    render.tint(canvas, seg.full_mask(k), render.FEATURE, alpha=70)
-                status += (
-                    f"; part: {preview.part_segments or 'whole image'}, normal: "
-                    f"{len(preview.normal_indices)}, features: {len(preview.feature_indices)}"
-                )
-        render.boxes(canvas, self.recipe.part.boxes, render.PART)
-        render.boxes(canvas, self.recipe.ignore_boxes, render.IGNORED)
-        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 1], render.PART)
-        render.points(canvas, [p[:2] for p in self.recipe.part.points if p[2] == 0], render.DEFECT)
-        render.points(canvas, self.recipe.normal_points, render.NORMAL)
-        self.view.set_overlay(canvas)
+        self.painter.request(
+            self.recipe, self.segmentation, size, show_all=self.show_all.isChecked(), token=self._overlay_token()
+        )
+
+    def _overlay_token(self) -> tuple:
+        return (self.recipe, id(self.segmentation), self.show_all.isChecked())
+
+    def _painted(self, overlay, status: str, token: tuple) -> None:
+        """An overlay painted on the worker: shown when it is of what is on show now."""
+        if not self.showing_reference or self.recipe is None or token != self._overlay_token():
+            return
+        self.view.set_overlay(overlay)
         self.showing.setText(f"Reference of {self.recipe.name}: {status}")
 
     @property
@@ -459,7 +432,9 @@ class RecipesWorkspace(QWidget):
 
     def show_reference(self) -> None:
         self.back.setEnabled(False)
-        self.view.set_image(self.reference)
+        if self._view_image is not self.reference or self.reference is None:  # not converted again per edit
+            self.view.set_image(self.reference)
+            self._view_image = self.reference
         self.refresh_overlay()
 
     # -- test on folder ----------------------------------------------------------------------
@@ -489,6 +464,8 @@ class RecipesWorkspace(QWidget):
         self._test_shown = (path, result)
         self.back.setEnabled(True)
         self.view.set_image(image)
+        self._view_image = image
+        self.view.set_markers([], [])
         size = (image.shape[1], image.shape[0])
         canvas = render.blank(size)
         if result.anomaly is not None and self.normal.heat_map.isChecked():
@@ -532,5 +509,6 @@ class RecipesWorkspace(QWidget):
         self._closing = True  # no new segmentation once the one running has finished
         self.dry_run.stop()
         self.normal.shutdown()
+        self.painter.shutdown()
         if self._worker is not None:
             self._worker.wait()  # Qt aborts the process if a running thread's object is destroyed
