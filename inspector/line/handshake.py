@@ -458,13 +458,21 @@ class Handshake:
         self._tell_status()
 
     def abandon(self, reason: str) -> None:
-        """The station stops: a part accepted and not answered gets an ERROR result now."""
+        """No result will come for the part accepted (the station stops, or its run
+        failed): if it was not answered yet, it gets an ERROR result now; either way the
+        station no longer waits for it."""
         with self._lock:
             pending = self._pending
             if pending is not None and pending.timed_out:
                 self._pending = None
-        if pending is not None and not pending.timed_out:
+                changed = self._after_result() != (self._state, self._reason)
+                self._state, self._reason = self._after_result()
+        if pending is None:
+            return
+        if not pending.timed_out:
             self._time_out(reason, still_running=False)
+        elif changed:
+            self._tell_status()
 
     def _watch(self) -> None:
         while not self._closed.wait(0.05):

@@ -171,16 +171,24 @@ class Station:
                 run_inspection(pipeline, self.store, self.source, self.settings, events)
             except InspectorError as exc:
                 log.warning("the run stopped: %s", exc)
-                self.handshake.error(f"{exc} (trying again in {RETRY_S:g} s)")
-                self._stopping.wait(RETRY_S)
+                self._run_failed(str(exc))
             except Exception as exc:  # a bug must not end the station silently: say it, try again
                 log.exception("the run failed")
-                self.handshake.error(f"internal error: {exc!r} (trying again in {RETRY_S:g} s)")
-                self._stopping.wait(RETRY_S)
+                self._run_failed(f"internal error: {exc!r}")
             if self.source.ended and not self._stopping.is_set():
                 # a hot folder that cannot be watched any more: say so until stopped
                 self.handshake.error(self.source.problem or f"{self.source.describe()} ended")
                 self._stopping.wait()
+
+    def _run_failed(self, reason: str) -> None:
+        """The run ended with an error (a locked database, a full disk): the part being
+        inspected gets its ERROR result now, not a timeout that leaves the station
+        refusing triggers; parts asked for and not taken are not taken by the next run."""
+        self.handshake.error(f"{reason} (trying again in {RETRY_S:g} s)")
+        self.handshake.abandon(f"the inspection failed: {reason}")
+        if isinstance(self.source, TriggeredSource):
+            self.source.forget_waiting()
+        self._stopping.wait(RETRY_S)
 
     def _started(self, run_id: int, product: str) -> None:
         self.runs.append(run_id)

@@ -220,6 +220,15 @@ class TriggeredSource:
         """End the current run's frames (a recipe switch); ``frames()`` may start again."""
         self._requests.put(_END)
 
+    def forget_waiting(self) -> None:
+        """Drop the parts asked for and not taken yet (their triggers were answered when
+        the run failed): the next run does not take an image for them."""
+        while True:
+            try:
+                self._requests.get_nowait()
+            except queue.Empty:
+                return
+
     def destination(self, frame: Frame, verdict: str) -> Path | None:
         return self.capture.destination(frame, verdict)
 

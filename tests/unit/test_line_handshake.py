@@ -291,3 +291,34 @@ def test_selecting_the_product_in_use_goes_on_unless_its_recipe_file_changed(dat
     save_recipe(replace(recipe, defects=replace(recipe.defects, min_area=60), source=None), recipe_file)
     assert station.select("Label").accepted  # edited: read again, a new run
     wait_for(lambda: len(station.runs) == 2 and heard.state() == "ready", what="the new run")
+
+
+def test_a_run_that_fails_while_a_part_is_inspected_answers_it_and_takes_triggers_again(data, running, monkeypatch):
+    from inspector.errors import StoreError
+    from inspector.line import station as station_module
+    from inspector.services import inspection_loop
+
+    monkeypatch.setattr(station_module, "RETRY_S", 0.3)
+    station, heard = running(timeout=60)  # a timeout must not be what answers the part
+    data.drop(0)
+    data.drop(1)
+    submit = inspection_loop.ResultWriter.submit
+    calls = []
+
+    def locked_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise StoreError("database is locked")
+        return submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(inspection_loop.ResultWriter, "submit", locked_once)
+    first = station.trigger("a")
+    wait_for(lambda: heard.results, what="the failed part's ERROR result")
+    assert (heard.results[0].id, heard.results[0].verdict) == (first.result_id, "ERROR")
+    assert "database is locked" in heard.results[0].error
+    wait_for(lambda: heard.state() == "ready", what="ready once the run started again")
+    second = station.trigger("b")
+    assert second.accepted, second.reason
+    wait_for(lambda: len(heard.results) == 2, what="the next part's result")
+    assert (heard.results[1].id, heard.results[1].trigger) == (second.result_id, "b")
+    assert heard.results[1].verdict in ("PASS", "FAIL")
