@@ -6,15 +6,17 @@ import contextlib
 import json
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from inspector import __version__
 from inspector.gui.database import DatabaseChoice, short_name, shown_database
 from inspector.gui.widgets.elided import ElidedLabel
 from inspector.gui.widgets.history import HistoryWorkspace
+from inspector.gui.widgets.messages import MessagesPanel
 from inspector.gui.widgets.operate import OperateWorkspace
 from inspector.gui.widgets.recipes import RecipesWorkspace
+from inspector.gui.widgets.start_here import StartHere
 
 MAX_RECENT = 8
 
@@ -41,8 +43,20 @@ class MainWindow(QMainWindow):
         for widget, title in ((self.operate, "Operate"), (self.recipes, "Recipes"), (self.history, "History")):
             self.tabs.addTab(widget, title)
             widget.message.connect(self.show_message)
+        self.messages = MessagesPanel()
+        self.tabs.addTab(self.messages, "Messages")
+        self.messages.unread_errors_changed.connect(self._unread_errors)
         self.tabs.currentChanged.connect(self._tab_changed)
-        self.setCentralWidget(self.tabs)
+        self.start_here = StartHere()
+        self.start_here.open_recipes.connect(lambda: self.tabs.setCurrentWidget(self.recipes))
+        self.start_here.dismissed.connect(lambda: self.settings.setValue("start_here_seen", True))
+        self.start_here.setVisible(not self.settings.value("start_here_seen", False, type=bool))
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.start_here)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
         self.status = ElidedLabel("Ready")  # a long message is cut, never widens the window
         self.statusBar().addWidget(self.status, 1)
         self.database_label = ElidedLabel(elide=Qt.TextElideMode.ElideMiddle)
@@ -88,6 +102,14 @@ class MainWindow(QMainWindow):
         self.start_stop.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         run_menu.addAction(self.start_stop)
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(
+            QAction(
+                "Start here",
+                self,
+                toolTip="Show the first steps: a recipe, a test, a run, a review",
+                triggered=self.start_here.show,
+            )
+        )
         help_menu.addAction(
             QAction(
                 "About",
@@ -178,10 +200,21 @@ class MainWindow(QMainWindow):
         self.setWindowModified(recipes.unsaved())
 
     def show_message(self, text: str, is_error: bool) -> None:
+        """The latest message in the status bar (its first line), and every one kept in
+        Messages with its time."""
+        self.messages.add(text, is_error)
         first_line = text.splitlines()[0] if text else ""
         self.status.setText(first_line)
         self.status.setStyleSheet("color:#c0392b" if is_error else "")
         self.status.setToolTip(text)
+
+    def _unread_errors(self, count: int) -> None:
+        index = self.tabs.indexOf(self.messages)
+        self.tabs.setTabText(
+            index,
+            f"Messages ({count} new errors)" if count > 1 else "Messages (1 new error)" if count == 1 else "Messages",
+        )
+        self.tabs.tabBar().setTabTextColor(index, QColor("#c0392b") if count else QColor())
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.history:

@@ -23,6 +23,42 @@ from inspector.recipe.model import Recipe
 
 _ERROR_STYLE = "border:2px solid #c0392b"
 
+# What each setting does, with its unit and range: the field's tooltip (a field marked
+# bad shows its problem instead, until it is put right).
+HELP = {
+    "product.name": "The product this recipe inspects: named in results, reports and Operate.",
+    "model.weights": "The segmentation network: a name from the model folder (inspector-seg-n) or a .pt file.",
+    "model.imgsz": "Pixels of the longer side the network is shown (32-4096, a multiple of 32). Larger finds "
+    "smaller things and is slower. Segments the reference again.",
+    "model.conf": "How sure the network must be of a segment to keep it (0-1). Lower finds fainter defects and "
+    "more false ones. Segments the reference again.",
+    "model.iou": "Overlap (0-1) above which two segments count as one and the weaker is dropped. "
+    "Segments the reference again.",
+    "model.point_mode": "How part points choose segments: merge (each point adds or removes the segment under it) "
+    "or instances (every segment holding a foreground point).",
+    "model.window": "What the network sees: the whole image, or the window around the part, at full detail. "
+    "Segments the reference again.",
+    "alignment.method": "Align each image to the reference before comparing: none (parts held in a fixture) or "
+    "orb (parts that move or turn).",
+    "defects.min_area": "Smallest defect reported, in image pixels (0 and up).",
+    "defects.max_area": "Largest defect reported, in image pixels; anything larger is taken as part of the scene.",
+    "defects.allowed": "How many defects a part may have and still PASS (0 and up).",
+    "defects.detect": "Where defects come from: segments held against the reference's, the anomaly map of a "
+    "taught recipe, or both (auto: the anomaly map once taught).",
+    "defects.match_reference": "On: a segment the reference part also shows is a feature, not a defect (yellow "
+    "in the preview). Off: every segment the rules keep is a defect (magenta).",
+    "defects.missing_features": "Report a feature of the reference that an image lacks (a missing print or hole).",
+    "defects.changed_fraction": "Share (0-1) of a defect's pixels that must look different from the reference; "
+    "0: not checked.",
+    "defects.differences": "Also report places that differ from the reference where no segment explains it.",
+    "defects.classes": "Names of defect kinds, comma separated (scratch, stain): each defect is labelled with "
+    "the closest one. Needs CLIP weights.",
+    "defects.negative_classes": "Names of things that are not defects, comma separated: a defect closest to one "
+    "of these is dropped.",
+    "defects.class_threshold": "Probability (0-1) a class needs to label a defect; below it the defect stays "
+    "unlabelled.",
+}
+
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
@@ -42,17 +78,14 @@ class RecipeForm(QWidget):
         self.iou = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
         self.point_mode = QComboBox()
         self.point_mode.addItems(["merge", "instances"])
-        self.window = QComboBox(toolTip="what the network sees: the whole image, or the window around the part")
+        self.window = QComboBox()
         self.window.addItems(["image", "part"])
         self.alignment = QComboBox()
         self.alignment.addItems(["none", "orb"])
         self.min_area = QDoubleSpinBox(minimum=0, maximum=1e9, decimals=0, singleStep=10)
         self.max_area = QDoubleSpinBox(minimum=0, maximum=1e9, decimals=0, singleStep=1000)
         self.allowed = QSpinBox(minimum=0, maximum=1000)
-        self.detect = QComboBox(
-            toolTip="where defects come from: segments held against the reference's, the anomaly map of a taught "
-            "recipe, or both (auto: the anomaly map once taught)"
-        )
+        self.detect = QComboBox()
         self.detect.addItems(["auto", "segments", "anomaly", "both"])
         self.match_reference = QCheckBox("ignore segments the reference part also has")
         self.missing_features = QCheckBox("report reference features the part lacks")
@@ -61,7 +94,6 @@ class RecipeForm(QWidget):
             maximum=1.0,
             singleStep=0.02,
             decimals=2,
-            toolTip="share of a defect's pixels that must look different from the reference (0: not checked)",
         )
         self.differences = QCheckBox("report differences from the reference no segment explains")
         self.classes = QLineEdit(placeholderText="scratch, stain (needs CLIP weights)")
@@ -111,8 +143,10 @@ class RecipeForm(QWidget):
             "Class threshold",
         ]
         self._labels = dict(zip(self.fields, labels, strict=True))
-        for label, widget in zip(labels, self.fields.values(), strict=True):
+        for (name, widget), label in zip(self.fields.items(), labels, strict=True):
+            widget.setToolTip(HELP[name])
             form.addRow(label, widget)
+            form.labelForField(widget).setToolTip(HELP[name])
         for line in (self.name, self.weights, self.classes, self.negative_classes):
             line.editingFinished.connect(self._emit)
         spins = (
@@ -231,4 +265,4 @@ class RecipeForm(QWidget):
         for name, widget in self.fields.items():
             messages = by_field.get(name)
             widget.setStyleSheet(_ERROR_STYLE if messages else "")
-            widget.setToolTip("\n".join(messages) if messages else "")
+            widget.setToolTip("\n".join(messages) if messages else HELP[name])

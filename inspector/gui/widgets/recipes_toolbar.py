@@ -47,14 +47,15 @@ def build_toolbar(workspace) -> QToolBar:
     # Fixed texts, the step in the tooltip: a toolbar whose buttons grow with the
     # step's name ("Undo set Confidence to 0.15") moves under the pointer.
     stack = w.undo_stack
-    undo = w.undo_action = QAction("Undo", w, shortcut=QKeySequence("Ctrl+Z"), enabled=False, toolTip="Undo")
-    redo = QAction("Redo", w, shortcut=QKeySequence("Ctrl+Shift+Z"), enabled=False, toolTip="Redo")
+    undo_tip, redo_tip = "Undo the last edit (Ctrl+Z)", "Redo the edit undone last (Ctrl+Shift+Z)"
+    undo = w.undo_action = QAction("Undo", w, shortcut=QKeySequence("Ctrl+Z"), enabled=False, toolTip=undo_tip)
+    redo = QAction("Redo", w, shortcut=QKeySequence("Ctrl+Shift+Z"), enabled=False, toolTip=redo_tip)
     undo.triggered.connect(stack.undo)
     redo.triggered.connect(stack.redo)
     stack.canUndoChanged.connect(undo.setEnabled)
     stack.canRedoChanged.connect(redo.setEnabled)
-    stack.undoTextChanged.connect(lambda text: undo.setToolTip(f"Undo {text}".strip()))
-    stack.redoTextChanged.connect(lambda text: redo.setToolTip(f"Redo {text}".strip()))
+    stack.undoTextChanged.connect(lambda text: undo.setToolTip(f"Undo {text}" if text else undo_tip))
+    stack.redoTextChanged.connect(lambda text: redo.setToolTip(f"Redo {text}" if text else redo_tip))
     for action in (undo, redo):
         action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         bar.addAction(action)
