@@ -119,7 +119,13 @@ class MqttOutput:
         # what a station stopped or killed before had not sent goes first
         self._outbox: deque[tuple[str, bytes]] = deque(self._journal.pending.items() if self._journal else ())
         self._inflight: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
-        self._early: set[int] = set()  # acknowledged before the sender recorded them
+        # Acknowledgements that came while a result was being handed to the client, before
+        # its id was known here (the broker quicker than this thread): only the result
+        # being handed can be among them. Any other id the station does not wait for (a
+        # state's, a reply's) is ignored, so an id paho uses again after 65535 cannot
+        # take an old acknowledgement for a new result's.
+        self._handing = False
+        self._early: set[int] = set()
         self._control: deque[tuple[str, bytes, bool]] = deque()  # replies and state
         self._cond = threading.Condition()
         self._connected = False
@@ -250,7 +256,6 @@ class MqttOutput:
                 # what the broker did not acknowledge goes again, first, in order, under its id
                 self._outbox.extendleft(reversed(self._inflight.values()))
                 self._inflight.clear()
-                self._early.clear()
             if self._closing.is_set():
                 break
             if connected:
@@ -287,11 +292,15 @@ class MqttOutput:
         return [self._outbox.popleft() for _ in range(min(len(self._outbox), room))]
 
     def _hand(self, client: mqtt.Client, results: list[tuple[str, bytes]]) -> None:
+        # Not under ``_cond``: paho calls ``_on_publish`` holding its own lock, which
+        # ``publish`` takes too, so holding ``_cond`` here could deadlock the two threads.
         for item in results:
+            with self._cond:
+                self._handing, self._early = True, set()
             info = client.publish(self.topics["result"], item[1], qos=self.config.qos)
             with self._cond:
-                if info.mid in self._early:  # the broker was quicker than this thread
-                    self._early.discard(info.mid)
+                early, self._handing, self._early = self._early, False, set()
+                if info.mid in early:  # the broker was quicker than this thread
                     self.sent += 1
                     self._delivered(item[0])
                 else:
@@ -340,7 +349,7 @@ class MqttOutput:
             if item is not None:
                 self.sent += 1
                 self._delivered(item[0])
-            else:
+            elif self._handing:
                 self._early.add(mid)
             self._cond.notify_all()
 

@@ -196,3 +196,37 @@ def test_a_broker_that_wants_a_password_gets_the_configured_one_and_refuses_a_wr
         station.stop()
         station.store.close()
         secured.stop()
+
+
+def test_a_result_is_not_taken_as_delivered_by_an_old_acknowledgement_once_message_ids_wrap(
+    data, on_broker, broker, monkeypatch
+):
+    import signal
+
+    import paho.mqtt.client as paho
+
+    def wrap_after_40(client):  # paho wraps after 65535: reach the wrap within a few parts
+        with client._mid_generate_mutex:
+            client._last_mid = client._last_mid % 40 + 1
+            return client._last_mid
+
+    monkeypatch.setattr(paho.Client, "_mid_generate", wrap_after_40)
+    station, output, _line = on_broker()
+    results = []
+    station.handshake.subscribe(result=results.append)
+    for k in range(14):
+        data.drop(k)
+    for _ in range(10):  # states, replies and results: the ids go round
+        wait_for(lambda: station.handshake.status().state == "ready", what="ready for the next part")
+        assert station.trigger().accepted
+    wait_for(lambda: output.sent == 10 and output.waiting == 0, what="ten results taken by the broker")
+    broker.process.send_signal(signal.SIGSTOP)  # the broker hangs: it acknowledges nothing now
+    try:
+        for _ in range(4):
+            wait_for(lambda: station.handshake.status().state == "ready", what="ready for the next part")
+            assert station.trigger().accepted
+        wait_for(lambda: len(results) == 14 and not output._outbox, what="the four handed to the client")
+        assert (output.sent, output.waiting) == (10, 4)  # none taken for delivered without the broker's word
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: output.sent == 14 and output.waiting == 0, timeout=30, what="the four once the broker is back")
