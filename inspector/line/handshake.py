@@ -5,7 +5,8 @@ trigger -> busy -> result -> acknowledge:
 - A trigger is accepted only when the station is ready: it gets a result id at once
   (run id and sequence: ``"12-7"``), and the station is busy until that result is out.
   A trigger while busy (or in error, or while a result waits for its acknowledgement) is
-  refused with the reason; nothing is queued silently.
+  refused with the reason; nothing is queued silently. A trigger id accepted before is
+  the same part asked for again: it gets that part's result id, and nothing is taken.
 - The result goes to every output with the id the trigger was given. Where the station
   asks for acknowledgements, it stays on the result until the controller acknowledges
   that id; otherwise it is ready again at once.
@@ -27,7 +28,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -35,6 +36,8 @@ from typing import Literal
 from inspector.engine.types import ERROR, InspectionResult
 
 log = logging.getLogger(__name__)
+
+REMEMBERED_TRIGGERS = 1000  # trigger ids kept to answer a repeat with its result id
 
 State = Literal["starting", "ready", "busy", "result", "error", "offline"]
 
@@ -193,6 +196,7 @@ class Handshake:
         self._switching: str | None = None
         self._before_switch: tuple[State, str | None] = ("starting", None)
         self._last: LineResult | None = None
+        self._accepted: OrderedDict[str, str] = OrderedDict()  # the latest triggers' ids -> result ids
         self.counts: Counter = Counter()
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="inspector-handshake-watchdog", daemon=True)
@@ -369,8 +373,13 @@ class Handshake:
     # -- the line's side -----------------------------------------------------------------
 
     def trigger(self, trigger: str | None = None) -> Reply:
-        """Inspect the next part. Accepted: the reply holds the result's id."""
+        """Inspect the next part. Accepted: the reply holds the result's id. A trigger id
+        accepted before (one of the last ``REMEMBERED_TRIGGERS``) is the same part asked
+        for again (a gateway that sent it twice): the reply holds that part's result id,
+        and nothing is inspected."""
         with self._lock:
+            if trigger is not None and trigger in self._accepted:
+                return Reply(True, "trigger", "a repeat of a trigger accepted before", self._accepted[trigger], trigger)
             refusal = self._refusal()
             if refusal is None and self.fire is None:
                 refusal = "this station's source does not take triggers (it inspects images as they come)"
@@ -379,6 +388,10 @@ class Handshake:
                 return Reply(False, "trigger", refusal, trigger=trigger)
             result_id, _ = self._next_id()
             self._pending = _Pending(result_id, trigger, time.monotonic())
+            if trigger is not None:
+                self._accepted[trigger] = result_id
+                while len(self._accepted) > REMEMBERED_TRIGGERS:
+                    self._accepted.popitem(last=False)
             self._state, self._reason = "busy", f"inspecting for result {result_id}"
         for listener in list(self._listeners_promised):
             try:

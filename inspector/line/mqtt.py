@@ -6,7 +6,8 @@ Topics, under ``inspector/<station>/``:
 - ``state``: the station's state as JSON, retained; the broker's last will sets it to
   ``offline`` when the station goes away without saying so.
 - ``trigger`` (subscribed): inspect the next part; the payload is empty, the trigger's
-  id as text, or ``{"id": "..."}``.
+  id as text, or ``{"id": "..."}``. A retained trigger (or ack) is refused: the broker
+  would hand it over again on every reconnection.
 - ``recipe`` (subscribed): switch to the product named by the payload (text, or
   ``{"product": "..."}``).
 - ``ack`` (subscribed): acknowledge a result (its id, or empty for the one waiting).
@@ -354,7 +355,7 @@ class MqttOutput:
             self._cond.notify_all()
 
     def _on_message(self, _client, _userdata, message) -> None:
-        self._requests.put((message.topic, bytes(message.payload)))
+        self._requests.put((message.topic, bytes(message.payload), bool(message.retain)))
 
     # -- requests from the line ----------------------------------------------------------
 
@@ -370,7 +371,13 @@ class MqttOutput:
                 reply = Reply(False, item[0].rsplit("/", 1)[-1], f"internal error: {exc!r}")
             self._send_control(self.topics["reply"], json.dumps(reply.to_dict()).encode())
 
-    def _answer(self, topic: str, payload: bytes) -> Reply:
+    def _answer(self, topic: str, payload: bytes, retained: bool = False) -> Reply:
+        # A retained request is one the broker keeps and hands over on every (re)subscribe:
+        # taken as a trigger it would inspect a part each time the connection comes back.
+        if retained and topic == self.topics["trigger"]:
+            return Reply(False, "trigger", "retained trigger ignored (publish triggers without the retain flag)")
+        if retained and topic == self.topics["ack"]:
+            return Reply(False, "ack", "retained acknowledgement ignored (publish it without the retain flag)")
         if topic == self.topics["trigger"]:
             value, problem = _field(payload, "id")
             return Reply(False, "trigger", problem) if problem else self.station.trigger(value)

@@ -230,3 +230,21 @@ def test_a_result_is_not_taken_as_delivered_by_an_old_acknowledgement_once_messa
     finally:
         broker.process.send_signal(signal.SIGCONT)
     wait_for(lambda: output.sent == 14 and output.waiting == 0, timeout=30, what="the four once the broker is back")
+
+
+def test_a_retained_trigger_is_refused_when_the_broker_hands_it_over_again(data, on_broker, broker):
+    import paho.mqtt.publish as publish
+
+    station, _output, line = on_broker()
+    for k in range(3):
+        data.drop(k)
+    # a gateway that publishes its triggers retained: the broker keeps the message
+    publish.single(f"{line.base}/trigger", "plc-1", qos=1, retain=True, hostname="127.0.0.1", port=broker.port)
+    wait_for(lambda: line.results, what="the triggered result")
+    broker.kill()  # saves the retained trigger; the station subscribes again once it is back
+    broker.start()
+    wait_for(lambda: len(line.replies) >= 2, timeout=30, what="the reply to the retained trigger")
+    assert line.replies[0]["accepted"]
+    refused = line.replies[1]
+    assert not refused["accepted"] and "retained trigger ignored" in refused["reason"]
+    assert len(line.results) == 1 and station.handshake.counts["PASS"] + station.handshake.counts["FAIL"] == 1

@@ -57,7 +57,7 @@ def test_each_trigger_takes_the_next_file_and_its_result_is_sent_and_stored(data
         data.drop(k)
     ids = []
     for count in range(1, 4):
-        reply = station.trigger("plc-4711")
+        reply = station.trigger(f"plc-{count}")
         assert reply.accepted, reply.reason
         ids.append(reply.result_id)
         wait_for(lambda count=count: len(heard.results) == count, what="the result")
@@ -65,7 +65,7 @@ def test_each_trigger_takes_the_next_file_and_its_result_is_sent_and_stored(data
     assert ids == [f"{run}-1", f"{run}-2", f"{run}-3"]
     assert [r.id for r in heard.results] == ids
     assert [r.verdict for r in heard.results] == ["PASS", "FAIL", "PASS"]
-    assert heard.results[1].defects >= 1 and heard.results[1].trigger == "plc-4711"
+    assert heard.results[1].defects >= 1 and heard.results[1].trigger == "plc-2"
     assert heard.results[0].image.endswith("p00000.png") and heard.results[0].product == "Label"
     station.stop()
     stored = rows(data.database, "SELECT image_path, verdict FROM inspections ORDER BY id")
@@ -322,3 +322,18 @@ def test_a_run_that_fails_while_a_part_is_inspected_answers_it_and_takes_trigger
     wait_for(lambda: len(heard.results) == 2, what="the next part's result")
     assert (heard.results[1].id, heard.results[1].trigger) == (second.result_id, "b")
     assert heard.results[1].verdict in ("PASS", "FAIL")
+
+
+def test_a_trigger_id_sent_again_gets_its_part_s_result_id_and_takes_no_part(data, running):
+    station, heard = running()
+    data.drop(0)
+    data.drop(1)
+    first = station.trigger("plc-7")
+    wait_for(lambda: heard.results, what="the result")
+    again = station.trigger("plc-7")  # a gateway that sent the same trigger twice
+    assert again.accepted and again.result_id == first.result_id
+    assert heard.state() == "ready" and len(heard.results) == 1
+    other = station.trigger("plc-8")
+    assert other.accepted and other.result_id == f"{station.runs[0]}-2"
+    wait_for(lambda: len(heard.results) == 2, what="the next part's result")
+    assert heard.results[1].image.endswith("p00001.png")
