@@ -1,4 +1,7 @@
-"""Overlay pictures for the image views, drawn with numpy and OpenCV (no Qt here)."""
+"""Overlay pictures for the image views, drawn with numpy and OpenCV (no Qt here).
+
+Prompt markers are not drawn here: the image view draws them as items of a constant
+size on screen (``widgets/image_view.py``)."""
 
 from __future__ import annotations
 
@@ -46,17 +49,6 @@ def outlines(canvas: np.ndarray, polygons: Iterable[np.ndarray], color, *, label
                 max(1, thickness // 2),
                 cv2.LINE_AA,
             )
-
-
-def points(canvas: np.ndarray, xy: Iterable[tuple[float, float]], color, *, radius: int = 6) -> None:
-    for x, y in xy:
-        cv2.circle(canvas, (int(x), int(y)), radius + 2, (255, 255, 255, 255), -1, lineType=cv2.LINE_AA)
-        cv2.circle(canvas, (int(x), int(y)), radius, (*color, 255), -1, lineType=cv2.LINE_AA)
-
-
-def boxes(canvas: np.ndarray, xyxy: Iterable[tuple[float, float, float, float]], color, *, width: int = 2) -> None:
-    for x1, y1, x2, y2 in xyxy:
-        cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2), int(y2)), (*color, 255), width, lineType=cv2.LINE_AA)
 
 
 def region_in_image(mask: np.ndarray, segmentation) -> np.ndarray:
