@@ -278,14 +278,41 @@ class Handshake:
 
     def switching(self, reason: str | None) -> None:
         """Busy switching recipes (``reason`` says to what); None: the switch did not
-        happen, and the station is back where it was (a switch that happens ends in
+        happen, and the station says what it is now (a switch that happens ends in
         :meth:`run_started`)."""
         with self._lock:
-            if reason is not None and self._switching is None:
-                self._before_switch = (self._state, self._reason)
-            self._switching = reason
-            back = self._before_switch if reason is None else ("busy", reason)
-        self._set(*back)
+            if reason is not None:
+                self._mark_switch(reason)
+            elif self._switching is None:  # a run started meanwhile: nothing to undo
+                return
+            else:
+                self._switching = None
+                if self._state == "busy":  # still saying it switches: what is it now?
+                    before = self._before_switch
+                    # not ready before (no recipe yet, in error): a failed switch changed nothing
+                    keep = before[0] in ("starting", "error", "offline")
+                    self._state, self._reason = before if keep else ("ready", None)
+                    self._state, self._reason = self._after_result()
+        self._tell_status()
+
+    def begin_switch(self, reason: str) -> str | None:
+        """Busy switching recipes, unless a part is inspected or a result awaits its
+        acknowledgement: then why not (checked and set in one step, so that no trigger
+        is accepted in between)."""
+        with self._lock:
+            refusal = self._switch_refusal()
+            if refusal is None:
+                self._mark_switch(reason)
+        if refusal is None:
+            self._tell_status()
+        return refusal
+
+    def _mark_switch(self, reason: str) -> None:
+        """(the caller holds the lock, and tells the new state once it let go of it)"""
+        if self._switching is None:
+            self._before_switch = (self._state, self._reason)
+        self._switching = reason
+        self._state, self._reason = "busy", reason
 
     def error(self, reason: str) -> None:
         """Cannot inspect (no usable recipe, a camera that is gone): triggers are refused
@@ -362,11 +389,16 @@ class Handshake:
         self._time_out(f"{image}: the same picture was inspected before; not inspected again", still_running=False)
 
     def _after_result(self) -> tuple[State, str | None]:
+        """The state once nothing else is going on that this does not see."""
         if self._unacknowledged is not None:
             return "result", f"result {self._unacknowledged} awaits acknowledgement"
+        if self._pending is not None:
+            if self._pending.timed_out:
+                return "busy", f"finishing result {self._pending.result_id}, which timed out"
+            return "busy", f"inspecting for result {self._pending.result_id}"
         if self._switching is not None:
             return "busy", self._switching
-        if self._state in ("error", "offline"):
+        if self._state in ("starting", "error", "offline"):
             return self._state, self._reason
         return "ready", None
 
@@ -428,17 +460,19 @@ class Handshake:
             if result_id is not None and result_id != waiting:
                 return Reply(False, "ack", f"result {waiting} awaits acknowledgement, not {result_id}", result_id)
             self._unacknowledged = None
-        self._set("ready")
+            # not "ready" by default: a station in error, or still finishing a part that
+            # timed out, stays so
+            state = self._after_result()
+        self._set(*state)
         return Reply(True, "ack", result_id=waiting)
 
-    def check_selectable(self) -> str | None:
-        """Why a recipe cannot be switched now, or None."""
-        with self._lock:
-            if self._pending is not None:
-                return f"busy: inspecting for result {self._pending.result_id}"
-            if self._unacknowledged is not None:
-                return f"result {self._unacknowledged} awaits acknowledgement"
-            return None
+    def _switch_refusal(self) -> str | None:
+        """Why a recipe cannot be switched now, or None (the caller holds the lock)."""
+        if self._pending is not None:
+            return f"busy: inspecting for result {self._pending.result_id}"
+        if self._unacknowledged is not None:
+            return f"result {self._unacknowledged} awaits acknowledgement"
+        return None
 
     # -- timeouts ------------------------------------------------------------------------
 

@@ -104,12 +104,11 @@ class Station:
         if not self._switch_lock.acquire(blocking=False):
             return Reply(False, "recipe", "busy: switching recipes already")
         try:
-            refusal = self.handshake.check_selectable()
-            if refusal is not None:
-                return Reply(False, "recipe", refusal)
             if self._stopping.is_set():
                 return Reply(False, "recipe", "the station is stopping")
-            self.handshake.switching(f"switching to {product}")
+            refusal = self.handshake.begin_switch(f"switching to {product}")
+            if refusal is not None:
+                return Reply(False, "recipe", refusal)
             try:
                 pipeline = self._pipeline(product)
             except InspectorError as exc:

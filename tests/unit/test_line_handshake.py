@@ -337,3 +337,51 @@ def test_a_trigger_id_sent_again_gets_its_part_s_result_id_and_takes_no_part(dat
     assert other.accepted and other.result_id == f"{station.runs[0]}-2"
     wait_for(lambda: len(heard.results) == 2, what="the next part's result")
     assert heard.results[1].image.endswith("p00001.png")
+
+
+def test_an_acknowledgement_does_not_make_a_station_in_error_ready(data, running):
+    station, heard = running(require_ack=True)
+    data.drop(0)
+    data.drop(1)
+    first = station.trigger()
+    wait_for(lambda: heard.state() == "result", what="the result to await its ack")
+    station.handshake.error("the camera is gone")
+    assert station.acknowledge(first.result_id).accepted
+    assert (heard.state(), heard.states[-1].reason) == ("error", "the camera is gone")
+    refused = station.trigger()
+    assert not refused.accepted and "camera is gone" in refused.reason
+
+
+def test_an_acknowledged_timeout_leaves_the_station_busy_until_its_part_is_finished(data, running, monkeypatch):
+    station, heard = running(require_ack=True, timeout=0.3)
+    data.drop(0)
+    data.drop(1)
+    hold = threading.Event()
+    pipeline = station._pipelines["Label"][1]
+    inspect = pipeline.inspect
+    monkeypatch.setattr(pipeline, "inspect", lambda *a, **k: (hold.wait(10), inspect(*a, **k))[1])
+    first = station.trigger()
+    wait_for(lambda: heard.results, what="the timeout's ERROR result")
+    assert station.acknowledge(first.result_id).accepted
+    assert heard.state() == "busy" and "timed out" in heard.states[-1].reason  # not "ready": triggers are refused
+    assert not station.trigger().accepted
+    hold.set()
+    wait_for(lambda: heard.state() == "ready", what="ready once the late inspection is done")
+    assert station.trigger().accepted
+
+
+def test_a_switch_that_fails_after_the_part_in_hand_was_answered_leaves_the_station_ready():
+    from inspector.line.handshake import Handshake
+
+    handshake = Handshake("s", fire=lambda result_id: None, timeout=30)
+    try:
+        handshake.run_started(1, "Label")
+        assert handshake.trigger("a").accepted
+        assert handshake.begin_switch("switching to Label B") is not None  # a part is in hand: refused
+        handshake.switching("switching to Label B")  # (a switch asked for before the trigger came)
+        handshake.abandon("no picture")  # the part in hand is answered meanwhile
+        handshake.switching(None)  # the recipe could not be opened
+        assert handshake.status().state == "ready"
+        assert handshake.trigger("b").accepted
+    finally:
+        handshake.close()
