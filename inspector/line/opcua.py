@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import logging
 import math
 import threading
@@ -68,6 +69,29 @@ CURRENT_STATE = {  # Inspector's state -> OPC 40100-1's
     "error": "Error",
     "offline": "Halted",
 }
+
+MAX_TEXT = 200  # a method's text argument (a trigger id, a product, a result id)
+
+
+def _text_problem(name: str, args: tuple) -> str | None:
+    """What is wrong with a method's arguments, if anything: one text of ``MAX_TEXT``
+    characters at most (a client that sends a number, an array or nothing is refused)."""
+    if len(args) != 1:
+        return f"{name}: one argument expected, got {len(args)}"
+    value = args[0]
+    if not isinstance(value, str):
+        return f"{name} must be text, got {type(value).__name__}"
+    if len(value) > MAX_TEXT:
+        return f"{name} is {len(value)} characters long ({MAX_TEXT} at most)"
+    return None
+
+
+def _same(given: str | None, expected: str | None) -> bool:
+    """Equal, in a time that does not tell how much of ``given`` was right."""
+    if given is None or expected is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
 
 RESULT_FIELDS = (
     ("ResultId", ua.VariantType.String),
@@ -117,7 +141,9 @@ class _Users:
     def get_user(self, iserver, username=None, password=None, certificate=None) -> User | None:
         if username is None:  # anonymous (no certificate users are configured)
             return User(role=UserRole.User) if self.config.anonymous else None
-        if self.config.username is not None and (username, password) == (self.config.username, self.config.password):
+        if self.config.username is not None and _same(username, self.config.username) & _same(
+            password, self.config.password
+        ):
             return User(role=UserRole.User, name=username)
         return None
 
@@ -212,14 +238,20 @@ class OpcUaOutput:
     # -- methods (on the server's loop) ------------------------------------------------------
 
     @uamethod
-    async def _trigger(self, _parent, trigger_id: str):
-        reply = self.station.trigger(trigger_id or None)
+    async def _trigger(self, _parent, *args):
+        problem = _text_problem("TriggerId", args)
+        if problem is not None:
+            return False, "", problem
+        reply = self.station.trigger(args[0] or None)
         return reply.accepted, reply.result_id or "", reply.reason or ""
 
     @uamethod
-    async def _select(self, _parent, product: str):
+    async def _select(self, _parent, *args):
+        problem = _text_problem("Product", args)
+        if problem is not None:
+            return False, problem
         # opening a recipe's pipeline can take seconds: not on the server's loop
-        reply = await asyncio.get_running_loop().run_in_executor(None, self.station.select, product or "")
+        reply = await asyncio.get_running_loop().run_in_executor(None, self.station.select, args[0])
         return reply.accepted, reply.reason or ""
 
     @uamethod
@@ -228,8 +260,11 @@ class OpcUaOutput:
         return ua.Variant(list(products), ua.VariantType.String, is_array=True)
 
     @uamethod
-    async def _acknowledge(self, _parent, result_id: str):
-        reply = self.station.acknowledge(result_id or None)
+    async def _acknowledge(self, _parent, *args):
+        problem = _text_problem("ResultId", args)
+        if problem is not None:
+            return False, problem
+        reply = self.station.acknowledge(args[0] or None)
         return reply.accepted, reply.reason or ""
 
     # -- updates from the station's threads ---------------------------------------------------

@@ -206,3 +206,30 @@ def test_a_configured_station_serves_opc_ua_and_says_offline_when_stopped(data, 
     with pytest.raises((OSError, asyncio.TimeoutError, TimeoutError)):
         asyncio.run(line(False))  # stopped: nothing listens any more
     assert service.station.handshake.status().state == "offline"
+
+
+def test_method_arguments_that_are_not_short_text_are_refused_with_the_reason(data, served):
+    station, server = served()
+    data.drop(0)
+
+    async def line():
+        async with Client(server.endpoint) as client:
+            n = await _nodes(client)
+            idx = n["idx"]
+            start, prepare = f"{idx}:StartSingleJob", f"{idx}:PrepareRecipe"
+            number = await n["machine"].call_method(start, ua.Variant(42, ua.VariantType.Int32))
+            array = await n["machine"].call_method(start, ua.Variant([1, 2], ua.VariantType.Int32, is_array=True))
+            nothing = await n["machine"].call_method(start)
+            too_long = await n["machine"].call_method(start, "x" * 500)
+            product = await n["recipes"].call_method(prepare, ua.Variant(7, ua.VariantType.Int32))
+            ack = await n["results"].call_method(f"{idx}:AcknowledgeResult", ua.Variant(1.5, ua.VariantType.Double))
+            state = await _value(n["machine"], idx, "State")
+            return number, array, nothing, too_long, product, ack, state
+
+    number, array, nothing, too_long, product, ack, state = asyncio.run(line())
+    for refused in (number, array, too_long):
+        assert refused[:2] == [False, ""] and "TriggerId" in refused[2]
+    assert nothing[:2] == [False, ""] and "argument" in nothing[2]
+    assert product[0] is False and "Product must be text" in product[1]
+    assert ack[0] is False and "ResultId must be text" in ack[1]
+    assert state == "ready" and station.handshake.last_result is None  # no part was taken
