@@ -11,7 +11,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 from inspector.errors import InspectorError
 
@@ -142,3 +142,57 @@ class TeachWorker(QThread):
             self.taught.emit(teach_recipe(self.recipe_file, [self.folder], on_image=on_image))
         except BaseException as exc:
             self.failed.emit(_describe(exc))
+
+
+class LatestTask(QObject):
+    """Runs callables on a worker thread one at a time, the newest request winning: a
+    request made while one runs replaces any other waiting, and only the last waiting
+    runs next. For pictures that follow each edit or click (a preview overlay, a test
+    image): the GUI thread only asks and, later, shows.
+
+    Signals:
+        done(outcome): what a task returned.
+        failed(text): a task raised (said as ``TaskWorker`` says it).
+    """
+
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._worker: TaskWorker | None = None
+        self._pending = None
+        self._closing = False
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None or self._pending is not None
+
+    def request(self, task) -> None:
+        self._pending = task
+        if self._worker is None:
+            self._start()
+
+    def _start(self) -> None:
+        task, self._pending = self._pending, None
+        if task is None or self._closing:
+            return
+        self._worker = TaskWorker(task, self)
+        self._worker.done.connect(self.done)
+        self._worker.failed.connect(self.failed)
+        self._worker.finished.connect(self._finished)
+        self._worker.start()
+
+    def _finished(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.wait()  # "finished" comes just before the thread ends: deleting it earlier aborts
+            worker.deleteLater()
+        self._start()
+
+    def shutdown(self) -> None:
+        """No new task; the one running is waited for (Qt aborts on a running thread's deletion)."""
+        self._closing = True
+        self._pending = None
+        if self._worker is not None:
+            self._worker.wait()

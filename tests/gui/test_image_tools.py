@@ -198,3 +198,32 @@ def test_features_and_candidate_defects_have_their_own_colours_and_a_legend(reci
     qtbot.waitUntil(lambda: "candidate defects: " in recipes.showing.text(), timeout=60_000)
     colours = _colours(recipes.view.overlay)
     assert render.CANDIDATE in colours and render.FEATURE not in colours
+
+
+def test_a_tested_image_is_read_and_drawn_off_the_gui_thread(recipes, qtbot, tmp_path, monkeypatch):
+    import shutil
+
+    folder = tmp_path / "tested"
+    folder.mkdir()
+    shutil.copy(recipes.recipe.reference_path, folder / "good.png")  # the stand-in knows this picture
+    read_on = []
+    read = reference_preview.read_image
+
+    def noted(path):
+        read_on.append(QThread.currentThread())
+        return read(path)
+
+    monkeypatch.setattr(reference_preview, "read_image", noted)
+    recipes.dry_run.run_folder(folder)
+    qtbot.waitUntil(lambda: "(done)" in recipes.dry_run.summary.text(), timeout=60_000)
+    table = recipes.dry_run.table
+    row = table.visualItemRect(table.item(0, 0)).center()
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=row)
+    assert recipes.back.isEnabled() and not recipes.view.markers  # the prompts belong to the reference
+    qtbot.waitUntil(lambda: "good.png: PASS" in recipes.showing.text(), timeout=60_000)
+    assert read_on and all(t is not QApplication.instance().thread() for t in read_on)
+    assert recipes.view.image_size == (640, 480)
+
+    recipes.back.trigger()
+    assert recipes.view.markers  # back on the reference, its prompts with it
+    qtbot.waitUntil(lambda: "part: " in recipes.showing.text(), timeout=60_000)

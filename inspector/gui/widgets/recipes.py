@@ -31,15 +31,16 @@ from PySide6.QtWidgets import (
 
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError, RecipeError
-from inspector.gui import prompt_edits, render
+from inspector.gui import prompt_edits
+from inspector.gui.widgets import reference_preview
 from inspector.gui.widgets.dry_run import DryRunPanel
 from inspector.gui.widgets.image_view import ImageView
 from inspector.gui.widgets.legend import Legend
 from inspector.gui.widgets.normal_panel import NormalPanel
-from inspector.gui.widgets.operate import findings_overlay
 from inspector.gui.widgets.recipe_form import RecipeForm
 from inspector.gui.widgets.recipes_toolbar import build_toolbar
-from inspector.gui.widgets.reference_preview import PreviewPainter, markers
+from inspector.gui.widgets.reference_preview import markers
+from inspector.gui.workers import LatestTask
 from inspector.recipe.io import load_recipe, save_recipe
 from inspector.recipe.model import Recipe
 
@@ -101,9 +102,9 @@ class RecipesWorkspace(QWidget):
         self.view.point_moved.connect(self._point_moved)
         self.view.box_resized.connect(self._box_resized)
         self._view_image: np.ndarray | None = None  # what the view shows, so the reference is not set again
-        self.painter = PreviewPainter(self)
-        self.painter.painted.connect(self._painted)
-        self.painter.failed.connect(lambda text: self.message.emit(text, True))
+        self.painter = LatestTask(self)  # pictures drawn off the GUI thread, the newest winning
+        self.painter.done.connect(self._painted)
+        self.painter.failed.connect(self._paint_failed)
         self.legend = Legend()
         self.showing = QLabel("No recipe open")
         self.form = RecipeForm()
@@ -412,19 +413,13 @@ class RecipesWorkspace(QWidget):
             return
         self.showing.setText(f"Reference of {self.recipe.name}: {len(self.segmentation)} segments")
         size = (self.reference.shape[1], self.reference.shape[0])
+        show_all, token = self.show_all.isChecked(), self._overlay_token()
         self.painter.request(
-            self.recipe, self.segmentation, size, show_all=self.show_all.isChecked(), token=self._overlay_token()
+            reference_preview.painted(self.recipe, self.segmentation, size, show_all=show_all, token=token)
         )
 
     def _overlay_token(self) -> tuple:
         return (self.recipe, id(self.segmentation), self.show_all.isChecked())
-
-    def _painted(self, overlay, status: str, token: tuple) -> None:
-        """An overlay painted on the worker: shown when it is of what is on show now."""
-        if not self.showing_reference or self.recipe is None or token != self._overlay_token():
-            return
-        self.view.set_overlay(overlay)
-        self.showing.setText(f"Reference of {self.recipe.name}: {status}")
 
     @property
     def showing_reference(self) -> bool:
@@ -454,30 +449,39 @@ class RecipesWorkspace(QWidget):
             return None
 
     def _show_test_image(self, path: str | None, result) -> None:
+        """Show a tested image with its defects: read and drawn on a worker thread."""
         if path is None:
-            return
-        try:
-            image = read_image(path)
-        except InspectorError as exc:
-            self.message.emit(str(exc), True)
             return
         self._test_shown = (path, result)
         self.back.setEnabled(True)
+        self.view.set_markers([], [])  # the prompts are the reference's, not editable here
+        self.showing.setText(f"Test image {Path(path).name}: opening…")
+        self.painter.request(reference_preview.test_image(path, result, heat_map=self.normal.heat_map.isChecked()))
+
+    def _painted(self, outcome: tuple) -> None:
+        """A picture drawn on the worker: shown when it is of what is on show now."""
+        if outcome[0] == "reference":
+            _, overlay, status, token = outcome
+            if self.showing_reference and self.recipe is not None and token == self._overlay_token():
+                self.view.set_overlay(overlay)
+                self.showing.setText(f"Reference of {self.recipe.name}: {status}")
+            return
+        _, path, result, image, overlay = outcome
+        if self.showing_reference or self._test_shown != (path, result):
+            return
         self.view.set_image(image)
         self._view_image = image
         self.view.set_markers([], [])
-        size = (image.shape[1], image.shape[0])
-        canvas = render.blank(size)
-        if result.anomaly is not None and self.normal.heat_map.isChecked():
-            render.heat(canvas, result.anomaly)
-        overlay = findings_overlay(size, result)
-        drawn = overlay[..., 3] > 0
-        canvas[drawn] = overlay[drawn]
-        self.view.set_overlay(canvas)
+        self.view.set_overlay(overlay)
         score = "" if result.anomaly_score is None else f", anomaly score {result.anomaly_score:.4g}"
         self.showing.setText(
             f"Test image {Path(path).name}: {result.verdict}{score}" + (f" ({result.error})" if result.error else "")
         )
+
+    def _paint_failed(self, text: str) -> None:
+        self.message.emit(text, True)
+        if not self.showing_reference and self._view_image is self.reference:  # the test image never came
+            self.show_reference()
 
     # -- normal appearance -------------------------------------------------------------------
 

@@ -4,15 +4,16 @@ select as an overlay picture painted on a worker thread.
 A 12-megapixel reference takes more than a second to paint (each segment's mask at full
 resolution, tinted and outlined); done on the GUI thread, every click would freeze the
 window that long. The markers are scene items and follow each edit at once; the painted
-overlay follows when it is ready, the newest request winning.
+overlay follows when it is ready, the newest request winning (``workers.LatestTask``). A
+test image is read and drawn over the same way.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
-
+from inspector.engine.image import read_image
 from inspector.gui import render
 from inspector.gui.widgets.image_view import BoxMarker, PointMarker, qimage_from_bgr
+from inspector.gui.widgets.operate import findings_overlay
 from inspector.recipe.model import Recipe
 
 
@@ -63,63 +64,30 @@ def preview_overlay(recipe: Recipe, segmentation, size: tuple[int, int], *, show
     return canvas, status
 
 
-class PreviewPainter(QObject):
-    """Paints ``preview_overlay`` on a worker thread, one at a time, the newest request
-    winning: requests made while one is painted replace each other, and only the last
-    is painted next.
+def painted(recipe: Recipe, segmentation, size: tuple[int, int], *, show_all: bool, token):
+    """A task for a worker thread: ``preview_overlay`` ready to show, as
+    ("reference", overlay QImage, status, token)."""
 
-    Signals:
-        painted(image, status, token): the overlay as a QImage, its line, and the token
-            the request came with (to tell whether it is still wanted).
-        failed(text): painting failed.
-    """
+    def paint():
+        canvas, status = preview_overlay(recipe, segmentation, size, show_all=show_all)
+        return "reference", qimage_from_bgr(canvas), status, token
 
-    painted = Signal(object, str, object)
-    failed = Signal(str)
+    return paint
 
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self._worker = None
-        self._pending: tuple | None = None
-        self._closing = False
 
-    @property
-    def busy(self) -> bool:
-        return self._worker is not None or self._pending is not None
+def test_image(path: str, result, *, heat_map: bool):
+    """A task for a worker thread: a test image read and its findings (over its heat map)
+    drawn, as ("test", path, result, image QImage, overlay QImage)."""
 
-    def request(self, recipe: Recipe, segmentation, size: tuple[int, int], *, show_all: bool, token) -> None:
-        self._pending = (recipe, segmentation, size, show_all, token)
-        if self._worker is None:
-            self._start()
+    def paint():
+        image = read_image(path)
+        size = (image.shape[1], image.shape[0])
+        canvas = render.blank(size)
+        if result.anomaly is not None and heat_map:
+            render.heat(canvas, result.anomaly)
+        overlay = findings_overlay(size, result)
+        drawn = overlay[..., 3] > 0
+        canvas[drawn] = overlay[drawn]
+        return "test", path, result, qimage_from_bgr(image), qimage_from_bgr(canvas)
 
-    def _start(self) -> None:
-        from inspector.gui.workers import TaskWorker
-
-        if self._pending is None or self._closing:
-            self._pending = None
-            return
-        recipe, segmentation, size, show_all, token = self._pending
-        self._pending = None
-
-        def paint():
-            canvas, status = preview_overlay(recipe, segmentation, size, show_all=show_all)
-            return qimage_from_bgr(canvas), status, token
-
-        self._worker = TaskWorker(paint, self)
-        self._worker.done.connect(lambda outcome: self.painted.emit(*outcome))
-        self._worker.failed.connect(self.failed)
-        self._worker.finished.connect(self._finished)
-        self._worker.start()
-
-    def _finished(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.wait()  # "finished" comes just before the thread ends
-            worker.deleteLater()
-        self._start()
-
-    def shutdown(self) -> None:
-        self._closing = True
-        self._pending = None
-        if self._worker is not None:
-            self._worker.wait()
+    return paint
