@@ -12,7 +12,8 @@ log = logging.getLogger("inspector.gui")
 
 
 def install_excepthook(window) -> None:
-    """Unexpected exceptions are logged with their traceback and shown once, not fatal."""
+    """Unexpected exceptions are logged with their traceback, kept in Messages each time
+    and shown in a dialog once, not fatal."""
     from PySide6.QtWidgets import QMessageBox
 
     shown: set[str] = set()
@@ -20,6 +21,7 @@ def install_excepthook(window) -> None:
     def hook(kind, value, tb) -> None:
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
         key = f"{kind.__name__}: {value}"
+        window.messages.add(f"Unexpected error: {key} (the details are in the log)", True)
         if key in shown:
             return
         shown.add(key)

@@ -107,3 +107,24 @@ def test_messages_are_kept_with_their_times_and_errors_marked(window, qtbot, tmp
 
 def _tab_centre(window, widget):
     return window.tabs.tabBar().tabRect(window.tabs.indexOf(widget)).center()
+
+
+def test_an_unexpected_error_is_kept_in_messages_each_time_and_asked_about_once(window, monkeypatch):
+    import sys
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from inspector.gui.app import install_excepthook
+
+    dialogs = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda *args: dialogs.append(args[2]))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # undone after the test
+    install_excepthook(window)
+    for _ in range(2):
+        try:
+            raise ZeroDivisionError("division by zero")
+        except ZeroDivisionError:
+            sys.excepthook(*sys.exc_info())
+    errors = [text for _, kind, text in window.messages.messages() if kind == "Error"]
+    assert errors == ["Unexpected error: ZeroDivisionError: division by zero (the details are in the log)"] * 2
+    assert len(dialogs) == 1
