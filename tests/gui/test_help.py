@@ -42,6 +42,8 @@ def test_every_setting_and_tool_in_recipes_says_what_it_does(window, qtbot, tmp_
         if action is None or not action.text():
             continue
         assert action.toolTip() and action.toolTip() != action.text().rstrip("…"), action.text()
+    panels = recipes.dry_run.button, recipes.normal.teach_button, recipes.normal.use_button, recipes.normal.heat_map
+    assert all(widget.toolTip() for widget in panels)
     part_box = next(b for b in recipes.findChildren(QToolButton) if b.text() == "Part box")
     assert "resize" in _hover(qtbot, part_box)
 

@@ -44,6 +44,10 @@ class DryRunPanel(QWidget):
         self._labels: dict[str, bool] = {}  # path: defective, for a labelled folder
         self._total = 0
         self.button = QPushButton("Test on folder…")
+        self.button.setToolTip(
+            "Inspect a folder of images with the recipe as it is now, saved or not, and list PASS or FAIL for "
+            "each; nothing is stored. A folder labelled good/ and defective is measured too"
+        )
         self.button.clicked.connect(self.choose_and_run)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)

@@ -53,6 +53,7 @@ class NormalPanel(QWidget):
         self.histogram.threshold_chosen.connect(self._offer)
         self.use_button = QPushButton("Use this threshold")
         self.use_button.setEnabled(False)
+        self.use_button.setToolTip("Put the threshold the line was dragged to in the recipe (one undo step)")
         self.use_button.clicked.connect(lambda: self.threshold_chosen.emit(self.histogram.threshold))
         self.reset_button = QPushButton("Taught threshold")
         self.reset_button.setToolTip("Go back to the threshold teaching calibrated")
@@ -105,6 +106,7 @@ class NormalPanel(QWidget):
         threshold = recipe.anomaly.threshold if recipe is not None and recipe.anomaly.threshold is not None else None
         self.histogram.set_threshold(threshold if threshold is not None else self._calibrated)
         self.use_button.setEnabled(False)
+        self.use_button.setToolTip("Put the threshold the line was dragged to in the recipe (one undo step)")
         self.reset_button.setEnabled(threshold is not None)
         self.teach_button.setEnabled(recipe is not None and (self._worker is None or not self._worker.isRunning()))
 
