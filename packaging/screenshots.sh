@@ -15,6 +15,8 @@ $BIN/inspector segment "$work/demo/images/part_0003.png" --overlay docs/demo-ove
 
 gui() { $BIN/inspector gui --db "$work/demo/inspector.db" --recipe "$work/demo/recipe/demo-label.yaml" "$@"; }
 export XDG_CONFIG_HOME="$work/config"   # a clean window state, not the user's
+# ...with the first-launch "Start here" panel already dismissed, as a user's would be.
+mkdir -p "$work/config/Inspector" && printf '[General]\nstart_here_seen=true\n' > "$work/config/Inspector/Inspector.conf"
 # Operate gets a database of its own: the demo's already holds these images, which a run skips.
 $BIN/inspector gui --db "$work/operate.db" --recipe "$work/demo/recipe/demo-label.yaml" --tab operate \
     --source "$work/demo/images" --start --wait 20 --screenshot docs/operate.png
