@@ -318,7 +318,11 @@ class MqttOutput:
             self._hand(client, results)
             time.sleep(0.01)
         last = self.station.handshake.status()
-        client.publish(self.topics["state"], last.to_json(), qos=self.config.qos, retain=True).wait_for_publish(1)
+        info = client.publish(self.topics["state"], last.to_json(), qos=self.config.qos, retain=True)
+        # the connection gone meanwhile: the last will says "offline" instead; the
+        # connection is still closed, and what was in flight kept for the next start
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(1)
 
     # -- paho's callbacks (its network thread) ----------------------------------------------
 

@@ -248,3 +248,28 @@ def test_a_retained_trigger_is_refused_when_the_broker_hands_it_over_again(data,
     refused = line.replies[1]
     assert not refused["accepted"] and "retained trigger ignored" in refused["reason"]
     assert len(line.results) == 1 and station.handshake.counts["PASS"] + station.handshake.counts["FAIL"] == 1
+
+
+def test_stopping_just_as_the_broker_goes_away_ends_the_connection_cleanly(data, broker, monkeypatch):
+    import signal
+    import threading
+
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    station = data.station().start()
+    output = None
+
+    def connected(connection: str) -> None:
+        if connection == "connected":  # the broker dies, and the station is told to stop, at once
+            broker.kill(signal.SIGKILL)
+            wait_for(lambda: not output._connected, what="the connection to be lost")
+            output._closing.set()
+
+    try:
+        output = MqttOutput(station, MqttConfig(port=broker.port, qos=1), on_connection=connected).start()
+        wait_for(lambda: not output._threads[0].is_alive(), what="the connection's thread to end")
+        output.close()
+        assert not failures, [f.exc_value for f in failures]
+    finally:
+        station.stop()
+        station.store.close()
