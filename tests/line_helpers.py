@@ -43,7 +43,8 @@ class LineData:
         self.all_scenes = [reference, *self.scenes]
         self.incoming = root / "incoming"
         self.incoming.mkdir()
-        self.database = f"sqlite:///{root / 'results.db'}"
+        self.database_file = root / "results.db"
+        self.database = f"sqlite:///{self.database_file}"
 
     def drop(self, k: int, name: str | None = None) -> Path:
         """Part ``k`` written into the incoming folder (as a camera would)."""

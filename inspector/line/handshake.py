@@ -3,7 +3,8 @@
 trigger -> busy -> result -> acknowledge:
 
 - A trigger is accepted only when the station is ready: it gets a result id at once
-  (run id and sequence: ``"12-7"``), and the station is busy until that result is out.
+  (run id, sequence and the run's random token: ``"12-7-3fa9c2d8"``), and the station is
+  busy until that result is out.
   A trigger while busy (or in error, or while a result waits for its acknowledgement) is
   refused with the reason; nothing is queued silently. A trigger id accepted before is
   the same part asked for again: it gets that part's result id, and nothing is taken.
@@ -28,6 +29,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,8 +49,9 @@ class LineResult:
     """One result as the line hears it.
 
     Attributes:
-        id: ``"<run id>-<sequence>"``: stable, unique per results database; a consumer
-            drops a repeat by it.
+        id: ``"<run id>-<sequence>-<token>"``: stable; a consumer drops a repeat by it.
+            The token is random, one per run: a results database started anew numbers
+            its runs from 1 again, and its results must not be taken for repeats.
         station: the station's name.
         run: the stored run the result belongs to; ``sequence`` its place in that run.
         trigger: the id the controller sent with its trigger, if any.
@@ -128,7 +131,8 @@ def error_result(
 ) -> LineResult:
     """The ERROR result a trigger gets when its part has no result of its own (a timeout,
     a station stopped or killed in between)."""
-    run, _, sequence = result_id.rpartition("-")
+    run, _, rest = result_id.partition("-")
+    sequence = rest.partition("-")[0]
     return LineResult(
         id=result_id,
         station=station,
@@ -151,6 +155,7 @@ def error_result(
 @dataclass
 class _Pending:
     result_id: str
+    sequence: int
     trigger: str | None
     started: float  # time.monotonic()
     timed_out: bool = False
@@ -191,6 +196,7 @@ class Handshake:
         self._products: tuple[str, ...] = ()
         self._run: int | None = None
         self._sequence = 0
+        self._token = ""
         self._pending: _Pending | None = None
         self._unacknowledged: str | None = None
         self._switching: str | None = None
@@ -266,6 +272,7 @@ class Handshake:
         """A run of ``product``'s recipe started: results are numbered anew under its id."""
         with self._lock:
             self._run, self._sequence, self._product = run_id, 0, product
+            self._token = uuid.uuid4().hex[:8]
             self._switching = None
             busy_finishing = self._pending is not None
         if not busy_finishing:
@@ -325,7 +332,7 @@ class Handshake:
 
     def _next_id(self) -> tuple[str, int]:
         self._sequence += 1
-        return f"{self._run}-{self._sequence}", self._sequence
+        return f"{self._run}-{self._sequence}-{self._token}", self._sequence
 
     def result(self, image: str, result: InspectionResult) -> LineResult | None:
         """A result from the inspection loop: the pending trigger's, or an untriggered
@@ -339,7 +346,7 @@ class Handshake:
             else:
                 late = False
                 if pending is not None:
-                    result_id, sequence = pending.result_id, int(pending.result_id.rsplit("-", 1)[1])
+                    result_id, sequence = pending.result_id, pending.sequence
                 else:
                     result_id, sequence = self._next_id()
                 sent = LineResult(
@@ -418,8 +425,8 @@ class Handshake:
             if refusal is not None:
                 self.counts["refused"] += 1
                 return Reply(False, "trigger", refusal, trigger=trigger)
-            result_id, _ = self._next_id()
-            self._pending = _Pending(result_id, trigger, time.monotonic())
+            result_id, sequence = self._next_id()
+            self._pending = _Pending(result_id, sequence, trigger, time.monotonic())
             if trigger is not None:
                 self._accepted[trigger] = result_id
                 while len(self._accepted) > REMEMBERED_TRIGGERS:

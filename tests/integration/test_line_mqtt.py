@@ -59,7 +59,7 @@ def test_a_trigger_over_mqtt_gets_its_result_id_and_the_result(data, on_broker, 
     reply = line.replies[0]
     assert reply["accepted"] and reply["trigger"] == "plc-4711"
     result = line.results[0]
-    assert result["id"] == reply["result_id"] == f"{station.runs[0]}-1"
+    assert result["id"] == reply["result_id"] and result["id"].startswith(f"{station.runs[0]}-1-")
     assert (result["verdict"], result["trigger"], result["product"]) == ("FAIL", "plc-4711", "Label")
     assert result["defects"] >= 1 and result["image"].endswith("p00001.png")
     assert result["inspect_ms"] > 0 and result["latency_ms"] >= result["inspect_ms"] * 0.5

@@ -62,7 +62,8 @@ def test_each_trigger_takes_the_next_file_and_its_result_is_sent_and_stored(data
         ids.append(reply.result_id)
         wait_for(lambda count=count: len(heard.results) == count, what="the result")
     run = station.runs[0]
-    assert ids == [f"{run}-1", f"{run}-2", f"{run}-3"]
+    assert [i.rsplit("-", 1)[0] for i in ids] == [f"{run}-1", f"{run}-2", f"{run}-3"]
+    assert len({i.rsplit("-", 1)[1] for i in ids}) == 1  # the run's token
     assert [r.id for r in heard.results] == ids
     assert [r.verdict for r in heard.results] == ["PASS", "FAIL", "PASS"]
     assert heard.results[1].defects >= 1 and heard.results[1].trigger == "plc-2"
@@ -159,7 +160,7 @@ def test_switching_products_runs_the_other_recipe_and_refuses_unknown_ones(data,
     reply = station.trigger()
     wait_for(lambda: heard.results, what="the result")
     assert heard.results[0].product == "Label B"
-    assert reply.result_id == f"{station.runs[-1]}-1" and len(station.runs) == 2
+    assert reply.result_id.startswith(f"{station.runs[-1]}-1-") and len(station.runs) == 2
     station.stop()
     assert rows(data.database, "SELECT product FROM inspections") == [("Label B",)]
 
@@ -188,7 +189,7 @@ def test_a_hot_folder_station_sends_what_comes_and_refuses_triggers(data):
         data.drop(2)
         wait_for(lambda: len(heard.results) == 3, what="the third result")
         assert [r.product for r in heard.results] == ["Label", "Label", "Label B"]
-        assert heard.results[2].id == f"{station.runs[-1]}-1"
+        assert heard.results[2].id.startswith(f"{station.runs[-1]}-1-")
     finally:
         station.stop()
         store.close()
@@ -336,7 +337,7 @@ def test_a_trigger_id_sent_again_gets_its_part_s_result_id_and_takes_no_part(dat
     assert again.accepted and again.result_id == first.result_id
     assert heard.state() == "ready" and len(heard.results) == 1
     other = station.trigger("plc-8")
-    assert other.accepted and other.result_id == f"{station.runs[0]}-2"
+    assert other.accepted and other.result_id.startswith(f"{station.runs[0]}-2-")
     wait_for(lambda: len(heard.results) == 2, what="the next part's result")
     assert heard.results[1].image.endswith("p00001.png")
 
@@ -387,3 +388,23 @@ def test_a_switch_that_fails_after_the_part_in_hand_was_answered_leaves_the_stat
         assert handshake.trigger("b").accepted
     finally:
         handshake.close()
+
+
+def test_result_ids_are_not_used_again_by_a_results_database_started_anew(data):
+    ids = []
+    for _ in range(2):
+        station = data.station()
+        heard = Heard(station)
+        station.start()
+        try:
+            wait_for(lambda heard=heard: heard.state() == "ready", what="the station to be ready")
+            data.drop(len(ids))
+            reply = station.trigger()
+            wait_for(lambda heard=heard: heard.results, what="the result")
+            ids.append((station.runs[0], reply.result_id))
+        finally:
+            station.stop()
+            station.store.close()
+        data.database_file.unlink()  # the results database started anew: its runs count from 1 again
+    (first_run, first), (second_run, second) = ids
+    assert first_run == second_run and first != second
