@@ -40,7 +40,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from inspector.line.config import ConfigError, MqttConfig, topic_name_problem
-from inspector.line.handshake import LineResult, Reply, Status, error_result
+from inspector.line.messages import LineResult, Reply, Status, error_result
 from inspector.line.outbox import Journal
 from inspector.line.station import Station
 

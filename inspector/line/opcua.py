@@ -54,7 +54,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 
 from inspector.errors import InspectorError
 from inspector.line.config import OpcUaConfig
-from inspector.line.handshake import LineResult, Status
+from inspector.line.messages import LineResult, Status
 from inspector.line.station import Station
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 from inspector.engine.pipeline import open_pipeline
 from inspector.errors import InspectorError
 from inspector.line.config import ConfigError, SourceConfig, StationConfig, topic_name_problem
-from inspector.line.handshake import LineResult, Status
+from inspector.line.messages import LineResult, Status
 from inspector.line.recipes import RecipeShelf
 from inspector.line.station import PipelineFactory, Station
 from inspector.line.triggered import CameraCapture, FolderCapture, Relay, TriggeredSource

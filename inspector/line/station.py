@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from inspector.engine.pipeline import InspectionPipeline
 from inspector.errors import InspectorError
-from inspector.line.handshake import Handshake, Reply
+from inspector.line.handshake import Handshake
+from inspector.line.messages import Reply
 from inspector.line.recipes import RecipeShelf
 from inspector.line.triggered import Relay, TriggeredSource
 from inspector.recipe.io import recipe_hash

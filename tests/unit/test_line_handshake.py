@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from inspector.line.handshake import LineResult, Status
+from inspector.line.messages import LineResult, Status
 from inspector.line.recipes import RecipeShelf
 from inspector.line.station import Station
 from inspector.line.triggered import Relay
