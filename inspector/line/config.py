@@ -23,30 +23,48 @@ Example::
     opcua:
       host: 127.0.0.1
       port: 4840
+      certificate: pki/station.der   # the server's own certificate and key (PEM or DER)
+      private_key: pki/station.key
+      security: [sign_and_encrypt]   # none | sign | sign_and_encrypt (default with a
+                                     # certificate: sign_and_encrypt, else none)
+      trusted_clients: pki/trusted/  # client certificates allowed to connect and log in
 
 Relative paths are taken from the configuration file's folder. Passwords are never in
-the file: ``password_env`` names the environment variable that holds one.
+the file: ``password_env`` names the environment variable that holds one. Certificate
+and key files are read as untrusted input: regular files of ``MAX_KEY_FILE_BYTES`` at
+most, parsed, never executed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from inspector.errors import InspectorError
 from inspector.recipe.checks import Checker
 
 CONFIG_VERSION = 1
 MAX_CONFIG_BYTES = 64 * 1024  # a station's configuration is a page of YAML
+MAX_KEY_FILE_BYTES = 64 * 1024  # a certificate (with its chain) or a key is a few kB
+MAX_TRUSTED_CLIENTS = 1000
+CERTIFICATE_SUFFIXES = (".der", ".pem", ".crt", ".cer")
 
 SourceKind = Literal["trigger", "watch", "camera"]
 CaptureKind = Literal["folder", "camera"]
+SecurityMode = Literal["none", "sign", "sign_and_encrypt"]
+SECURITY_MODES = ("none", "sign", "sign_and_encrypt")
 
 
 class ConfigError(InspectorError):
@@ -90,6 +108,15 @@ class OpcUaConfig:
     anonymous: bool = True
     username: str | None = None
     password: str | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
+    security: tuple[SecurityMode, ...] = ()  # empty: sign_and_encrypt with a certificate, else none
+    trusted_clients: Path | None = None
+
+    @property
+    def modes(self) -> tuple[SecurityMode, ...]:
+        """The message security the server offers."""
+        return self.security or (("sign_and_encrypt",) if self.certificate is not None else ("none",))
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,98 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _key_file(path: Path) -> bytes:
+    """A certificate's or key's bytes: a regular file of ``MAX_KEY_FILE_BYTES`` at most."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        if info.st_size > MAX_KEY_FILE_BYTES:
+            raise ConfigError(f"{path}: {info.st_size} bytes is too large ({MAX_KEY_FILE_BYTES} at most)")
+        with path.open("rb") as file:
+            return file.read(MAX_KEY_FILE_BYTES + 1)[:MAX_KEY_FILE_BYTES]
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _pem(data: bytes) -> bool:
+    return data.lstrip().startswith(b"-----BEGIN")
+
+
+def read_certificate(path: Path, *, check_dates: bool = True) -> x509.Certificate:
+    """A certificate from a PEM or DER file (the first of a PEM chain).
+
+    Raises:
+        ConfigError: unreadable, too large, not a certificate, or (with ``check_dates``)
+            not valid today.
+    """
+    data = _key_file(path)
+    try:
+        certificate = x509.load_pem_x509_certificate(data) if _pem(data) else x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise ConfigError(f"{path}: not a PEM or DER certificate") from None
+    if check_dates:
+        now = dt.datetime.now(dt.timezone.utc)
+        if certificate.not_valid_after_utc < now:
+            raise ConfigError(f"{path}: the certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}")
+        if certificate.not_valid_before_utc > now:
+            raise ConfigError(f"{path}: the certificate is valid only from {certificate.not_valid_before_utc:%Y-%m-%d}")
+    return certificate
+
+
+def read_private_key(path: Path) -> rsa.RSAPrivateKey:
+    """An unencrypted RSA key (2048 to 4096 bits, as Basic256Sha256 wants) from a PEM or
+    DER file.
+
+    Raises:
+        ConfigError: unreadable, too large, not a key, encrypted, or not such an RSA key.
+    """
+    data = _key_file(path)
+    load = serialization.load_pem_private_key if _pem(data) else serialization.load_der_private_key
+    try:
+        key = load(data, password=None)
+    except TypeError:
+        raise ConfigError(f"{path}: the key is encrypted; give it unencrypted, readable only by the station") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(f"{path}: not a PEM or DER private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(f"{path}: Basic256Sha256 needs an RSA key, got {type(key).__name__}")
+    if not 2048 <= key.key_size <= 4096:
+        raise ConfigError(f"{path}: Basic256Sha256 needs an RSA key of 2048 to 4096 bits, got {key.key_size}")
+    return key
+
+
+def read_trusted_clients(folder: Path) -> list[x509.Certificate]:
+    """The certificates (``*.der``, ``*.pem``, ``*.crt``, ``*.cer``) of a folder, not of its
+    subfolders; their dates are checked when a client presents one.
+
+    Raises:
+        ConfigError: not a folder, none or too many certificates, or one that is not one.
+    """
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in CERTIFICATE_SUFFIXES)
+    except OSError as exc:
+        raise ConfigError(f"{folder}: not a readable folder ({exc.strerror or exc})") from None
+    if not entries:
+        raise ConfigError(f"{folder}: no client certificates ({', '.join(CERTIFICATE_SUFFIXES)}) in it")
+    if len(entries) > MAX_TRUSTED_CLIENTS:
+        raise ConfigError(f"{folder}: {len(entries)} certificates ({MAX_TRUSTED_CLIENTS} at most)")
+    return [read_certificate(path, check_dates=False) for path in entries]
+
+
+def password_exposure(config: OpcUaConfig) -> str | None:
+    """Why the configured user's password could travel in the clear, or None: outside the
+    loopback a username needs the server's certificate and no NoSecurity endpoint."""
+    if config.username is None or is_loopback(config.host):
+        return None
+    if config.certificate is None or "none" in config.modes:
+        return (
+            "a username outside the loopback needs certificate and private_key, and no 'none' in security: "
+            "the password would travel in the clear"
+        )
+    return None
 
 
 def _path(check: Checker, data: dict, key: str, where: str, base: Path, *, required: bool = False) -> Path | None:
@@ -196,30 +315,93 @@ def _mqtt(check: Checker, data: Any) -> MqttConfig | None:
     )
 
 
-def _opcua(check: Checker, data: Any) -> OpcUaConfig | None:
+def _security(check: Checker, d: dict, where: str) -> tuple[SecurityMode, ...]:
+    value = d.get("security")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        check.fail(f"{where}.security", f"must be a non-empty list of {', '.join(SECURITY_MODES)}, got {value!r:.80}")
+        return ()
+    modes = []
+    for i, mode in enumerate(value):
+        if mode not in SECURITY_MODES:
+            check.fail(f"{where}.security[{i}]", f"must be one of {', '.join(SECURITY_MODES)}, got {mode!r:.80}")
+        else:
+            modes.append(mode)
+    return tuple(dict.fromkeys(modes))
+
+
+def _read(check: Checker, field: str, read: Callable[[Path], Any], path: Path | None) -> Any:
+    """What ``read`` makes of the file a field names, or None (and the field's problem)."""
+    if path is None:
+        return None
+    try:
+        return read(path)
+    except ConfigError as exc:
+        check.fail(field, str(exc))
+        return None
+
+
+def _opcua_identity(check: Checker, d: dict, where: str, base: Path) -> dict:
+    """The server's certificate and key, the security it offers and the clients it trusts."""
+    paths = {key: _path(check, d, key, where, base) for key in ("certificate", "private_key", "trusted_clients")}
+    certificate = _read(check, f"{where}.certificate", read_certificate, paths["certificate"])
+    key = _read(check, f"{where}.private_key", read_private_key, paths["private_key"])
+    _read(check, f"{where}.trusted_clients", read_trusted_clients, paths["trusted_clients"])
+    if certificate is not None and key is not None and certificate.public_key() != key.public_key():
+        check.fail(f"{where}.private_key", f"is not the key of {where}.certificate")
+    for given, missing in (("certificate", "private_key"), ("private_key", "certificate")):
+        if paths[given] is not None and paths[missing] is None:
+            check.fail(f"{where}.{missing}", f"missing (required with {where}.{given})")
+    security = _security(check, d, where)
+    if paths["certificate"] is None and {"sign", "sign_and_encrypt"} & set(security):
+        check.fail(f"{where}.security", f"sign and sign_and_encrypt need {where}.certificate and private_key")
+    if paths["trusted_clients"] is not None and (paths["certificate"] is None or security == ("none",)):
+        check.fail(
+            f"{where}.trusted_clients",
+            f"needs {where}.certificate and private_key, and sign or sign_and_encrypt in {where}.security: "
+            "clients prove their certificates over a signed channel",
+        )
+    return {**paths, "security": security}
+
+
+def _opcua(check: Checker, data: Any, base: Path) -> OpcUaConfig | None:
     if data is None:
         return None
     where = "opcua"
-    d = check.section(data, where, {"host", "port", "anonymous", "username", "password", "password_env"})
+    d = check.section(
+        data,
+        where,
+        {
+            "host", "port", "anonymous", "username", "password", "password_env", "certificate", "private_key",
+            "security", "trusted_clients",
+        },
+    )  # fmt: skip
     host = _host(check, d, where)
     username = check.text(d, "username", where, max_length=200)
     password = _password(check, d, where)
     anonymous = check.flag(d, "anonymous", where, is_loopback(host))
-    if not anonymous and (username is None or password is None):
+    identity = _opcua_identity(check, d, where, base)
+    if not anonymous and identity["trusted_clients"] is None and (username is None or password is None):
         check.fail(
             where,
             "anonymous access is off (the default outside the loopback): give username and password_env, "
-            "or anonymous: true",
+            "or trusted_clients, or anonymous: true",
         )
     if username is not None and password is None and "password_env" not in d:
         check.fail(f"{where}.password_env", "missing (required with a username)")
-    return OpcUaConfig(
+    config = OpcUaConfig(
         host=host,
         port=check.number(d, "port", where, 4840, low=1, high=65535, integer=True),
         anonymous=anonymous,
         username=username,
         password=password,
+        **identity,
     )
+    exposure = password_exposure(config)
+    if exposure is not None:
+        check.fail(where, exposure)
+    return config
 
 
 def parse_config(raw: Any, *, base: Path, origin: str = "station configuration") -> StationConfig:
@@ -253,7 +435,7 @@ def parse_config(raw: Any, *, base: Path, origin: str = "station configuration")
             timeout=check.number(shake, "timeout", "handshake", 30.0, low=0.1, high=86_400),
         ),
         mqtt=_mqtt(check, top.get("mqtt")),
-        opcua=_opcua(check, top.get("opcua")),
+        opcua=_opcua(check, top.get("opcua"), base),
     )
     if config.database and "://" not in config.database and not Path(config.database).is_absolute():
         config = replace(config, database=str(base / config.database))

@@ -33,9 +33,16 @@ only with the result); ``AcknowledgeResult`` is ours (40100-1 leaves the handsha
 the PLC). The result's verdict is text (PASS / FAIL / ERROR) rather than its
 ``ResultState`` number, and there is no ``ResultContent``.
 
-Security: no message security (``NoSecurity``); anonymous access is allowed only where
-configured (by default only on the loopback), otherwise a username and password (whose
-value comes from an environment variable) are required.
+Security: with the server's certificate and key configured, Basic256Sha256 endpoints that
+sign, or sign and encrypt, every message (``security``; sign_and_encrypt by default); without
+them only ``NoSecurity``, which outside the loopback refuses a username (its password would
+travel in the clear). A client whose application certificate is not in ``trusted_clients``
+(where that folder is given) cannot open a session, and a client may log in with a
+certificate of that folder. A client of a ``NoSecurity`` channel is refused where no
+``none`` endpoint is offered (asyncua keeps that channel open for discovery). Anonymous
+access is allowed only where configured (by default only on the loopback); otherwise a
+username and password (whose value comes from an environment variable) or a trusted
+certificate are required.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import hmac
 import logging
 import math
@@ -50,10 +58,21 @@ import threading
 from collections.abc import Callable
 
 from asyncua import Server, ua, uamethod
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.internal_session import InternalSession
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 from inspector.errors import InspectorError
-from inspector.line.config import OpcUaConfig
+from inspector.line.config import (
+    OpcUaConfig,
+    password_exposure,
+    read_certificate,
+    read_private_key,
+    read_trusted_clients,
+)
 from inspector.line.messages import LineResult, Status
 from inspector.line.station import Station
 
@@ -132,20 +151,94 @@ def _argument(name: str, kind: ua.VariantType, *, array: bool = False) -> ua.Arg
     return argument
 
 
-class _Users:
-    """Who may connect: the configured user (and, where allowed, anyone)."""
+SECURITY_POLICIES = {
+    "none": ua.SecurityPolicyType.NoSecurity,
+    "sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
+    "sign_and_encrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+}
+
+
+def _fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def _common_name(certificate: x509.Certificate) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else certificate.subject.rfc4514_string()
+
+
+class _Identity:
+    """The server's certificate and key (DER) and the trusted clients' certificates by
+    their SHA-256 fingerprint, read (and checked) once at start."""
 
     def __init__(self, config: OpcUaConfig) -> None:
-        self.config = config
+        self.certificate = self.private_key = None
+        self.application_uri: str | None = None
+        if config.certificate is not None and config.private_key is not None:
+            certificate = read_certificate(config.certificate)
+            key = read_private_key(config.private_key)
+            if certificate.public_key() != key.public_key():
+                raise InspectorError(f"{config.private_key}: is not the key of {config.certificate}")
+            self.certificate = certificate.public_bytes(serialization.Encoding.DER)
+            self.private_key = key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            with contextlib.suppress(x509.ExtensionNotFound):  # clients check it against the certificate's
+                names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                self.application_uri = next(iter(names.get_values_for_type(x509.UniformResourceIdentifier)), None)
+        self.trusted: dict[str, x509.Certificate] = {}
+        if config.trusted_clients is not None:
+            for certificate in read_trusted_clients(config.trusted_clients):
+                self.trusted[_fingerprint(certificate.public_bytes(serialization.Encoding.DER))] = certificate
+
+    def trusted_client(self, der: bytes | None) -> x509.Certificate | None:
+        """The trusted certificate these DER bytes are, if it is valid today."""
+        certificate = self.trusted.get(_fingerprint(der)) if der else None
+        now = dt.datetime.now(dt.timezone.utc)
+        if certificate is None or not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            return None
+        return certificate
+
+    async def validate_client(self, certificate: x509.Certificate, _description) -> None:
+        """A client's application certificate, when it opens a session."""
+        if self.trusted_client(certificate.public_bytes(serialization.Encoding.DER)) is None:
+            log.warning("OPC UA: refused a client certificate that is not trusted: %s", certificate.subject)
+            raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
+
+
+class _Users:
+    """Who may log in: the configured user, a trusted certificate, and, where allowed, anyone.
+
+    asyncua passes the channel's client certificate as ``certificate`` for every token but
+    a certificate token, whose own certificate it passes; anonymous tokens never get here
+    where anonymous access is off (they are not among the server's identity tokens)."""
+
+    def __init__(self, config: OpcUaConfig, identity: _Identity) -> None:
+        self.config, self.identity = config, identity
 
     def get_user(self, iserver, username=None, password=None, certificate=None) -> User | None:
-        if username is None:  # anonymous (no certificate users are configured)
-            return User(role=UserRole.User) if self.config.anonymous else None
-        if self.config.username is not None and _same(username, self.config.username) & _same(
-            password, self.config.password
-        ):
-            return User(role=UserRole.User, name=username)
-        return None
+        if username is not None:
+            if self.config.username is not None and _same(username, self.config.username) & _same(
+                password, self.config.password
+            ):
+                return User(role=UserRole.User, name=username)
+            return None
+        trusted = self.identity.trusted_client(certificate) if self.identity.trusted else None
+        if trusted is not None:
+            return User(role=UserRole.User, name=_common_name(trusted))
+        return User(role=UserRole.User) if self.config.anonymous else None
+
+
+class _SecureChannelSession(InternalSession):
+    """A session that is activated only over a signed channel. asyncua lets any client
+    open a NoSecurity channel (for discovery) and would activate a session on it even where
+    no ``none`` endpoint is offered; such a channel has no client certificate (None or
+    empty)."""
+
+    def activate_session(self, params, peer_certificate):
+        if not peer_certificate:
+            raise ServiceError(ua.StatusCodes.BadSecurityModeRejected)
+        return super().activate_session(params, peer_certificate)
 
 
 class OpcUaOutput:
@@ -167,10 +260,24 @@ class OpcUaOutput:
         self._queue: asyncio.Queue | None = None
         self._ready = threading.Event()
         self._problem: str | None = None
+        self._identity: _Identity | None = None  # read at start
         self._thread = threading.Thread(target=self._main, name="inspector-opcua", daemon=True)
         self.nodes: dict[str, object] = {}
 
     def start(self, timeout: float = 30.0) -> OpcUaOutput:
+        """Serve; the certificate, key and trusted clients are read (and checked) first.
+
+        Raises:
+            InspectorError: a password that would travel in the clear, a certificate or key
+                that cannot be used, or a server that does not start (each said).
+        """
+        exposure = password_exposure(self.config)
+        if exposure is not None:
+            raise InspectorError(f"OPC UA server at {self.endpoint}: {exposure}")
+        try:
+            self._identity = _Identity(self.config)
+        except InspectorError as exc:
+            raise InspectorError(f"OPC UA server at {self.endpoint}: {exc}") from None
         self._thread.start()
         if not self._ready.wait(timeout):
             raise InspectorError(f"OPC UA server at {self.endpoint}: did not start in {timeout:g} s")
@@ -297,16 +404,40 @@ class OpcUaOutput:
         self._events.event.Severity = 500 if result.verdict != "PASS" else 100
         await self._events.trigger(message=f"result {result.id}: {result.verdict}")
 
+    async def _secure(self, server: Server) -> None:
+        """The endpoints' message security, the server's certificate, who may log in how."""
+        config, identity = self.config, self._identity
+        if identity.certificate is not None:
+            await server.load_certificate(identity.certificate, format="der")
+            await server.load_private_key(identity.private_key, format="der")
+            if identity.application_uri:
+                await server.set_application_uri(identity.application_uri)
+        server.set_security_policy([SECURITY_POLICIES[mode] for mode in config.modes])
+        tokens = [ua.UserNameIdentityToken] if config.username is not None else []
+        tokens += [ua.X509IdentityToken] if identity.trusted else []
+        tokens += [ua.AnonymousIdentityToken] if config.anonymous else []
+        server.set_identity_tokens(tokens)
+        if identity.trusted:
+            server.set_certificate_validator(identity.validate_client)
+        if "none" not in config.modes:
+            iserver = server.iserver
+
+            def create_session(name, user=None, external=False):
+                user = user or User(role=UserRole.Anonymous)
+                return _SecureChannelSession(
+                    iserver, iserver.aspace, iserver.subscription_service, name, user=user, external=external
+                )
+
+            iserver.create_session = create_session
+
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
-        server = Server(user_manager=_Users(self.config))
+        server = Server(user_manager=_Users(self.config, self._identity))
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"Inspector station {self.station.name}")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-        tokens = [ua.UserNameIdentityToken] + ([ua.AnonymousIdentityToken] if self.config.anonymous else [])
-        server.set_identity_tokens(tokens)
+        await self._secure(server)
         await self._build(server)
         async with server:
             self.station.handshake.subscribe(
