@@ -196,3 +196,94 @@ class LatestTask(QObject):
         self._pending = None
         if self._worker is not None:
             self._worker.wait()
+
+
+class _Watched:
+    """A pipeline that keeps, on the thread that inspects, the last image it inspected
+    and its result: the station tells the line a result without its picture, and Operate
+    shows both. A live source's frames are inspected on the station's own thread, just
+    before their result is told on it."""
+
+    def __init__(self, pipeline, seen: threading.local) -> None:
+        self._pipeline, self._seen = pipeline, seen
+
+    def __getattr__(self, name: str):
+        if name == "_pipeline":  # not set yet (a copy being made): no endless lookup
+            raise AttributeError(name)
+        return getattr(self._pipeline, name)
+
+    def inspect(self, image, *, registration=None):
+        result = self._pipeline.inspect(image, registration=registration)
+        self._seen.last = (getattr(image, "pixels", image), result)
+        return result
+
+    def worker_copy(self, *, threads: int | None = None):
+        return _Watched(self._pipeline.worker_copy(threads=threads), self._seen)
+
+
+class StationWorker(QThread):
+    """Runs a line station from its configuration file, as ``inspector serve`` does
+    (``line.service.LineService``), until stopped; Stop lets the part in hand finish.
+
+    The configuration is read, the store opened and the outputs started here, never on
+    the GUI thread. ``prepare(image, result)`` runs on the station's thread for each
+    inspected image, as ``InspectionWorker``'s does.
+    """
+
+    configured = Signal(object)  # the StationConfig, before any output says its state
+    status = Signal(object)  # line.messages.Status
+    result = Signal(object, object, object, object)  # LineResult, image or None, InspectionResult or None, prepared
+    connection = Signal(str, str)  # output ("mqtt", "opcua", "camera"), its state as it says it
+    stopped_station = Signal(object)  # the runs it stored (list of run ids)
+    failed = Signal(str)
+
+    def __init__(self, name: str, config_file: str, parent=None, *, prepare=None) -> None:
+        super().__init__(parent)
+        self.name, self.config_file, self.prepare = name, config_file, prepare
+        self.cancel = threading.Event()
+        self._seen = threading.local()
+
+    def stop(self) -> None:
+        self.cancel.set()
+
+    def _pipelines(self, device: str):
+        from inspector.engine import pipeline as engine
+
+        return lambda recipe: _Watched(engine.open_pipeline(recipe, device=device), self._seen)
+
+    def _on_result(self, sent) -> None:
+        image, inspected = getattr(self._seen, "last", (None, None))
+        self._seen.last = (None, None)
+        reading_ms = sent.inspect_ms - inspected.total_ms if inspected is not None else -1.0
+        if inspected is None or (inspected.verdict, len(inspected.findings)) != (sent.verdict, sent.defects):
+            image, inspected = None, None  # a result the station made itself (a timeout): no picture
+        elif reading_ms >= -0.01:  # the loop adds the image's reading to what the pipeline timed
+            inspected = inspected.with_timing("read", max(reading_ms, 0.0))
+        else:
+            image, inspected = None, None  # not this result's picture
+        shown = self.prepare(image, inspected) if self.prepare is not None and image is not None else None
+        self.result.emit(sent, image, inspected, shown)
+
+    def run(self) -> None:
+        from inspector.line.config import load_config
+        from inspector.line.service import LineService
+
+        try:
+            config = load_config(self.config_file)
+            service = LineService(
+                self.name,
+                config,
+                pipeline=self._pipelines(config.device),
+                on_status=self.status.emit,
+                on_result=self._on_result,
+                on_connection=self.connection.emit,
+            )
+            self.configured.emit(config)
+            service.start()
+            try:
+                self.cancel.wait()
+            finally:
+                service.stop()
+            self.stopped_station.emit(list(service.station.runs))
+        except BaseException as exc:
+            self.failed.emit(_describe(exc))

@@ -29,6 +29,7 @@ from inspector.gui.widgets.elided import ElidedLabel
 from inspector.gui.widgets.image_view import ImageView, qimage_from_bgr
 from inspector.gui.widgets.job_bar import JobBar
 from inspector.gui.widgets.rejects_strip import RejectsStrip
+from inspector.gui.widgets.station_run import StationRun
 
 VERDICT_STYLE = {
     "PASS": "background:#1b7f3b;color:white",
@@ -38,6 +39,9 @@ VERDICT_STYLE = {
     "CONNECTING": "background:#555;color:#ddd",
     "NO CAMERA": "background:#2c3e50;color:#f5b7b1",
     "RECONNECTING": "background:#7d6608;color:white",
+    "STARTING": "background:#555;color:#ddd",  # a line station's states (station_run.py)
+    "BUSY": "background:#1f4e79;color:white",
+    "OFFLINE": "background:#2c3e50;color:#ddd",
 }
 LIVE_FPS = 30  # live view refresh from cameras
 RESULT_HOLD_S = 0.8  # how long an inspected frame's outlines stay before the live view resumes
@@ -115,6 +119,8 @@ class OperateWorkspace(QWidget):
         self.trigger_button.setEnabled(False)
         self.trigger_button.clicked.connect(self.fire)
         QShortcut(QKeySequence(Qt.Key.Key_T), self, activated=self.fire)
+        self._source_button = source_button
+        self.station_run = StationRun(self, result_pictures)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Source"))
@@ -125,6 +131,7 @@ class OperateWorkspace(QWidget):
             self.sort_files,
             self.trigger_mode,
             self.trigger_button,
+            self.station_run.button,
             self.start_button,
         ):
             top.addWidget(widget)
@@ -149,6 +156,7 @@ class OperateWorkspace(QWidget):
         side.addWidget(self.verdict)
         side.addWidget(self.current)
         side.addWidget(self.source_status)
+        side.addWidget(self.station_run.panel)
         side.addWidget(self.tally)
         side.addStretch(1)
         side_widget = QWidget()
@@ -191,11 +199,17 @@ class OperateWorkspace(QWidget):
     @property
     def running(self) -> bool:
         """From Start until the run's end has been shown (not merely until its thread exits)."""
-        return self._worker is not None
+        return self._worker is not None or self.station_run.running
+
+    def source_widgets(self) -> tuple[QWidget, ...]:
+        """What only an inspection run uses (a station takes its source from its file)."""
+        return (self.source_edit, self._source_button, self.inspect_again, self.sort_files, self.trigger_mode)
 
     def toggle(self) -> None:
         if self.running:
             self.stop()
+        elif self.station_run.file is not None:
+            self.station_run.start()
         else:
             self.start()
 
@@ -260,6 +274,7 @@ class OperateWorkspace(QWidget):
             self._source.fire()
 
     def stop(self) -> None:
+        self.station_run.stop()
         if self._worker is not None:
             self._worker.stop()
             self._source.stop()  # a live source waits for frames: wake it up
@@ -271,9 +286,14 @@ class OperateWorkspace(QWidget):
         if self._worker is not None:
             self.stop()
             self._worker.wait()  # within one image: destroying a running thread aborts
+        self.station_run.shutdown()
         self.tally.shutdown()
 
     # -- results -------------------------------------------------------------------------
+
+    def show_tile(self, text: str) -> None:
+        """The verdict tile: a verdict, a station's or camera's state, "" for READY."""
+        self._show_verdict(text)
 
     def _show_verdict(self, verdict: str) -> None:
         self.verdict.setText(verdict or "READY")
@@ -305,6 +325,10 @@ class OperateWorkspace(QWidget):
         if time.monotonic() >= self._overlay_until:
             self.view.set_image(image)
             self.view.set_overlay(None)
+
+    def show_result(self, name: str, result: InspectionResult, image, pictures) -> None:
+        """A result in the tile, the pane, the counters and the rejects strip."""
+        self._on_result(name, result, image, pictures)
 
     def _on_result(self, name: str, result: InspectionResult, image, pictures) -> None:
         self._overlay_until = time.monotonic() + RESULT_HOLD_S
@@ -353,9 +377,13 @@ class OperateWorkspace(QWidget):
 
     def _on_thread_done(self) -> None:
         self._worker = None
+        self.run_ended()
+
+    def run_ended(self) -> None:
+        """A run's or a station's end shown: Start again, the job and its settings free."""
         self.trigger_button.setEnabled(False)
         self.start_button.setText("Start")
         self.start_button.setEnabled(True)
         self.job.set_running(False)
-        self.inspect_again.setEnabled(True)
+        self.inspect_again.setEnabled(self.station_run.file is None)
         self.running_changed.emit(False)
