@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert
 
+from inspector.gui.pdf import write_pdf
 from inspector.report import ReportFilter, export_report
 from inspector.store.database import open_store
 from inspector.store.models import Defect, Inspection, RecipeSnapshot, Run
@@ -117,7 +118,7 @@ def _measure(args, server) -> None:
         print(f"filled {args.rows} inspections in {time.perf_counter() - t0:.1f} s (RSS peak {peak_rss_mb():.0f} MB)")
         for fmt in ("html", "pdf", "csv"):
             t0 = time.perf_counter()
-            written = export_report(store, ReportFilter(), fmt, Path(tmp) / f"report.{fmt}")
+            written = export_report(store, ReportFilter(), fmt, Path(tmp) / f"report.{fmt}", print_pdf=write_pdf)
             size = sum(p.stat().st_size for p in written) / 1e6
             print(
                 f"{fmt:<5} {time.perf_counter() - t0:6.2f} s  {size:7.2f} MB  (RSS peak so far {peak_rss_mb():.0f} MB)"

@@ -59,6 +59,13 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _pdf_printer():
+    """Qt's printer of the report's HTML (imported only for a PDF: Qt costs a second)."""
+    from inspector.gui.pdf import write_pdf
+
+    return write_pdf
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.report import ReportFilter, ReportInfo, export_report
     from inspector.store.database import open_store
@@ -81,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if _same_file(args.out, store.sqlite_path):
             raise InspectorError(f"--out {args.out} is the database the report is read from, or one of its files")
         info = ReportInfo(lot=args.lot, order=args.order, signed_by=args.signed_by)
-        written = export_report(store, flt, fmt, args.out, info)
+        written = export_report(store, flt, fmt, args.out, info, print_pdf=_pdf_printer() if fmt == "pdf" else None)
     finally:
         store.close()
     for path in written:

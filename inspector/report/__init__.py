@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -14,12 +15,24 @@ ReportFormat = Literal["csv", "html", "pdf"]
 FORMATS: tuple[ReportFormat, ...] = ("csv", "html", "pdf")
 
 
+PdfPrinter = Callable[[str, Path], Path]  # the report's HTML -> a PDF file (inspector.gui.pdf.write_pdf)
+
+
 def export_report(
-    store: Store, flt: ReportFilter, fmt: ReportFormat, out: Path, info: ReportInfo | None = None
+    store: Store,
+    flt: ReportFilter,
+    fmt: ReportFormat,
+    out: Path,
+    info: ReportInfo | None = None,
+    *,
+    print_pdf: PdfPrinter | None = None,
 ) -> list[Path]:
     """Write a report of the inspections matching ``flt``; returns the files written.
     HTML and PDF are one document (see ``html.py``); ``info`` adds lot, order and who
-    signs it."""
+    signs it. A PDF is that document printed by ``print_pdf`` (Qt's, which lives in the
+    GUI package: the face asking for a PDF hands it over)."""
+    if fmt == "pdf" and print_pdf is None:
+        raise ValueError("a PDF report needs print_pdf (inspector.gui.pdf.write_pdf)")
     with store.session() as session:
         if fmt == "csv":
             from inspector.report.csv_export import write_csv
@@ -41,9 +54,7 @@ def export_report(
     if fmt == "html":
         out.write_text(html, encoding="utf-8")
         return [out]
-    from inspector.report.pdf import write_pdf
-
-    return [write_pdf(html, out)]
+    return [print_pdf(html, out)]
 
 
 __all__ = ["FORMATS", "ReportFilter", "ReportInfo", "export_report"]

@@ -1,5 +1,5 @@
 """The report as one HTML document: the HTML report itself (one self-contained file that
-opens offline) and the source the PDF is printed from (``pdf.py``), so the two never
+opens offline) and the source the PDF is printed from (``gui/pdf.py``), so the two never
 differ in content.
 
 It keeps to what both a browser and Qt's text layout render: tables for layout, charts

@@ -20,17 +20,12 @@ def _imported_roots(path: Path) -> set[str]:
     return roots
 
 
-# The PDF report is the HTML report printed by Qt's text layout (one document for both).
-QT_OUTSIDE_GUI = {Path("report") / "pdf.py"}
-
-
 def test_qt_only_in_gui_and_torch_only_in_engine():
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         part = path.relative_to(PACKAGE).parts[0]
         roots = _imported_roots(path)
-        qt_allowed = part == "gui" or path.relative_to(PACKAGE) in QT_OUTSIDE_GUI
-        if not qt_allowed and roots & {"PySide6", "PyQt5", "PyQt6", "qtpy"}:
+        if part != "gui" and roots & {"PySide6", "PyQt5", "PyQt6", "qtpy"}:
             offenders.append(f"{path}: Qt")
         if part != "engine" and roots & {"torch", "torchvision", "ultralytics", "open_clip"}:
             offenders.append(f"{path}: torch/ultralytics")

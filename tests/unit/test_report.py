@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, text
 
 from inspector.cli import main
+from inspector.gui.pdf import write_pdf
 from inspector.report import ReportFilter, export_report
 from inspector.services.inspection_loop import run_inspection
 from inspector.sources.files import FileSource
@@ -111,7 +112,7 @@ def pdf_text(document) -> str:
 
 def test_pdf_renders_with_every_section(filled):
     store, tmp, _db = filled
-    (path,) = export_report(store, ReportFilter(), "pdf", tmp / "report.pdf")
+    (path,) = export_report(store, ReportFilter(), "pdf", tmp / "report.pdf", print_pdf=write_pdf)
     doc = pymupdf.open(path)
     assert doc.page_count >= 2  # the summary, then the rejects
     text = pdf_text(doc)
@@ -126,7 +127,7 @@ def test_filters_and_an_empty_period(filled):
     future = datetime.now() + timedelta(days=365)
     (path,) = export_report(store, ReportFilter(since=future), "html", tmp / "empty.html")
     assert "No inspections" in path.read_text()
-    (pdf,) = export_report(store, ReportFilter(since=future), "pdf", tmp / "empty.pdf")
+    (pdf,) = export_report(store, ReportFilter(since=future), "pdf", tmp / "empty.pdf", print_pdf=write_pdf)
     assert "No inspection matches" in pymupdf.open(pdf)[0].get_text()
     export_report(store, ReportFilter(verdict="FAIL"), "csv", tmp / "fails.csv")
     with (tmp / "fails.csv").open() as f:
@@ -275,7 +276,7 @@ def test_names_that_look_like_formulas_or_math_are_written_as_text(filled):
     with paths[0].open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(r["product"].startswith("'=HYPERLINK") for r in rows)  # quoted, not run
-    (pdf,) = export_report(store, ReportFilter(), "pdf", tmp / "r.pdf")
+    (pdf,) = export_report(store, ReportFilter(), "pdf", tmp / "r.pdf", print_pdf=write_pdf)
     with pymupdf.open(pdf) as document:
         assert document.page_count >= 2  # the whole report, the rejects with the $ names included
         assert "$\\frac{a}{b}$.png" in pdf_text(document)
@@ -309,7 +310,7 @@ def test_a_report_a_customer_can_read(filled, monkeypatch):
         store, tmp, _db = filled
         info = ReportInfo(lot="L-2026-117", order="PO 4711", signed_by="A. Smith")
         (html_path,) = export_report(store, ReportFilter(), "html", tmp / "r.html", info)
-        (pdf_path,) = export_report(store, ReportFilter(), "pdf", tmp / "r.pdf", info)
+        (pdf_path,) = export_report(store, ReportFilter(), "pdf", tmp / "r.pdf", info, print_pdf=write_pdf)
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from inspector.engine.image import read_image
 from inspector.errors import InspectorError
 from inspector.gui import render
+from inspector.gui.pdf import write_pdf
 from inspector.gui.widgets.elided import ElidedLabel
 from inspector.gui.widgets.image_view import ImageView, qimage_from_bgr
 from inspector.gui.widgets.review_panel import REVIEW_NAMES, ReviewPanel
@@ -422,7 +423,7 @@ class HistoryWorkspace(QWidget):
         if self._export is not None and self._export.isRunning():
             self.message.emit("A report is still being exported; export again when it is written.", True)
             return None
-        self._export = TaskWorker(lambda: export_report(store, flt, fmt, path), self)
+        self._export = TaskWorker(lambda: export_report(store, flt, fmt, path, print_pdf=write_pdf), self)
         self._export.done.connect(
             lambda written: self.message.emit("Exported " + ", ".join(str(p) for p in written), False)
         )

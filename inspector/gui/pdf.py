@@ -1,6 +1,7 @@
-"""The PDF report: the HTML report's document, laid out and paginated by Qt's text engine.
+"""The PDF report: the HTML report's document (``report/html.py``), laid out and paginated
+by Qt's text engine. Here, where Qt lives; the faces hand it to ``export_report``.
 
-One document is the source of both formats (``html.py``); Qt's QTextDocument gives the
+One document is the source of both formats; Qt's QTextDocument gives the
 pagination, tables that continue across pages with their header row, and the page
 numbers. Text layout and the PDF writer come from QtGui, no widget is made; where no Qt
 application runs (the command line), one is started on the offscreen platform, which
